@@ -1,0 +1,61 @@
+import yargs, { type Argv } from 'yargs';
+import { ThemisError } from '../model/errors.js';
+import { commands } from './commands.js';
+import { EXIT, processOutput, type Output } from './output.js';
+
+/** Options every command takes. */
+export interface GlobalOptions {
+  setupDir: string;
+  json: boolean;
+  verbose: number;
+}
+
+export function buildCli(argv: string[], output: Output = processOutput): Argv {
+  let cli = yargs(argv)
+    .scriptName('themis')
+    .usage('$0 <command> [options]\n\nRun one executable many times with varied inputs, packed onto Slurm, LSF, Flux or this machine.')
+    .option('setup-dir', {
+      type: 'string',
+      default: './.themis_setup',
+      describe: 'the ensemble\'s setup directory',
+      global: true,
+    })
+    .option('json', { type: 'boolean', default: false, describe: 'machine-readable output', global: true })
+    .option('verbose', { alias: 'v', type: 'count', describe: 'more detail (-vv: stack traces)', global: true })
+    .strict()
+    .demandCommand(1, 'name a command; `themis --help` lists them')
+    .recommendCommands()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new ThemisError('USAGE', `${msg}\nRun with --help for usage.`);
+    });
+  for (const make of commands) cli = cli.command(make(output));
+  return cli;
+}
+
+/** Run the CLI; returns the exit code (never calls process.exit itself, so tests can use it). */
+export async function runCli(argv: string[], output: Output = processOutput): Promise<number> {
+  process.exitCode = undefined;
+  try {
+    await buildCli(argv, output).parseAsync();
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (e) {
+    return reportError(e, output, argv.includes('-vv') || argv.includes('--verbose=2'));
+  }
+}
+
+export function reportError(e: unknown, output: Output, stack: boolean): number {
+  if (e instanceof ThemisError) {
+    output.err(`themis: ${e.message}`);
+    if (stack && e.cause) output.err(String((e.cause as Error).stack ?? e.cause));
+    return e.exitCode;
+  }
+  output.err(`themis: unexpected error (this is a bug in themis; please report it with the text below)`);
+  output.err(String((e as Error)?.stack ?? e));
+  return EXIT.bug;
+}

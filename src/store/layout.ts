@@ -1,0 +1,92 @@
+import path from 'node:path';
+
+/**
+ * Every on-disk and environment name themis uses, in one place. Users script against these
+ * (the README's "On-disk layout" section mirrors this file): change them only with a format bump.
+ */
+
+export const FORMAT_VERSION = 1;
+export const DEFAULT_SETUP_DIR = '.themis_setup';
+export const DEFAULT_RUN_DIR_NAMES = 'runs/{run_id}';
+
+/** Environment variables set for every step and read by the runtime commands. */
+export const ENV = {
+  runId: 'THEMIS_RUN_ID',
+  runDir: 'THEMIS_RUN_DIR',
+  setupDir: 'THEMIS_SETUP_DIR',
+  step: 'THEMIS_STEP',
+  /** The packer's clock override for tests: ISO time or epoch ms that "now" starts at. */
+  clock: 'THEMIS_CLOCK_OFFSET_MS',
+} as const;
+
+/** Paths inside the setup directory. */
+export function setupPaths(setupDir: string) {
+  const s = path.resolve(setupDir);
+  return {
+    root: s,
+    ensemble: path.join(s, 'ensemble.json'),
+    /** One file per `gen`/`add` batch: `index/000001.jsonl`, lines {"id":1,"dir":"runs/1"}. */
+    indexDir: path.join(s, 'index'),
+    indexFile: (batch: number) => path.join(s, 'index', `${String(batch).padStart(6, '0')}.jsonl`),
+    /** Serialises `gen --resume`, `add`, `clear` against each other (a mkdir lock). */
+    writeLock: path.join(s, 'write.lock'),
+    batchDir: path.join(s, 'batch'),
+    batchScript: (name: string, allocation: number) => path.join(s, 'batch', `${name}-${allocation}.sh`),
+    /** Each allocation's planned run ids. */
+    planFile: (allocation: number) => path.join(s, 'batch', `plan-${allocation}.json`),
+    logsDir: path.join(s, 'logs'),
+    packerLog: (id: string) => path.join(s, 'logs', `packer-${id}.log`),
+    /** Live packers: one heartbeat file each, rewritten every heartbeat. */
+    packersDir: path.join(s, 'packers'),
+    packerFile: (id: string) => path.join(s, 'packers', `${id}.json`),
+    /** Ensemble-wide flags shared by every packer. */
+    stateDir: path.join(s, 'state'),
+    stopFile: path.join(s, 'state', 'stop.json'),
+    failedDir: path.join(s, 'state', 'failed'),
+    failedMarker: (runId: number) => path.join(s, 'state', 'failed', String(runId)),
+    prepEnsembleLock: path.join(s, 'state', 'prep-ensemble.lock'),
+    prepEnsembleDone: path.join(s, 'state', 'prep-ensemble.done'),
+    postEnsembleMark: (generation: string) => path.join(s, 'state', `post-ensemble-${generation}.done`),
+    generationFile: path.join(s, 'state', 'generation.json'),
+    /** Probe whose mtime tells the file server's clock (heartbeats are compared with it). */
+    clockProbe: path.join(s, 'state', 'clock-probe'),
+    jobsFile: path.join(s, 'jobs.json'),
+    /** Where `gen` stages a new ensemble before renaming it into place. */
+    stagingPrefix: path.join(path.dirname(s), `.${path.basename(s)}.staging-`),
+  };
+}
+export type SetupPaths = ReturnType<typeof setupPaths>;
+
+/** Name of the directory inside each run directory that themis owns. */
+export const RUN_META_DIR = '.themis';
+
+/** Paths inside one run directory. */
+export function runPaths(runDir: string) {
+  const meta = path.join(runDir, RUN_META_DIR);
+  return {
+    dir: runDir,
+    meta,
+    run: path.join(meta, 'run.json'),
+    status: path.join(meta, 'status.json'),
+    result: path.join(meta, 'result.json'),
+    /** The claim: a directory made with mkdir (atomic on NFS), holding owner.json. */
+    claim: path.join(meta, 'claim'),
+    claimOwner: path.join(meta, 'claim', 'owner.json'),
+    /** A mutex taken while breaking a stale claim, so two breakers cannot both succeed. */
+    claimBreak: path.join(meta, 'claim-break'),
+    /** Written by the launcher when a step exits, even if the packer is gone. */
+    exitFile: (step: number, attempt: number) => path.join(meta, `exit-${step}-${attempt}.json`),
+    /** The running step's process (host, pid, pgid) so a successor can stop an orphan. */
+    pidFile: path.join(meta, 'step.pid.json'),
+    /** Asks the packer holding the claim to stop the run (`themis dequeue`). */
+    dequeueRequest: path.join(meta, 'dequeue.request'),
+  };
+}
+export type RunPaths = ReturnType<typeof runPaths>;
+
+export const RUN_LOG = 'run.log';
+
+/** `run.log` rotated before a restart: run_0001.log, run_0002.log, … */
+export function rotatedLogName(n: number): string {
+  return `run_${String(n).padStart(4, '0')}.log`;
+}

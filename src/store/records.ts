@@ -1,0 +1,185 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ThemisError } from '../model/errors.js';
+import type { RunStatus } from '../model/status.js';
+import type { Sample, StepSpec } from '../model/step.js';
+import { checkFormat, readJsonSync, writeJsonAtomicSync } from './atomic.js';
+import { FORMAT_VERSION, runPaths, setupPaths } from './layout.js';
+
+export type SchedulerName = 'slurm' | 'lsf' | 'flux' | 'local';
+
+/** Allocation settings rendered into batch scripts (`gen`'s -N, -t, -p, -b, -m, …). */
+export interface AllocationSettings {
+  nodes: number;
+  /** Minutes; 0 = scheduler default. */
+  walltime: number;
+  partition: string | null;
+  bank: string | null;
+  name: string;
+  allocations: number;
+  repeats: number;
+  /** Minutes before the end of the allocation when no new run starts. */
+  earlyStop: number;
+  /** GPUs per node to ask for; null = derived from what the runs need. */
+  gpusPerNode: number | null;
+  /** A user's own Handlebars template, absolute, or null for the built-in one. */
+  template: string | null;
+}
+
+export interface OnCompletion {
+  args: string[];
+  cwd: string;
+  stdout: string | null;
+  stderr: string | null;
+}
+
+/** `ensemble.json` in the setup directory. */
+export interface EnsembleRecord {
+  format: number;
+  kind: 'themis-ensemble';
+  createdAt: string;
+  /** The ensemble root: the directory `gen` ran in; relative run directories hang off it. */
+  root: string;
+  setupDir: string;
+  /** Absolute application for `Run`s, or null for composite-only ensembles. */
+  application: string | null;
+  appIsBatchScript: boolean;
+  runDirNames: string;
+  parse: string[];
+  copy: string[];
+  symlink: string[];
+  /** -1 = unlimited. */
+  maxRestarts: number;
+  /** null = unlimited. */
+  maxFailedRuns: number | null;
+  abortOn: number[];
+  interface: string | null;
+  scheduler: SchedulerName;
+  allocation: AllocationSettings;
+  onCompletion: OnCompletion | null;
+  /** Replace unknown %%tokens%% by nothing-at-all? No: keep them verbatim when true. */
+  keepUnknownTokens: boolean;
+}
+
+/** `.themis/run.json`: a run's definition, written once at `gen`/`add`. */
+export interface RunRecord {
+  format: number;
+  id: number;
+  sample: Sample;
+  /** Sample keys in their input order (JSON objects keep order, but say it explicitly). */
+  sampleKeys: string[];
+  steps: StepSpec[];
+}
+
+export interface HistoryEntry {
+  at: string;
+  event: string;
+  detail?: string;
+}
+
+/** `.themis/status.json`: written only by the holder of the run's claim. */
+export interface StatusRecord {
+  format: number;
+  id: number;
+  status: RunStatus;
+  /** Index of the step to run next (or running, or that failed). */
+  step: number;
+  /** Attempts of the current step so far (names exit files and rotated logs). */
+  attempt: number;
+  /** Restarts used from the run's budget (reset by requeue). */
+  restarts: number;
+  exitCode: number | null;
+  signal: string | null;
+  /** Why the run is in this state, in words: "timeout after 30 s", "exit 137: killed, often out of memory". */
+  reason: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  host: string | null;
+  jobId: string | null;
+  /** Newest last; trimmed to the last HISTORY_LIMIT entries. */
+  history: HistoryEntry[];
+}
+
+export const HISTORY_LIMIT = 20;
+
+export function newStatus(id: number): StatusRecord {
+  return {
+    format: FORMAT_VERSION,
+    id,
+    status: 'queued',
+    step: 0,
+    attempt: 0,
+    restarts: 0,
+    exitCode: null,
+    signal: null,
+    reason: null,
+    startedAt: null,
+    endedAt: null,
+    host: null,
+    jobId: null,
+    history: [{ at: new Date().toISOString(), event: 'created' }],
+  };
+}
+
+/** Append a history entry, keeping only the newest entries. */
+export function withHistory(status: StatusRecord, event: string, detail?: string): StatusRecord {
+  const entry: HistoryEntry = detail === undefined ? { at: new Date().toISOString(), event } : { at: new Date().toISOString(), event, detail };
+  return { ...status, history: [...status.history, entry].slice(-HISTORY_LIMIT) };
+}
+
+export function readEnsemble(setupDir: string): EnsembleRecord {
+  const file = setupPaths(setupDir).ensemble;
+  const rec = readJsonSync<EnsembleRecord>(file);
+  if (rec === null) {
+    throw new ThemisError(
+      'NOT_FOUND',
+      `no ensemble in ${path.resolve(setupDir)} (${file} is missing); create one with \`themis gen\`, or pass --setup-dir`,
+    );
+  }
+  checkFormat(file, rec, FORMAT_VERSION);
+  return rec;
+}
+
+export function writeEnsemble(setupDir: string, rec: EnsembleRecord): void {
+  writeJsonAtomicSync(setupPaths(setupDir).ensemble, rec, { fsync: true });
+}
+
+export function ensembleExists(setupDir: string): boolean {
+  return fs.existsSync(setupPaths(setupDir).ensemble);
+}
+
+export function readRunRecord(runDir: string): RunRecord {
+  const file = runPaths(runDir).run;
+  const rec = readJsonSync<RunRecord>(file);
+  if (rec === null) throw new ThemisError('NOT_FOUND', `run directory ${runDir} has no ${file}; run \`themis gen --resume\` to render it`);
+  checkFormat(file, rec, FORMAT_VERSION);
+  return rec;
+}
+
+/** The status record, or null when the file is missing. Corrupt files throw FORMAT. */
+export function readStatus(runDir: string): StatusRecord | null {
+  const file = runPaths(runDir).status;
+  const rec = readJsonSync<StatusRecord>(file);
+  if (rec !== null) checkFormat(file, rec, FORMAT_VERSION);
+  return rec;
+}
+
+export function writeStatus(runDir: string, status: StatusRecord): void {
+  writeJsonAtomicSync(runPaths(runDir).status, status);
+}
+
+/** `.themis/result.json`: {format, result}, written by postRun, `themis result`, or the API. */
+export interface ResultRecord {
+  format: number;
+  result: unknown;
+  at: string;
+}
+
+export function readResult(runDir: string): unknown {
+  const rec = readJsonSync<ResultRecord>(runPaths(runDir).result);
+  return rec === null ? null : rec.result;
+}
+
+export function writeResult(runDir: string, result: unknown): void {
+  writeJsonAtomicSync(runPaths(runDir).result, { format: FORMAT_VERSION, result, at: new Date().toISOString() });
+}
