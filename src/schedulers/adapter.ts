@@ -56,6 +56,10 @@ export type JobState = 'pending' | 'running' | 'gone';
  */
 export interface SchedulerAdapter {
   readonly name: SchedulerName;
+  /** The scheduler's job-id placeholder in an output file name (`%j`, `%J`, `{{id}}`); '' for none. */
+  readonly outputJobIdPattern?: string;
+  /** Submitting starts the script in the background here (local): the job id is its pid. */
+  readonly submitDetached?: boolean;
   /** The launcher prefix for `%%themis_launch%%` (no placement known yet); [] for local. */
   launchPrefix(step: StepResources): string[];
   /** The launcher argv for a step the packer placed (prefix to the step's own argv). */

@@ -1,0 +1,179 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ThemisError, describeFsError } from '../model/errors.js';
+import { stepGpus, type StepSpec } from '../model/step.js';
+import type { CommandSpec, ScriptContext } from '../schedulers/adapter.js';
+import { getAdapter } from '../schedulers/index.js';
+import { writeFileAtomicSync, writeJsonAtomicSync } from '../store/atomic.js';
+import { FORMAT_VERSION, setupPaths } from '../store/layout.js';
+import { readRunRecord, type EnsembleRecord } from '../store/records.js';
+import { readIndex } from '../store/run-index.js';
+import { compileTemplate, loadTemplate, type CompiledTemplate } from './handlebars.js';
+
+export interface BatchScriptInfo {
+  allocation: number;
+  /** Absolute path of the rendered script. */
+  path: string;
+  /** How to submit it (`sbatch PATH`, `bsub` < PATH, `flux batch PATH`, PATH). */
+  submit: CommandSpec;
+  runIds: number[];
+}
+
+/** `batch/plan-K.json`: the runs allocation K was sized for. */
+export interface PlanRecord {
+  format: number;
+  allocation: number;
+  runIds: number[];
+}
+
+/** The project root, from this module's location (src/render or dist/render). */
+const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const TEMPLATES_DIR = path.join(PROJECT_ROOT, 'templates');
+/** The packer, by absolute path: a compute node's PATH may not have themis on it. */
+export const PACK_BIN = path.join(PROJECT_ROOT, 'dist', 'bin', 'themis-pack.js');
+
+/**
+ * Split runs into k allocations balanced by cores (tasks x cores per task): largest first, each
+ * onto the least-loaded allocation (ties: the lowest number). Ids are sorted within each plan.
+ * Example: planAllocations([{id:1,cores:4},{id:2,cores:2},{id:3,cores:2}], 2) -> [[1],[2,3]].
+ */
+export function planAllocations(runs: readonly { id: number; cores: number }[], k: number): number[][] {
+  if (!Number.isInteger(k) || k < 1) throw new ThemisError('INPUT', `--allocations must be a whole number >= 1, got ${k}`);
+  const plans: number[][] = Array.from({ length: k }, () => []);
+  const load = new Array<number>(k).fill(0);
+  const order = [...runs].sort((a, b) => b.cores - a.cores || a.id - b.id);
+  for (const run of order) {
+    let best = 0;
+    for (let i = 1; i < k; i++) {
+      if (load[i]! < load[best]! || (load[i] === load[best] && plans[i]!.length < plans[best]!.length)) best = i;
+    }
+    plans[best]!.push(run.id);
+    // A run needing no cores still takes a turn, so plans stay balanced by count too.
+    load[best]! += Math.max(run.cores, 0);
+  }
+  for (const p of plans) p.sort((a, b) => a - b);
+  return plans;
+}
+
+/**
+ * GPUs per node a job must ask for so the biggest step fits: its GPUs spread over every node
+ * (but never fewer than one task's worth). 0 when no step uses GPUs.
+ */
+export function gpusPerNodeNeeded(steps: Iterable<Pick<StepSpec, 'tasks' | 'gpusPerTask'>>, nodes: number): number {
+  let need = 0;
+  for (const s of steps) {
+    if (s.gpusPerTask <= 0) continue;
+    need = Math.max(need, s.gpusPerTask, Math.ceil(stepGpus(s) / Math.max(nodes, 1)));
+  }
+  return need;
+}
+
+/** A name safe as part of a file name: the job name may hold anything a user typed. */
+export function fileSafeName(name: string): string {
+  const s = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[.]+/, '_');
+  return s === '' ? 'themis' : s.slice(0, 100);
+}
+
+/** The template for an ensemble: the user's own (--template) or the scheduler's built-in one. */
+export function templateFor(ens: EnsembleRecord): { file: string; render: CompiledTemplate } {
+  const file = ens.allocation.template ?? path.join(TEMPLATES_DIR, `${ens.scheduler}.sh.hbs`);
+  return { file, render: ens.allocation.template ? loadTemplate(file) : compileTemplate(fs.readFileSync(file, 'utf8'), file) };
+}
+
+/** Read the steps of the planned runs (only when gen did not say how many GPUs the runs need). */
+function plannedSteps(setupDir: string, ens: EnsembleRecord, plans: number[][]): StepSpec[] {
+  const wanted = new Set(plans.flat());
+  const steps: StepSpec[] = [];
+  for (const entry of readIndex(setupDir, ens.root)) {
+    if (wanted.has(entry.id)) steps.push(...readRunRecord(entry.dir).steps);
+  }
+  return steps;
+}
+
+/** Everything a template may use (documented in the README, section "Batch-script templates"). */
+export function scriptVariables(setupDir: string, ens: EnsembleRecord, allocation: number, runIds: number[], gpusPerNode: number) {
+  const p = setupPaths(setupDir);
+  const adapter = getAdapter(ens.scheduler);
+  const s = ens.allocation;
+  const base = fileSafeName(s.name);
+  const pattern = adapter.outputJobIdPattern ? `.${adapter.outputJobIdPattern}` : '';
+  const outputFile = path.join(p.logsDir, `${base}-${allocation}${pattern}.out`);
+  const ctx: ScriptContext = { settings: s, allocation, gpusPerNode, outputFile };
+  return {
+    scheduler: ens.scheduler,
+    name: s.name,
+    allocation,
+    allocations: s.allocations,
+    nodes: s.nodes,
+    walltime: s.walltime,
+    partition: s.partition,
+    bank: s.bank,
+    earlyStop: s.earlyStop,
+    repeats: s.repeats,
+    gpusPerNode,
+    directives: adapter.scriptDirectives(ctx),
+    outputFile,
+    root: ens.root,
+    setupDir: p.root,
+    script: p.batchScript(base, allocation),
+    node: process.execPath,
+    packBin: PACK_BIN,
+    runIds,
+    runCount: runIds.length,
+  };
+}
+
+/**
+ * Write one executable batch script and one plan file per allocation (plans[k-1] is allocation k).
+ * `gpusPerNode` is what the runs need when the caller knows it; otherwise it is read from the runs.
+ */
+export function renderBatchScripts(
+  setupDir: string,
+  ens: EnsembleRecord,
+  plans: number[][],
+  options: { gpusPerNode?: number } = {},
+): BatchScriptInfo[] {
+  const p = setupPaths(setupDir);
+  const adapter = getAdapter(ens.scheduler);
+  const { render } = templateFor(ens);
+  const gpus =
+    ens.allocation.gpusPerNode ?? options.gpusPerNode ?? gpusPerNodeNeeded(plannedSteps(setupDir, ens, plans), ens.allocation.nodes);
+  try {
+    fs.mkdirSync(p.batchDir, { recursive: true });
+    // The scheduler writes the job's output here; a missing directory makes Slurm drop it silently.
+    fs.mkdirSync(p.logsDir, { recursive: true });
+  } catch (e) {
+    throw new ThemisError('IO', `cannot create ${p.batchDir}: ${describeFsError(e)}`, { cause: e });
+  }
+  return plans.map((runIds, i) => {
+    const allocation = i + 1;
+    const vars = scriptVariables(setupDir, ens, allocation, [...runIds], gpus);
+    let text = render(vars);
+    if (!text.endsWith('\n')) text += '\n';
+    writeFileAtomicSync(vars.script, text, { mode: 0o755 });
+    // The umask may have masked the mode at open(); the script must be executable.
+    fs.chmodSync(vars.script, 0o755);
+    const plan: PlanRecord = { format: FORMAT_VERSION, allocation, runIds: vars.runIds };
+    writeJsonAtomicSync(p.planFile(allocation), plan);
+    return { allocation, path: vars.script, submit: adapter.submitCommand(vars.script), runIds: vars.runIds };
+  });
+}
+
+/** The scripts already rendered for an ensemble, from the plan files (for `themis submit`). */
+export function listBatchScripts(setupDir: string, ens: EnsembleRecord): BatchScriptInfo[] {
+  const p = setupPaths(setupDir);
+  const adapter = getAdapter(ens.scheduler);
+  const out: BatchScriptInfo[] = [];
+  for (let k = 1; k <= ens.allocation.allocations; k++) {
+    const script = p.batchScript(fileSafeName(ens.allocation.name), k);
+    let runIds: number[] = [];
+    try {
+      runIds = (JSON.parse(fs.readFileSync(p.planFile(k), 'utf8')) as PlanRecord).runIds ?? [];
+    } catch {
+      runIds = [];
+    }
+    out.push({ allocation: k, path: script, submit: adapter.submitCommand(script), runIds });
+  }
+  return out;
+}

@@ -1,0 +1,100 @@
+import type { AllocationInfo, JobState, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
+import { quoteShell } from '../../render/handlebars.js';
+import { expandNodelist } from '../nodelist.js';
+
+/** Flux durations take a unit; whole minutes rounded up, like the other adapters. */
+const fsd = (m: number) => `${Math.ceil(m)}m`;
+
+function resourceFlags(step: StepResources): string[] {
+  const argv = ['-n', String(step.tasks), '-c', String(step.coresPerTask)];
+  if (step.gpusPerTask > 0) argv.push('-g', String(step.gpusPerTask));
+  return argv;
+}
+const timeFlags = (step: StepResources) => (step.timeout > 0 ? ['-t', fsd(step.timeout)] : []);
+
+const PENDING = new Set(['DEPEND', 'PRIORITY', 'SCHED', 'NEW']);
+const RUNNING = new Set(['RUN', 'CLEANUP']);
+
+/**
+ * Parse `flux resource list -no "{nnodes} {ncores} {ngpus} {nodelist}"`: one line per group of
+ * alike nodes; cores and GPUs are totals for the group, so divide by its node count.
+ */
+export function parseFluxResources(stdout: string): NodeInfo[] {
+  const nodes: NodeInfo[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s*$/.exec(line);
+    if (!m) continue;
+    const names = expandNodelist(m[4]!);
+    const nnodes = Math.max(Number(m[1]), names.length, 1);
+    const cores = Math.floor(Number(m[2]) / nnodes);
+    const gpus = Math.floor(Number(m[3]) / nnodes);
+    for (const name of names) nodes.push({ name, cores, gpus: Array.from({ length: gpus }, (_, i) => String(i)) });
+  }
+  return nodes;
+}
+
+export const FLUX_RESOURCE_ARGV = ['flux', 'resource', 'list', '-s', 'up', '-no', '{nnodes} {ncores} {ngpus} {nodelist}'];
+
+export const fluxAdapter: SchedulerAdapter = {
+  name: 'flux',
+  outputJobIdPattern: '{{id}}',
+
+  launchPrefix(step) {
+    return ['flux', 'run', ...resourceFlags(step), ...timeFlags(step)];
+  },
+
+  placedLaunch(step, placement) {
+    const names = placement.nodes.map((n) => n.name);
+    return ['flux', 'run', '-N', String(names.length), ...resourceFlags(step), `--requires=host:${names.join(',')}`, ...timeFlags(step)];
+  },
+
+  scriptDirectives(ctx) {
+    const s = ctx.settings;
+    const lines = [`# flux: -N ${s.nodes}`];
+    if (s.walltime > 0) lines.push(`# flux: -t ${fsd(s.walltime)}`);
+    if (s.partition) lines.push(`# flux: -q ${quoteShell(s.partition)}`);
+    if (s.bank) lines.push(`# flux: --bank=${quoteShell(s.bank)}`);
+    lines.push(`# flux: --job-name=${quoteShell(`${s.name}-${ctx.allocation}`)}`);
+    lines.push(`# flux: --output=${quoteShell(ctx.outputFile)}`);
+    // One slot per node holding that node's GPUs; --exclusive gives the slot the whole node.
+    if (ctx.gpusPerNode > 0) lines.push(`# flux: -n ${s.nodes}`, `# flux: -g ${ctx.gpusPerNode}`);
+    lines.push('# flux: --exclusive');
+    return lines;
+  },
+
+  submitCommand(scriptPath) {
+    return { argv: ['flux', 'batch', scriptPath] };
+  },
+
+  parseJobId(stdout) {
+    const id = stdout.trim().split('\n').pop()?.trim() ?? '';
+    return /^\S+$/.test(id) ? id : null;
+  },
+
+  discover(env, run): AllocationInfo | null {
+    if (!env.FLUX_URI && !env.FLUX_JOB_ID) return null;
+    const listed = run(FLUX_RESOURCE_ARGV);
+    const nodes = listed === null ? [] : parseFluxResources(listed);
+    const left = Number((run(['flux', 'job', 'timeleft']) ?? '').trim());
+    const endsAt = Number.isFinite(left) && left > 0 ? Date.now() + left * 1000 : null;
+    return { scheduler: 'flux', jobId: env.FLUX_JOB_ID ?? null, nodes, endsAt };
+  },
+
+  jobStatesCommand(jobIds) {
+    return { argv: ['flux', 'jobs', '-no', '{id} {state}', ...jobIds] };
+  },
+
+  parseJobStates(stdout, jobIds) {
+    const seen = new Map<string, string>();
+    for (const line of stdout.split('\n')) {
+      const [id, state] = line.trim().split(/\s+/);
+      if (id && state) seen.set(id, state.toUpperCase());
+    }
+    const out = new Map<string, JobState>();
+    for (const id of jobIds) {
+      const st = seen.get(id);
+      out.set(id, st === undefined ? 'gone' : PENDING.has(st) ? 'pending' : RUNNING.has(st) ? 'running' : 'gone');
+    }
+    return out;
+  },
+};

@@ -1,0 +1,109 @@
+import type { AllocationInfo, JobState, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
+import { quoteShell } from '../../render/handlebars.js';
+import { expandCounts, expandNodelist } from '../nodelist.js';
+
+/** Minutes for a `-t` flag: whole minutes, rounded up (a 0.5-minute timeout must not become 0 = none). */
+const wholeMinutes = (m: number) => Math.ceil(m);
+
+function resourceFlags(step: StepResources): string[] {
+  const argv: string[] = [];
+  if (step.tasks > 0) argv.push('-n', String(step.tasks));
+  if (step.coresPerTask > 0) argv.push('-c', String(step.coresPerTask));
+  if (step.gpusPerTask > 0) argv.push(`--gpus-per-task=${step.gpusPerTask}`);
+  return argv;
+}
+
+const timeFlags = (step: StepResources) => (step.timeout > 0 ? ['-t', String(wholeMinutes(step.timeout))] : []);
+
+/** squeue's %T states that still hold (or will hold) an allocation. */
+const PENDING = new Set(['PENDING', 'CONFIGURING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'RESV_DEL_HOLD']);
+const RUNNING = new Set(['RUNNING', 'COMPLETING', 'STAGE_OUT', 'SIGNALING', 'RESIZING', 'SUSPENDED']);
+
+/** GPU ids for one node: the scheduler's names when it gives them, else 0..n-1. */
+function gpuIds(env: NodeJS.ProcessEnv): string[] {
+  const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'NoDevFiles');
+  const named = list(env.SLURM_JOB_GPUS).length > 0 ? list(env.SLURM_JOB_GPUS) : list(env.CUDA_VISIBLE_DEVICES);
+  const count = Number(env.SLURM_GPUS_ON_NODE);
+  if (Number.isInteger(count) && count > 0) {
+    return named.length === count ? named : Array.from({ length: count }, (_, i) => String(i));
+  }
+  return named;
+}
+
+/** Parse squeue's %e (local time `2026-11-25T13:00:00`); N/A, Unknown, NONE -> null. */
+export function parseSlurmTime(text: string | null): number | null {
+  const t = (text ?? '').trim();
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(t)) return null;
+  const ms = new Date(t).getTime();
+  return Number.isFinite(ms) ? ms : null;
+}
+
+export const slurmAdapter: SchedulerAdapter = {
+  name: 'slurm',
+  outputJobIdPattern: '%j',
+
+  launchPrefix(step) {
+    return ['srun', '--exact', ...resourceFlags(step), ...timeFlags(step)];
+  },
+
+  placedLaunch(step, placement) {
+    const names = placement.nodes.map((n) => n.name);
+    return ['srun', '--exact', '-N', String(names.length), ...resourceFlags(step), `--nodelist=${names.join(',')}`, ...timeFlags(step)];
+  },
+
+  scriptDirectives(ctx) {
+    const s = ctx.settings;
+    const lines = [`#SBATCH --job-name=${quoteShell(`${s.name}-${ctx.allocation}`)}`, `#SBATCH --nodes=${s.nodes}`];
+    if (s.walltime > 0) lines.push(`#SBATCH -t ${wholeMinutes(s.walltime)}`);
+    if (s.partition) lines.push(`#SBATCH --partition=${quoteShell(s.partition)}`);
+    if (s.bank) lines.push(`#SBATCH --account=${quoteShell(s.bank)}`);
+    lines.push(`#SBATCH --output=${quoteShell(ctx.outputFile)}`);
+    // A job that did not ask for GPUs cannot hand any to its steps.
+    if (ctx.gpusPerNode > 0) lines.push(`#SBATCH --gpus-per-node=${ctx.gpusPerNode}`);
+    lines.push('#SBATCH --exclusive');
+    return lines;
+  },
+
+  submitCommand(scriptPath) {
+    return { argv: ['sbatch', scriptPath] };
+  },
+
+  parseJobId(stdout) {
+    const m = /Submitted batch job (\d+)/.exec(stdout) ?? /^\s*(\d+)(?:;\S+)?\s*$/m.exec(stdout);
+    return m ? m[1]! : null;
+  },
+
+  discover(env, run): AllocationInfo | null {
+    const jobId = env.SLURM_JOB_ID ?? env.SLURM_JOBID;
+    if (!jobId) return null;
+    const names = expandNodelist(env.SLURM_JOB_NODELIST ?? env.SLURM_NODELIST ?? '');
+    const counts = expandCounts(env.SLURM_JOB_CPUS_PER_NODE ?? '');
+    const onNode = Number(env.SLURM_CPUS_ON_NODE);
+    const gpus = gpuIds(env);
+    const hostNames = names.length > 0 ? names : [env.SLURMD_NODENAME ?? 'localhost'];
+    const nodes: NodeInfo[] = hostNames.map((name, i) => ({
+      name,
+      cores: counts[i] ?? counts[counts.length - 1] ?? (Number.isInteger(onNode) && onNode > 0 ? onNode : 1),
+      gpus: [...gpus],
+    }));
+    return { scheduler: 'slurm', jobId, nodes, endsAt: parseSlurmTime(run(['squeue', '-h', '-j', jobId, '-o', '%e'])) };
+  },
+
+  jobStatesCommand(jobIds) {
+    return { argv: ['squeue', '-h', '-j', jobIds.join(','), '-o', '%i %T'] };
+  },
+
+  parseJobStates(stdout, jobIds) {
+    const seen = new Map<string, string>();
+    for (const line of stdout.split('\n')) {
+      const [id, state] = line.trim().split(/\s+/);
+      if (id && state) seen.set(id, state.toUpperCase());
+    }
+    const out = new Map<string, JobState>();
+    for (const id of jobIds) {
+      const st = seen.get(id);
+      out.set(id, st === undefined ? 'gone' : PENDING.has(st) ? 'pending' : RUNNING.has(st) ? 'running' : 'gone');
+    }
+    return out;
+  },
+};
