@@ -1,0 +1,294 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ThemisError, describeFsError } from '../model/errors.js';
+import { writeJsonAtomicSync } from './atomic.js';
+import { runPaths } from './layout.js';
+import { hostName, isProcessAlive, pidStartTime } from './proc.js';
+
+/**
+ * A run's claim (its lock): `mkdir .themis/claim` (atomic on NFS, Lustre and GPFS, unlike
+ * O_EXCL on old NFS), then `claim/owner.json` written atomically. The holder refreshes the
+ * owner's mtime every heartbeat; a claim whose mtime is older than the lease (measured with the
+ * file server's clock), or whose owner is a dead process on this host, is stale and may be broken,
+ * under the `claim-break` mutex, by exactly one breaker.
+ */
+
+/** Defaults shared by the packer (`--lease`) and the commands that judge claims. */
+export const DEFAULT_LEASE_MS = 60_000;
+export const DEFAULT_HEARTBEAT_MS = 10_000;
+
+export interface ClaimOwner {
+  host: string;
+  pid: number;
+  pidStart: string | null;
+  jobId: string | null;
+  packerId: string;
+  token: string;
+  since: string;
+}
+
+export interface Claim {
+  runDir: string;
+  owner: ClaimOwner;
+}
+
+export interface ClaimOptions {
+  leaseMs: number;
+  /** File-server epoch ms, e.g. `() => fileServerNow(setupDir)`. */
+  now: () => number;
+}
+
+export type OwnerInput = Pick<ClaimOwner, 'jobId' | 'packerId'>;
+
+export interface ClaimInspection {
+  owner: ClaimOwner | null;
+  ageMs: number;
+  stale: boolean;
+  /** Why the claim is stale, in words; null when it is live. */
+  why: string | null;
+}
+
+const myPidStart = pidStartTime(process.pid);
+
+function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+function newOwner(who: OwnerInput): ClaimOwner {
+  return {
+    host: hostName(),
+    pid: process.pid,
+    pidStart: myPidStart,
+    jobId: who.jobId,
+    packerId: who.packerId,
+    token: randomBytes(12).toString('hex'),
+    since: new Date().toISOString(),
+  };
+}
+
+/** owner.json, or null when missing or unreadable (a claimer that died before writing it). */
+function readOwner(file: string): ClaimOwner | null {
+  try {
+    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as ClaimOwner;
+    return o && typeof o === 'object' && typeof o.token === 'string' ? o : null;
+  } catch {
+    return null;
+  }
+}
+
+function mtimeMs(p: string): number | null {
+  try {
+    return fs.statSync(p).mtimeMs;
+  } catch {
+    return null;
+  }
+}
+
+/** Remove a directory tree that nobody else can reach any more (it was renamed aside). */
+function removeAside(dir: string): void {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+  } catch {
+    /* a leftover graveyard dir is harmless; `themis doctor` lists it */
+  }
+}
+
+function asideName(dir: string, why: string): string {
+  return `${dir}.${why}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Rename `claimDir` aside if (and only if) it belongs to `token` (null: no owner.json), then
+ * delete it. Between our check and the rename another process could have replaced the claim, so
+ * the moved directory is checked again and put back when it was not the one we meant.
+ */
+function moveClaimAside(claimDir: string, token: string | null, why: string): boolean {
+  const aside = asideName(claimDir, why);
+  try {
+    fs.renameSync(claimDir, aside);
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return false;
+    throw new ThemisError('IO', `cannot move claim ${claimDir} aside: ${describeFsError(e)}`, { cause: e });
+  }
+  const moved = readOwner(path.join(aside, 'owner.json'));
+  if ((moved?.token ?? null) !== token) {
+    try {
+      fs.renameSync(aside, claimDir);
+    } catch {
+      /* the path was taken again meanwhile; the owner sees the loss at its next heartbeat */
+    }
+    return false;
+  }
+  removeAside(aside);
+  return true;
+}
+
+function writeOwner(claimDir: string, owner: ClaimOwner): void {
+  // The temp file lives inside the claim dir, so a dead writer's leftovers go away with the claim.
+  writeJsonAtomicSync(path.join(claimDir, 'owner.json'), owner);
+}
+
+/** mkdir the claim dir and write our owner; null when it already exists. */
+function claimFresh(runDir: string, who: OwnerInput): Claim | null {
+  const p = runPaths(runDir);
+  try {
+    fs.mkdirSync(p.claim);
+  } catch (e) {
+    if (errno(e) === 'EEXIST') return null;
+    if (errno(e) === 'ENOENT') {
+      throw new ThemisError('NOT_FOUND', `cannot claim run ${runDir}: ${p.meta} is missing (run directory deleted?); run \`themis doctor\``);
+    }
+    throw new ThemisError('IO', `cannot claim run ${runDir}: mkdir ${p.claim}: ${describeFsError(e)}`, { cause: e });
+  }
+  const owner = newOwner(who);
+  try {
+    writeOwner(p.claim, owner);
+  } catch (e) {
+    // Do not leave an owner-less claim behind: it would block the run for a whole lease.
+    removeAside(p.claim);
+    throw e;
+  }
+  return { runDir, owner };
+}
+
+/** Judge a claim: age from owner.json's mtime (or the claim dir's, when owner.json is missing). */
+export function inspectClaim(runDir: string, opts: ClaimOptions): ClaimInspection | null {
+  const p = runPaths(runDir);
+  const owner = readOwner(p.claimOwner);
+  let m = mtimeMs(p.claimOwner);
+  if (m === null) m = mtimeMs(p.claim);
+  if (m === null) return null;
+  const ageMs = opts.now() - m;
+  const lease = `${(opts.leaseMs / 1000).toFixed(1)} s`;
+  const age = `${(ageMs / 1000).toFixed(1)} s`;
+  let why: string | null = null;
+  if (owner === null) {
+    if (ageMs > opts.leaseMs) why = `claim has no owner.json (its claimer died right after mkdir) and is ${age} old, over the lease of ${lease}`;
+  } else if (ageMs > opts.leaseMs) {
+    why = `last heartbeat of packer ${owner.packerId} (host ${owner.host}, pid ${owner.pid}) was ${age} ago, over the lease of ${lease}`;
+  } else if (owner.host === hostName() && !isProcessAlive(owner.pid, owner.pidStart)) {
+    why = `owner packer ${owner.packerId} (pid ${owner.pid} on this host, ${owner.host}) is no longer running`;
+  }
+  return { owner, ageMs, stale: why !== null, why };
+}
+
+/** Take the `claim-break` mutex; a mutex older than the lease belonged to a dead breaker. */
+function lockBreak(runDir: string, opts: ClaimOptions): boolean {
+  const mutex = runPaths(runDir).claimBreak;
+  for (let i = 0; i < 2; i++) {
+    try {
+      fs.mkdirSync(mutex);
+      return true;
+    } catch (e) {
+      if (errno(e) !== 'EEXIST') return false;
+    }
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(mutex);
+    } catch {
+      continue; // released meanwhile: try again
+    }
+    if (opts.now() - st.mtimeMs <= opts.leaseMs) return false;
+    const aside = asideName(mutex, 'dead');
+    try {
+      fs.renameSync(mutex, aside);
+    } catch {
+      return false;
+    }
+    // We may have moved a fresh mutex that replaced the dead one: put it back and give up.
+    const moved = fs.statSync(aside);
+    if (moved.ino !== st.ino) {
+      try {
+        fs.renameSync(aside, mutex);
+      } catch {
+        /* its holder will fail to rmdir it, harmlessly */
+      }
+      return false;
+    }
+    removeAside(aside);
+  }
+  return false;
+}
+
+function unlockBreak(runDir: string): void {
+  try {
+    fs.rmdirSync(runPaths(runDir).claimBreak);
+  } catch {
+    /* already removed as dead by someone else */
+  }
+}
+
+/**
+ * Claim a run, breaking a stale claim if needed. Returns null when the run is held by a live
+ * owner (or another packer is breaking it right now). `broken` is the owner whose stale claim we
+ * broke: record it in the run's history.
+ */
+export function tryClaim(runDir: string, who: OwnerInput, opts: ClaimOptions): { claim: Claim; broken: ClaimOwner | null } | null {
+  const fresh = claimFresh(runDir, who);
+  if (fresh) return { claim: fresh, broken: null };
+  const judged = inspectClaim(runDir, opts);
+  if (judged === null) {
+    // Released between our mkdir and our look: one more plain attempt.
+    const again = claimFresh(runDir, who);
+    return again ? { claim: again, broken: null } : null;
+  }
+  if (!judged.stale) return null;
+  const judgedToken = judged.owner?.token ?? null;
+  if (!lockBreak(runDir, opts)) return null;
+  try {
+    // Inside the mutex: is it still the very claim we judged stale, and still stale?
+    const now = inspectClaim(runDir, opts);
+    if (now === null || !now.stale || (now.owner?.token ?? null) !== judgedToken) return null;
+    const p = runPaths(runDir);
+    if (!moveClaimAside(p.claim, judgedToken, 'broken')) return null;
+    const mine = claimFresh(runDir, who);
+    if (!mine) return null; // a plain claimer got in after the rename: it won fairly
+    const unknown: ClaimOwner = { host: 'unknown', pid: 0, pidStart: null, jobId: null, packerId: '(owner.json never written)', token: '', since: '' };
+    return { claim: mine, broken: judged.owner ?? unknown };
+  } finally {
+    unlockBreak(runDir);
+  }
+}
+
+/**
+ * Refresh the claim's heartbeat. We rewrite one byte of owner.json in place through the same
+ * descriptor we read the token from: the file server stamps the mtime (utimes would stamp this
+ * node's clock), and if the claim was broken meanwhile we only touch the old, moved-aside file.
+ */
+export function heartbeatClaim(claim: Claim): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(runPaths(claim.runDir).claimOwner, 'r+');
+  } catch {
+    return false;
+  }
+  try {
+    const text = fs.readFileSync(fd, 'utf8');
+    let token: unknown;
+    try {
+      token = (JSON.parse(text) as ClaimOwner).token;
+    } catch {
+      return false;
+    }
+    if (token !== claim.owner.token) return false;
+    fs.writeSync(fd, text.slice(0, 1), 0, 'utf8');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** True while owner.json still carries our token. Check before every status write. */
+export function holdsClaim(claim: Claim): boolean {
+  return readOwner(runPaths(claim.runDir).claimOwner)?.token === claim.owner.token;
+}
+
+/** Give the claim up; does nothing when it is no longer ours. */
+export function releaseClaim(claim: Claim): void {
+  const p = runPaths(claim.runDir);
+  if (!holdsClaim(claim)) return;
+  moveClaimAside(p.claim, claim.owner.token, 'released');
+}

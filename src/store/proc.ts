@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import os from 'node:os';
+
+/**
+ * Process liveness on this host, read from /proc so that no process is forked (the packer's
+ * heap may be large, and forking from it is slow). A pid alone is not an identity: pids are reused,
+ * so a claim records the pid's start time and "alive" means alive with the same start time.
+ */
+
+export function hostName(): string {
+  return os.hostname();
+}
+
+const HAVE_PROC = fs.existsSync('/proc/self/stat');
+
+/** Fields of /proc/<pid>/stat after the command name (which may itself hold spaces and parens). */
+function statFields(pid: number): string[] | null {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  const close = text.lastIndexOf(')');
+  if (close < 0) return null;
+  // Field 3 (state) is the first one after ") ".
+  return text.slice(close + 2).split(' ');
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), null when the pid is gone. */
+export function pidStartTime(pid: number): string | null {
+  const f = statFields(pid);
+  if (f === null) return null;
+  // A zombie has exited; only its parent's bookkeeping keeps the entry.
+  if (f[0] === 'Z' || f[0] === 'X') return null;
+  return f[22 - 3] ?? null;
+}
+
+/**
+ * True when `pid` runs on this host and, if `startTime` is given, started at that time (so a
+ * reused pid is not mistaken for the original process).
+ */
+export function isProcessAlive(pid: number, startTime: string | null): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (!HAVE_PROC) {
+    // No /proc (macOS): signal 0 checks existence without affecting the process.
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+  const start = pidStartTime(pid);
+  if (start === null) return false;
+  return startTime === null || start === startTime;
+}

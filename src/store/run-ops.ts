@@ -1,0 +1,246 @@
+import fs from 'node:fs';
+import { ThemisError } from '../model/errors.js';
+import { isCompleted } from '../model/status.js';
+import { writeFileAtomicSync } from './atomic.js';
+import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type Claim, type ClaimOptions, type ClaimOwner } from './claim.js';
+import { fileServerNow } from './clock.js';
+import { bumpGeneration, clearFailed, clearStop, readStop } from './ensemble-state.js';
+import { runPaths } from './layout.js';
+import { hostName, isProcessAlive } from './proc.js';
+import { readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
+import { readIndex } from './run-index.js';
+import { readRunState } from './scan.js';
+
+/**
+ * requeue and dequeue, safe while packers run: every status write happens while holding the run's
+ * claim, exactly as a packer does. A run a live packer holds is never written here: dequeue leaves
+ * `dequeue.request` for its holder instead.
+ */
+
+export interface OpReport {
+  changed: number[];
+  /** dequeue asked of a running run: its packer stops it within one heartbeat. */
+  pending: number[];
+  skipped: { id: number; reason: string }[];
+  unknown: number[];
+}
+
+export interface RunOpOptions {
+  /** Lease used to judge claims (default 60 s, the packer's default). */
+  leaseMs?: number;
+}
+
+function describeOwner(o: ClaimOwner | null): string {
+  if (!o) return 'a claimer that has not written owner.json yet';
+  return `packer ${o.packerId} (host ${o.host}, pid ${o.pid}${o.jobId ? `, job ${o.jobId}` : ''})`;
+}
+
+function brokenDetail(o: ClaimOwner): string {
+  return `stale claim of ${describeOwner(o)} broken by ${hostName()} pid ${process.pid}`;
+}
+
+interface Ctx {
+  dirs: Map<number, string>;
+  opts: ClaimOptions;
+  who: { jobId: null; packerId: string };
+  report: OpReport;
+}
+
+function context(setupDir: string, ids: number[], o: RunOpOptions): Ctx {
+  const ens = readEnsemble(setupDir);
+  const dirs = new Map(readIndex(setupDir, ens.root).map((e) => [e.id, e.dir] as const));
+  const report: OpReport = { changed: [], pending: [], skipped: [], unknown: [] };
+  for (const id of new Set(ids)) if (!dirs.has(id)) report.unknown.push(id);
+  return {
+    dirs,
+    opts: { leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) },
+    who: { jobId: null, packerId: `cli-${hostName()}-${process.pid}` },
+    report,
+  };
+}
+
+/** Claim, re-read the status under the claim, let `fn` decide, always release. */
+function underClaim(
+  ctx: Ctx,
+  id: number,
+  dir: string,
+  fn: (status: StatusRecord, claim: Claim, broken: ClaimOwner | null) => void,
+): boolean {
+  const got = tryClaim(dir, ctx.who, ctx.opts);
+  if (!got) return false;
+  try {
+    const state = readRunState({ id, dir });
+    if (state.status === null) {
+      ctx.report.skipped.push({ id, reason: `${state.problem}` });
+      return true;
+    }
+    let status = state.status;
+    if (got.broken) status = withHistory(status, 'claim broken', brokenDetail(got.broken));
+    fn(status, got.claim, got.broken);
+  } finally {
+    releaseClaim(got.claim);
+  }
+  return true;
+}
+
+function heldReason(dir: string, ctx: Ctx, what: string): string {
+  const c = inspectClaim(dir, ctx.opts);
+  return `${what}, but claimed by ${describeOwner(c?.owner ?? null)}; retry when it is released`;
+}
+
+/**
+ * Put completed runs back in the queue. Soft: resume at the step where the run stopped (a
+ * successful run, having no such step, starts again at 0). Hard: step 0. Resets the restart
+ * budget, clears the runs' failed markers and a stop left by max_failed_runs.
+ */
+export function requeueRuns(setupDir: string, ids: number[], options: { hard?: boolean } & RunOpOptions = {}): OpReport {
+  const ctx = context(setupDir, ids, options);
+  const { report } = ctx;
+  for (const id of new Set(ids)) {
+    const dir = ctx.dirs.get(id);
+    if (dir === undefined) continue;
+    const before = readRunState({ id, dir });
+    if (before.status === null) {
+      report.skipped.push({ id, reason: `${before.problem}` });
+      continue;
+    }
+    if (!isCompleted(before.status.status)) {
+      const why = before.status.status === 'queued' ? 'already queued' : 'running; dequeue it first, or wait for it to end';
+      report.skipped.push({ id, reason: why });
+      continue;
+    }
+    const done = underClaim(ctx, id, dir, (status) => {
+      if (!isCompleted(status.status)) {
+        report.skipped.push({ id, reason: `became ${status.status} meanwhile` });
+        return;
+      }
+      const step = options.hard || status.status === 'successful' ? 0 : status.step;
+      const next: StatusRecord = {
+        ...status,
+        status: 'queued',
+        step,
+        attempt: 0,
+        restarts: 0,
+        exitCode: null,
+        signal: null,
+        reason: null,
+        endedAt: null,
+      };
+      const how = options.hard ? 'hard' : 'soft';
+      writeStatus(dir, withHistory(next, 'requeued', `${how}, was ${status.status}, resumes at step ${step}`));
+      removeQuiet(runPaths(dir).dequeueRequest);
+      report.changed.push(id);
+    });
+    if (!done) report.skipped.push({ id, reason: heldReason(dir, ctx, before.status.status) });
+  }
+  if (report.changed.length > 0) {
+    clearFailed(setupDir, report.changed);
+    if (readStop(setupDir)?.kind === 'max-failed-runs') clearStop(setupDir);
+    bumpGeneration(setupDir);
+  }
+  return report;
+}
+
+function removeQuiet(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch {
+    /* not there */
+  }
+}
+
+function killed(status: StatusRecord, detail: string): StatusRecord {
+  const now = new Date().toISOString();
+  return withHistory({ ...status, status: 'killed', reason: 'dequeued', endedAt: now }, 'dequeued', detail);
+}
+
+/** The step process recorded in step.pid.json, when it lives on this host and still runs. */
+function liveStepHere(dir: string): boolean {
+  try {
+    const rec = JSON.parse(fs.readFileSync(runPaths(dir).pidFile, 'utf8')) as { host?: string; pid?: number; pidStart?: string | null };
+    return rec.host === hostName() && typeof rec.pid === 'number' && isProcessAlive(rec.pid, rec.pidStart ?? null);
+  } catch {
+    return false;
+  }
+}
+
+function requestDequeue(dir: string): void {
+  writeFileAtomicSync(runPaths(dir).dequeueRequest, JSON.stringify({ at: new Date().toISOString(), by: `${hostName()} pid ${process.pid}` }) + '\n');
+}
+
+/**
+ * Take runs out of the queue. Queued runs become `killed` at once. Running runs held by a live
+ * packer get a `dequeue.request` (reported as pending); their packer stops them within one
+ * heartbeat. A running run whose packer is gone is marked killed here, unless its step process
+ * still runs on this host, which only the packer protocol may stop.
+ */
+export function dequeueRuns(setupDir: string, ids: number[], options: RunOpOptions = {}): OpReport {
+  const ctx = context(setupDir, ids, options);
+  const { report } = ctx;
+  for (const id of new Set(ids)) {
+    const dir = ctx.dirs.get(id);
+    if (dir === undefined) continue;
+    const before = readRunState({ id, dir });
+    if (before.status === null) {
+      report.skipped.push({ id, reason: `${before.problem}` });
+      continue;
+    }
+    const s = before.status.status;
+    if (isCompleted(s)) {
+      report.skipped.push({ id, reason: `already ${s}` });
+      continue;
+    }
+    if (s === 'running') {
+      const c = inspectClaim(dir, ctx.opts);
+      if ((c !== null && !c.stale) || liveStepHere(dir)) {
+        requestDequeue(dir);
+        report.pending.push(id);
+        continue;
+      }
+    }
+    const done = underClaim(ctx, id, dir, (status, _claim, broken) => {
+      if (isCompleted(status.status)) {
+        report.skipped.push({ id, reason: `already ${status.status}` });
+        return;
+      }
+      const detail = status.status === 'running' ? `was running under ${broken ? describeOwner(broken) : 'no packer'}, which is gone` : 'was queued';
+      writeStatus(dir, killed(status, detail));
+      removeQuiet(runPaths(dir).dequeueRequest);
+      report.changed.push(id);
+    });
+    if (!done) {
+      // A packer claimed it just now (to start it): it honours the request before or after starting.
+      requestDequeue(dir);
+      report.pending.push(id);
+    }
+  }
+  return report;
+}
+
+/**
+ * Parse run ids: "1-10,15", "3 4 5", "1,2, 7-9". Returns unique ids in the order given.
+ * @example parseIdList('1-3,7') // [1, 2, 3, 7]
+ */
+export function parseIdList(text: string): number[] {
+  const parts = text.split(/[\s,]+/).filter((p) => p !== '');
+  if (parts.length === 0) throw new ThemisError('USAGE', `no run ids given (expected a list like "1-10,15")`);
+  const seen = new Set<number>();
+  const out: number[] = [];
+  const add = (n: number) => {
+    if (!seen.has(n)) {
+      seen.add(n);
+      out.push(n);
+    }
+  };
+  for (const part of parts) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new ThemisError('USAGE', `bad run id ${JSON.stringify(part)} in ${JSON.stringify(text)}: use positive integers and ranges like 1-10,15`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (a < 1 || !Number.isSafeInteger(b)) throw new ThemisError('USAGE', `bad run id ${JSON.stringify(part)}: run ids start at 1`);
+    if (b < a) throw new ThemisError('USAGE', `bad range ${JSON.stringify(part)}: the end is before the start (write ${b}-${a})`);
+    if (b - a > 10_000_000) throw new ThemisError('USAGE', `range ${JSON.stringify(part)} is too large (over 10 million ids)`);
+    for (let n = a; n <= b; n++) add(n);
+  }
+  return out;
+}
