@@ -5,7 +5,7 @@ import { ThemisError, describeFsError } from '../model/errors.js';
 import { stepGpus, type StepSpec } from '../model/step.js';
 import type { CommandSpec, ScriptContext } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
-import { writeFileAtomicSync, writeJsonAtomicSync } from '../store/atomic.js';
+import { readJsonSync, writeFileAtomicSync, writeJsonAtomicSync } from '../store/atomic.js';
 import { FORMAT_VERSION, setupPaths } from '../store/layout.js';
 import { readRunRecord, type EnsembleRecord } from '../store/records.js';
 import { readIndex } from '../store/run-index.js';
@@ -146,34 +146,66 @@ export function renderBatchScripts(
   } catch (e) {
     throw new ThemisError('IO', `cannot create ${p.batchDir}: ${describeFsError(e)}`, { cause: e });
   }
-  return plans.map((runIds, i) => {
-    const allocation = i + 1;
-    const vars = scriptVariables(setupDir, ens, allocation, [...runIds], gpus);
-    let text = render(vars);
-    if (!text.endsWith('\n')) text += '\n';
-    writeFileAtomicSync(vars.script, text, { mode: 0o755 });
-    // The umask may have masked the mode at open(); the script must be executable.
-    fs.chmodSync(vars.script, 0o755);
-    const plan: PlanRecord = { format: FORMAT_VERSION, allocation, runIds: vars.runIds };
-    writeJsonAtomicSync(p.planFile(allocation), plan);
-    return { allocation, path: vars.script, submit: adapter.submitCommand(vars.script), runIds: vars.runIds };
-  });
+  return plans.map((runIds, i) => writeBatchScript(setupDir, ens, i + 1, runIds, gpus, render));
 }
 
-/** The scripts already rendered for an ensemble, from the plan files (for `themis submit`). */
-export function listBatchScripts(setupDir: string, ens: EnsembleRecord): BatchScriptInfo[] {
+/** Render and write allocation K's script and plan file. */
+function writeBatchScript(
+  setupDir: string,
+  ens: EnsembleRecord,
+  allocation: number,
+  runIds: readonly number[],
+  gpusPerNode: number,
+  render: CompiledTemplate,
+): BatchScriptInfo {
+  const vars = scriptVariables(setupDir, ens, allocation, [...runIds], gpusPerNode);
+  let text = render(vars);
+  if (!text.endsWith('\n')) text += '\n';
+  writeFileAtomicSync(vars.script, text, { mode: 0o755 });
+  // The umask may have masked the mode at open(); the script must be executable.
+  fs.chmodSync(vars.script, 0o755);
+  const plan: PlanRecord = { format: FORMAT_VERSION, allocation, runIds: vars.runIds };
+  writeJsonAtomicSync(setupPaths(setupDir).planFile(allocation), plan);
+  return { allocation, path: vars.script, submit: getAdapter(ens.scheduler).submitCommand(vars.script), runIds: vars.runIds };
+}
+
+function readPlan(setupDir: string, allocation: number): number[] | null {
+  const rec = readJsonSync<PlanRecord>(setupPaths(setupDir).planFile(allocation));
+  return rec && Array.isArray(rec.runIds) ? rec.runIds : null;
+}
+
+/**
+ * Every allocation's batch script, rendering the ones that are missing (an interrupted `gen`, or a
+ * script deleted by hand). Plans come from the plan files, or are made again from the runs.
+ */
+export function ensureBatchScripts(setupDir: string, ens: EnsembleRecord): BatchScriptInfo[] {
   const p = setupPaths(setupDir);
+  const k = Math.max(1, ens.allocation.allocations);
+  const base = fileSafeName(ens.allocation.name);
   const adapter = getAdapter(ens.scheduler);
-  const out: BatchScriptInfo[] = [];
-  for (let k = 1; k <= ens.allocation.allocations; k++) {
-    const script = p.batchScript(fileSafeName(ens.allocation.name), k);
-    let runIds: number[] = [];
-    try {
-      runIds = (JSON.parse(fs.readFileSync(p.planFile(k), 'utf8')) as PlanRecord).runIds ?? [];
-    } catch {
-      runIds = [];
-    }
-    out.push({ allocation: k, path: script, submit: adapter.submitCommand(script), runIds });
+  let plans: (number[] | null)[] = Array.from({ length: k }, (_, i) => readPlan(setupDir, i + 1));
+  const missing = plans.map((_, i) => i + 1).filter((a) => !fs.existsSync(p.batchScript(base, a)));
+  if (missing.length === 0) {
+    return plans.map((runIds, i) => {
+      const script = p.batchScript(base, i + 1);
+      return { allocation: i + 1, path: script, submit: adapter.submitCommand(script), runIds: runIds ?? [] };
+    });
   }
-  return out;
+  if (plans.some((x) => x === null)) {
+    const runs = readIndex(setupDir, ens.root).map((e) => {
+      const steps = readRunRecord(e.dir).steps;
+      return { id: e.id, cores: Math.max(0, ...steps.map((st) => st.tasks * st.coresPerTask)) };
+    });
+    plans = planAllocations(runs, k);
+  }
+  const full = plans as number[][];
+  const { render } = templateFor(ens);
+  const gpus = ens.allocation.gpusPerNode ?? gpusPerNodeNeeded(plannedSteps(setupDir, ens, full), ens.allocation.nodes);
+  fs.mkdirSync(p.batchDir, { recursive: true });
+  fs.mkdirSync(p.logsDir, { recursive: true });
+  return full.map((runIds, i) =>
+    missing.includes(i + 1)
+      ? writeBatchScript(setupDir, ens, i + 1, runIds, gpus, render)
+      : { allocation: i + 1, path: p.batchScript(base, i + 1), submit: adapter.submitCommand(p.batchScript(base, i + 1)), runIds },
+  );
 }
