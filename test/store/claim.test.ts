@@ -1,0 +1,264 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  heartbeatClaim,
+  holdsClaim,
+  inspectClaim,
+  releaseClaim,
+  tryClaim,
+  type ClaimOptions,
+  type ClaimOwner,
+} from '../../src/store/claim.js';
+import { fileServerNow } from '../../src/store/clock.js';
+import { runPaths } from '../../src/store/layout.js';
+import { hostName, isProcessAlive, pidStartTime } from '../../src/store/proc.js';
+import { PROJECT_ROOT, makeTempDir } from '../helpers/cli.js';
+import { makeEnsemble } from './fixture.js';
+
+const CLAIM_JS = pathToFileURL(path.join(PROJECT_ROOT, 'dist/store/claim.js')).href;
+const temps: string[] = [];
+afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+function ensemble(n: number) {
+  const e = makeEnsemble(n);
+  temps.push(e.root);
+  return e;
+}
+
+const who = { jobId: null, packerId: 'test' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A pid that existed and is now gone (spawned, exited, reaped). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+function plantOwner(runDir: string, owner: Partial<ClaimOwner>, ageMs = 0): string {
+  const p = runPaths(runDir);
+  fs.mkdirSync(p.claim);
+  const token = `planted-${Math.random().toString(16).slice(2)}`;
+  const full: ClaimOwner = { host: hostName(), pid: process.pid, pidStart: null, jobId: null, packerId: 'planted', token, since: '', ...owner };
+  fs.writeFileSync(p.claimOwner, JSON.stringify(full));
+  if (ageMs > 0) {
+    const t = new Date(Date.now() - ageMs);
+    fs.utimesSync(p.claimOwner, t, t);
+  }
+  return token;
+}
+
+describe('proc', () => {
+  it('knows this process, and a dead or reused pid', () => {
+    const start = pidStartTime(process.pid);
+    expect(start).toMatch(/^\d+$/);
+    expect(isProcessAlive(process.pid, start)).toBe(true);
+    expect(isProcessAlive(process.pid, null)).toBe(true);
+    expect(isProcessAlive(process.pid, '1')).toBe(false); // same pid, other start time: reused
+    expect(isProcessAlive(deadPid(), null)).toBe(false);
+    expect(isProcessAlive(0, null)).toBe(false);
+  });
+});
+
+describe('fileServerNow', () => {
+  it('follows the mtime the file system stamps, and caches it', () => {
+    const { setup } = ensemble(0);
+    const a = fileServerNow(setup);
+    expect(Math.abs(a - Date.now())).toBeLessThan(2000);
+    expect(fs.existsSync(path.join(setup, 'state', 'clock-probe'))).toBe(true);
+    const b = fileServerNow(setup);
+    expect(b).toBeGreaterThanOrEqual(a);
+  });
+});
+
+describe('tryClaim / releaseClaim', () => {
+  const opts: ClaimOptions = { leaseMs: 60_000, now: Date.now };
+
+  it('gives a run to one claimer, writes owner.json, releases cleanly', () => {
+    const { dir } = ensemble(1);
+    const got = tryClaim(dir(1), { jobId: '42', packerId: 'p1' }, opts);
+    expect(got).not.toBeNull();
+    expect(got!.broken).toBeNull();
+    const owner = JSON.parse(fs.readFileSync(runPaths(dir(1)).claimOwner, 'utf8'));
+    expect(owner).toMatchObject({ host: hostName(), pid: process.pid, jobId: '42', packerId: 'p1', token: got!.claim.owner.token });
+    expect(tryClaim(dir(1), who, opts)).toBeNull();
+    expect(holdsClaim(got!.claim)).toBe(true);
+    releaseClaim(got!.claim);
+    expect(fs.existsSync(runPaths(dir(1)).claim)).toBe(false);
+    expect(fs.readdirSync(runPaths(dir(1)).meta)).toEqual(['status.json']);
+    expect(tryClaim(dir(1), who, opts)).not.toBeNull();
+  });
+
+  it('names the run when its .themis is gone', () => {
+    const { dir } = ensemble(1);
+    fs.rmSync(dir(1), { recursive: true });
+    expect(() => tryClaim(dir(1), who, opts)).toThrow(/\.themis is missing.*themis doctor/);
+  });
+
+  it('breaks the claim of a dead owner on this host and reports whom it broke', () => {
+    const { dir } = ensemble(1);
+    const child = spawnSync(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `const { tryClaim } = await import(${JSON.stringify(CLAIM_JS)}); tryClaim(${JSON.stringify(dir(1))}, { jobId: null, packerId: 'doomed' }, { leaseMs: 60000, now: Date.now });`,
+    ]);
+    expect(child.status).toBe(0);
+    const seen = inspectClaim(dir(1), opts)!;
+    expect(seen.owner!.packerId).toBe('doomed');
+    expect(seen.stale).toBe(true);
+    expect(seen.why).toMatch(/doomed.*no longer running/);
+    const got = tryClaim(dir(1), who, opts)!;
+    expect(got.broken!.packerId).toBe('doomed');
+    expect(holdsClaim(got.claim)).toBe(true);
+    expect(fs.readdirSync(runPaths(dir(1)).meta).sort()).toEqual(['claim', 'status.json']);
+  });
+
+  it('treats a reused pid (same pid, other start time) as dead', () => {
+    const { dir } = ensemble(1);
+    plantOwner(dir(1), { pid: process.pid, pidStart: '1' });
+    expect(inspectClaim(dir(1), opts)!.stale).toBe(true);
+  });
+
+  it('never breaks a live claim from another host, however old its pid looks', () => {
+    const { dir } = ensemble(1);
+    plantOwner(dir(1), { host: 'some-other-node', pid: deadPid() });
+    const seen = inspectClaim(dir(1), opts)!;
+    expect(seen.stale).toBe(false);
+    expect(tryClaim(dir(1), who, opts)).toBeNull();
+  });
+
+  it('judges a claim without owner.json by the claim dir age', () => {
+    const { dir } = ensemble(2);
+    fs.mkdirSync(runPaths(dir(1)).claim);
+    expect(inspectClaim(dir(1), opts)).toMatchObject({ owner: null, stale: false });
+    expect(tryClaim(dir(1), who, opts)).toBeNull();
+    fs.mkdirSync(runPaths(dir(2)).claim);
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(runPaths(dir(2)).claim, old, old);
+    expect(inspectClaim(dir(2), opts)!.why).toMatch(/no owner\.json/);
+    const got = tryClaim(dir(2), who, opts)!;
+    expect(got.broken!.packerId).toMatch(/never written/);
+  });
+
+  it('waits for a live claim-break mutex, removes a dead one', () => {
+    const { dir } = ensemble(2);
+    plantOwner(dir(1), { host: 'gone-node' }, 120_000);
+    plantOwner(dir(2), { host: 'gone-node' }, 120_000);
+    fs.mkdirSync(runPaths(dir(1)).claimBreak);
+    expect(tryClaim(dir(1), who, opts)).toBeNull(); // someone is breaking it right now
+    fs.mkdirSync(runPaths(dir(2)).claimBreak);
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(runPaths(dir(2)).claimBreak, old, old);
+    const got = tryClaim(dir(2), who, opts)!;
+    expect(got.broken!.host).toBe('gone-node');
+    expect(fs.existsSync(runPaths(dir(2)).claimBreak)).toBe(false);
+  });
+});
+
+describe('heartbeat and lease', () => {
+  it('keeps a claim fresh while heartbeating, stale after the lease without', async () => {
+    const { setup, dir } = ensemble(2);
+    const opts: ClaimOptions = { leaseMs: 300, now: () => fileServerNow(setup) };
+    const a = tryClaim(dir(1), who, opts)!.claim;
+    const b = tryClaim(dir(2), who, opts)!.claim;
+    for (let i = 0; i < 5; i++) {
+      await sleep(100);
+      expect(heartbeatClaim(a)).toBe(true);
+    }
+    // Our own pid is alive, so only age can make these stale.
+    expect(inspectClaim(dir(1), { leaseMs: 300, now: Date.now })!.stale).toBe(false);
+    const bSeen = inspectClaim(dir(2), { leaseMs: 300, now: Date.now })!;
+    expect(bSeen.stale).toBe(true);
+    expect(bSeen.why).toMatch(/over the lease of 0\.3 s/);
+    expect(JSON.parse(fs.readFileSync(runPaths(dir(1)).claimOwner, 'utf8')).token).toBe(a.owner.token);
+  });
+
+  it('tells the loser it lost: heartbeat false, holdsClaim false, release leaves the new claim', async () => {
+    const { dir } = ensemble(1);
+    const opts: ClaimOptions = { leaseMs: 100, now: Date.now };
+    const mine = tryClaim(dir(1), who, opts)!.claim;
+    await sleep(250);
+    const thief = tryClaim(dir(1), { jobId: null, packerId: 'thief' }, opts)!;
+    expect(thief.broken!.token).toBe(mine.owner.token);
+    expect(heartbeatClaim(mine)).toBe(false);
+    expect(holdsClaim(mine)).toBe(false);
+    releaseClaim(mine);
+    expect(holdsClaim(thief.claim)).toBe(true);
+    expect(heartbeatClaim(thief.claim)).toBe(true);
+  });
+});
+
+describe('many processes racing for the same stale claims', () => {
+  it('gives every run exactly one winner', async () => {
+    const N = 200;
+    const { root, dir } = ensemble(N);
+    const dead = deadPid();
+    for (let id = 1; id <= N; id++) {
+      const kind = id % 4;
+      if (kind === 0) plantOwner(dir(id), { pid: dead, packerId: `dead-${id}` }); // dead pid here
+      else if (kind === 1) plantOwner(dir(id), { host: 'lost-node', packerId: `old-${id}` }, 30_000); // expired lease
+      else if (kind === 2) {
+        fs.mkdirSync(runPaths(dir(id)).claim); // claimer died between mkdir and owner.json
+        const old = new Date(Date.now() - 30_000);
+        fs.utimesSync(runPaths(dir(id)).claim, old, old);
+      } // kind 3: unclaimed
+    }
+    const ledger = path.join(root, 'ledger.txt');
+    const script = path.join(root, 'race.mjs');
+    fs.writeFileSync(
+      script,
+      `import fs from 'node:fs';
+const [root, n, ledger, startAt] = process.argv.slice(2);
+const { tryClaim } = await import(${JSON.stringify(CLAIM_JS)});
+const ids = Array.from({ length: Number(n) }, (_, i) => i + 1);
+for (let i = ids.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); [ids[i], ids[j]] = [ids[j], ids[i]]; }
+const wait = Number(startAt) - Date.now();
+if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+for (const id of ids) {
+  const got = tryClaim(root + '/runs/' + id, { jobId: null, packerId: 'racer-' + process.pid }, { leaseMs: 10000, now: Date.now });
+  if (got) fs.appendFileSync(ledger, id + ' ' + process.pid + ' ' + (got.broken ? got.broken.packerId : '-') + '\\n');
+}
+// Stay alive until every racer is done: a claimer that exits is dead, and its claims fairly stale.
+fs.writeFileSync(ledger + '.done-' + process.pid, '');
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+while (fs.readdirSync(root).filter((n) => n.startsWith('ledger.txt.done-')).length < 6) Atomics.wait(sleeper, 0, 0, 20);
+`,
+    );
+    const startAt = Date.now() + 1500;
+    const procs = Array.from({ length: 6 }, () => spawn(process.execPath, [script, root, String(N), ledger, String(startAt)], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const codes = await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<{ code: number | null; err: string }>((resolve) => {
+            let err = '';
+            p.stderr!.on('data', (d) => (err += d));
+            p.on('close', (code) => resolve({ code, err }));
+          }),
+      ),
+    );
+    for (const c of codes) expect(c, c.err).toMatchObject({ code: 0 });
+    const lines = fs.readFileSync(ledger, 'utf8').trim().split('\n');
+    const winners = new Map<number, string[]>();
+    for (const line of lines) {
+      const [id, pid] = line.split(' ');
+      winners.set(Number(id), [...(winners.get(Number(id)) ?? []), pid!]);
+    }
+    expect(winners.size).toBe(N);
+    const doubles = [...winners].filter(([, w]) => w.length !== 1);
+    expect(doubles).toEqual([]);
+    for (const [id, [pid]] of winners) {
+      const owner = JSON.parse(fs.readFileSync(runPaths(dir(id)).claimOwner, 'utf8'));
+      expect(owner.packerId).toBe(`racer-${pid}`);
+      // No graveyard or mutex left behind.
+      expect(fs.readdirSync(runPaths(dir(id)).meta).sort()).toEqual(['claim', 'status.json']);
+    }
+    // Breaks are reported for stale claims only (a fresh claimer may win a run right after a
+    // breaker moved the stale claim aside; it then won without breaking anything).
+    const broken = lines.filter((l) => !l.endsWith(' -'));
+    expect(broken.length).toBeGreaterThan(100);
+    for (const l of broken) expect(Number(l.split(' ')[0]) % 4).not.toBe(3);
+    for (const l of broken) expect(l).not.toMatch(/racer-/);
+  }, 30_000);
+});

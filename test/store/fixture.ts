@@ -1,0 +1,47 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { FORMAT_VERSION, runPaths, setupPaths } from '../../src/store/layout.js';
+import { newStatus, writeEnsemble, writeStatus, type EnsembleRecord, type StatusRecord } from '../../src/store/records.js';
+import { writeIndexBatch } from '../../src/store/run-index.js';
+import { makeTempDir } from '../helpers/cli.js';
+
+/** A minimal ensemble on disk: ensemble.json, one index batch, run dirs with status.json. */
+export function makeEnsemble(n: number, status: (id: number) => Partial<StatusRecord> = () => ({})): { root: string; setup: string; dir: (id: number) => string } {
+  const root = makeTempDir('themis-store-');
+  const setup = path.join(root, '.themis_setup');
+  fs.mkdirSync(setup, { recursive: true });
+  const ens: EnsembleRecord = {
+    format: FORMAT_VERSION,
+    kind: 'themis-ensemble',
+    createdAt: new Date().toISOString(),
+    root,
+    setupDir: setup,
+    application: '/bin/true',
+    appIsBatchScript: false,
+    runDirNames: 'runs/{run_id}',
+    parse: [],
+    copy: [],
+    symlink: [],
+    maxRestarts: 0,
+    maxFailedRuns: null,
+    abortOn: [],
+    interface: null,
+    scheduler: 'local',
+    allocation: {
+      nodes: 1, walltime: 0, partition: null, bank: null, name: 'themis', allocations: 1, repeats: 0, earlyStop: 0, gpusPerNode: null, template: null,
+    },
+    onCompletion: null,
+    keepUnknownTokens: true,
+  };
+  writeEnsemble(setup, ens);
+  const dir = (id: number) => path.join(root, 'runs', String(id));
+  const entries = [];
+  for (let id = 1; id <= n; id++) {
+    fs.mkdirSync(runPaths(dir(id)).meta, { recursive: true });
+    writeStatus(dir(id), { ...newStatus(id), ...status(id) });
+    entries.push({ id, dir: dir(id) });
+  }
+  writeIndexBatch(setup, root, 1, entries);
+  fs.mkdirSync(setupPaths(setup).stateDir, { recursive: true });
+  return { root, setup, dir };
+}
