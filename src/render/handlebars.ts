@@ -16,6 +16,26 @@ export function quoteShell(value: unknown): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * A value for a directive line, on one line: a newline would end the `#SBATCH`/`# flux:` comment
+ * and turn the rest of the value into a shell command.
+ */
+export function oneLine(value: unknown): string {
+  const s = value === null || value === undefined ? '' : String(value);
+  return s.replace(/[\r\n\0]+/g, ' ');
+}
+
+/**
+ * Quoting for `#SBATCH`/`#BSUB` directive lines, which sbatch and bsub parse themselves (not a
+ * shell): double quotes group, a backslash escapes the next character even inside single quotes,
+ * and `$` means nothing. Example: quoteDirective('a "b" $c') === '"a \\"b\\" $c"'.
+ */
+export function quoteDirective(value: unknown): string {
+  const s = oneLine(value);
+  if (s !== '' && SAFE_WORD.test(s)) return s;
+  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
 /** Quote each word and join with spaces: an argv as one shell command line. */
 export function quoteArgv(argv: readonly unknown[]): string {
   return argv.map(quoteShell).join(' ');
@@ -27,10 +47,28 @@ export function quoteArgv(argv: readonly unknown[]): string {
  * context lacks is an error, not an empty string in a batch script.
  */
 const hb = Handlebars.create();
-hb.registerHelper('quote', (value: unknown) => new hb.SafeString(quoteShell(value)));
-hb.registerHelper('quoteArgv', (value: unknown) => {
-  if (!Array.isArray(value)) throw new Error(`quoteArgv wants a list, got ${JSON.stringify(value)}`);
-  return new hb.SafeString(quoteArgv(value));
+
+interface HelperOptions {
+  loc?: { start: { line: number; column: number }; end: { line: number; column: number } };
+}
+
+/** Thrown by a helper given an undefined value: strict mode does not check helper arguments. */
+class UndefinedArgument extends Error {
+  constructor(readonly loc: HelperOptions['loc']) {
+    super('undefined helper argument');
+  }
+}
+
+function defined(value: unknown, options: HelperOptions): unknown {
+  if (value === undefined) throw new UndefinedArgument(options.loc);
+  return value;
+}
+
+hb.registerHelper('quote', (value: unknown, options: HelperOptions) => new hb.SafeString(quoteShell(defined(value, options))));
+hb.registerHelper('quoteArgv', (value: unknown, options: HelperOptions) => {
+  const list = defined(value, options);
+  if (!Array.isArray(list)) throw new Error(`quoteArgv wants a list, got ${JSON.stringify(list)}`);
+  return new hb.SafeString(quoteArgv(list));
 });
 
 export type CompiledTemplate = (context: object) => string;
@@ -48,6 +86,16 @@ export function compileTemplate(text: string, where: string): CompiledTemplate {
     try {
       return fn(context);
     } catch (e) {
+      if (e instanceof UndefinedArgument && e.loc) {
+        const { start, end } = e.loc;
+        const line = text.split('\n')[start.line - 1] ?? '';
+        const snippet = start.line === end.line ? line.slice(start.column, end.column) : line.trim();
+        throw new ThemisError(
+          'INPUT',
+          `template ${where}:${start.line}: ${snippet} names a variable that is not defined; ` +
+            'see the README section "Batch-script templates" for the variables a template may use',
+        );
+      }
       const msg = (e as Error).message.replace(/\s+/g, ' ').trim();
       const hint = /not defined in/.test(msg) ? '; see the README section "Batch-script templates" for the variables a template may use' : '';
       throw new ThemisError('INPUT', `template ${where}: ${msg}${hint}`, { cause: e });

@@ -1,5 +1,7 @@
 import type { AllocationInfo, JobState, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
-import { quoteShell } from '../../render/handlebars.js';
+import { oneLine, quoteShell } from '../../render/handlebars.js';
+
+const q = (v: unknown) => quoteShell(oneLine(v));
 import { expandNodelist } from '../nodelist.js';
 
 /** Flux durations take a unit; whole minutes rounded up, like the other adapters. */
@@ -52,10 +54,10 @@ export const fluxAdapter: SchedulerAdapter = {
     const s = ctx.settings;
     const lines = [`# flux: -N ${s.nodes}`];
     if (s.walltime > 0) lines.push(`# flux: -t ${fsd(s.walltime)}`);
-    if (s.partition) lines.push(`# flux: -q ${quoteShell(s.partition)}`);
-    if (s.bank) lines.push(`# flux: --bank=${quoteShell(s.bank)}`);
-    lines.push(`# flux: --job-name=${quoteShell(`${s.name}-${ctx.allocation}`)}`);
-    lines.push(`# flux: --output=${quoteShell(ctx.outputFile)}`);
+    if (s.partition) lines.push(`# flux: -q ${q(s.partition)}`);
+    if (s.bank) lines.push(`# flux: --bank=${q(s.bank)}`);
+    lines.push(`# flux: --job-name=${q(`${s.name}-${ctx.allocation}`)}`);
+    lines.push(`# flux: --output=${q(ctx.outputFile)}`);
     // One slot per node holding that node's GPUs; --exclusive gives the slot the whole node.
     if (ctx.gpusPerNode > 0) lines.push(`# flux: -n ${s.nodes}`, `# flux: -g ${ctx.gpusPerNode}`);
     lines.push('# flux: --exclusive');

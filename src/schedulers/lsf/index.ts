@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { AllocationInfo, JobState, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
-import { quoteShell } from '../../render/handlebars.js';
+import { quoteDirective } from '../../render/handlebars.js';
 
 export type LsfLauncher = 'jsrun' | 'lrun';
 
@@ -58,11 +58,11 @@ export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapte
 
     scriptDirectives(ctx) {
       const s = ctx.settings;
-      const lines = [`#BSUB -J ${quoteShell(`${s.name}-${ctx.allocation}`)}`, `#BSUB -nnodes ${s.nodes}`];
+      const lines = [`#BSUB -J ${quoteDirective(`${s.name}-${ctx.allocation}`)}`, `#BSUB -nnodes ${s.nodes}`];
       if (s.walltime > 0) lines.push(`#BSUB -W ${wholeMinutes(s.walltime)}`);
-      if (s.partition) lines.push(`#BSUB -q ${quoteShell(s.partition)}`);
-      if (s.bank) lines.push(`#BSUB -G ${quoteShell(s.bank)}`);
-      lines.push(`#BSUB -o ${quoteShell(ctx.outputFile)}`);
+      if (s.partition) lines.push(`#BSUB -q ${quoteDirective(s.partition)}`);
+      if (s.bank) lines.push(`#BSUB -G ${quoteDirective(s.bank)}`);
+      lines.push(`#BSUB -o ${quoteDirective(ctx.outputFile)}`);
       return lines;
     },
 

@@ -1,5 +1,5 @@
 import type { AllocationInfo, JobState, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
-import { quoteShell } from '../../render/handlebars.js';
+import { quoteDirective } from '../../render/handlebars.js';
 import { expandCounts, expandNodelist } from '../nodelist.js';
 
 /** Minutes for a `-t` flag: whole minutes, rounded up (a 0.5-minute timeout must not become 0 = none). */
@@ -53,11 +53,11 @@ export const slurmAdapter: SchedulerAdapter = {
 
   scriptDirectives(ctx) {
     const s = ctx.settings;
-    const lines = [`#SBATCH --job-name=${quoteShell(`${s.name}-${ctx.allocation}`)}`, `#SBATCH --nodes=${s.nodes}`];
+    const lines = [`#SBATCH --job-name=${quoteDirective(`${s.name}-${ctx.allocation}`)}`, `#SBATCH --nodes=${s.nodes}`];
     if (s.walltime > 0) lines.push(`#SBATCH -t ${wholeMinutes(s.walltime)}`);
-    if (s.partition) lines.push(`#SBATCH --partition=${quoteShell(s.partition)}`);
-    if (s.bank) lines.push(`#SBATCH --account=${quoteShell(s.bank)}`);
-    lines.push(`#SBATCH --output=${quoteShell(ctx.outputFile)}`);
+    if (s.partition) lines.push(`#SBATCH --partition=${quoteDirective(s.partition)}`);
+    if (s.bank) lines.push(`#SBATCH --account=${quoteDirective(s.bank)}`);
+    lines.push(`#SBATCH --output=${quoteDirective(ctx.outputFile)}`);
     // A job that did not ask for GPUs cannot hand any to its steps.
     if (ctx.gpusPerNode > 0) lines.push(`#SBATCH --gpus-per-node=${ctx.gpusPerNode}`);
     lines.push('#SBATCH --exclusive');
