@@ -83,3 +83,19 @@ export function writeHandRun(dir: string, id: number, r: HandRun): void {
   writeStatus(dir, { ...st, status: r.status ?? 'queued', step: r.step ?? 0, reason: r.reason ?? null });
   if (r.result !== undefined) writeResult(dir, r.result);
 }
+
+/** Run the CLI in this process, capturing what it prints (fast; most CLI tests use this). */
+export async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { runCli } = await import('../../src/cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const output = {
+    out: (t: string) => void (stdout += t.endsWith('\n') ? t : t + '\n'),
+    err: (t: string) => void (stderr += t.endsWith('\n') ? t : t + '\n'),
+    interactive: false,
+  };
+  const code = await runCli(args, output);
+  // runCli reports through its return value; leave no exit code behind for the test runner.
+  process.exitCode = undefined;
+  return { code, stdout, stderr };
+}

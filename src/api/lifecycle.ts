@@ -1,0 +1,185 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ThemisError } from '../model/errors.js';
+import type { CompositeRun, Run } from '../model/run.js';
+import { Hooks, type HookName } from '../pack/hooks.js';
+import { resolveProgram } from '../render/program.js';
+import { fileSafeName } from '../render/batch.js';
+import { DEFAULT_SETUP_DIR, setupPaths } from '../store/layout.js';
+import { readEnsemble, readRunRecord, writeEnsemble, type OnCompletion, type SchedulerName } from '../store/records.js';
+import { submitAllocations } from './submit.js';
+import type { Themis } from './themis.js';
+
+/**
+ * The parts of the `Themis` class that create, render, run and call hooks. Kept apart from
+ * `themis.ts` so each file stays readable; `Themis` is the public face of all of it.
+ */
+
+/** `Themis.create`'s options: the seed's arguments in camelCase, plus `scheduler`. */
+export interface CreateOptions {
+  /** The program every `Run` executes (found on PATH or by path). Not needed for `CompositeRun`s. */
+  application?: string | null;
+  runs?: Iterable<Run | CompositeRun>;
+  runParse?: string | readonly string[] | null;
+  runCopy?: string | readonly string[] | null;
+  runSymlink?: string | readonly string[] | null;
+  /** `runs/{run_id}` by default; `{run_id:05}` and `{sample_key}` fields. */
+  runDirNames?: string | null;
+  /** An ES module exporting any of prepEnsemble, prepRun, postRun, postEnsemble. */
+  appInterface?: string | null;
+  setupDir?: string;
+  /** -1 or null = unlimited. */
+  maxRestarts?: number | null;
+  maxFailedRuns?: number | null;
+  appIsBatchScript?: boolean;
+  /** The seed's `use_flux`: true means `scheduler: 'flux'`. */
+  useFlux?: boolean;
+  abortOn?: readonly number[] | null;
+  /** Default: detected (`sbatch`, `bsub`, `flux` on PATH), else local. */
+  scheduler?: SchedulerName;
+  keepUnknownTokens?: boolean;
+  /** The ensemble root (relative run directories hang off it); default the current directory. */
+  root?: string;
+}
+
+export interface DryRunOptions {
+  /** > 0: report each run on `log`. */
+  verbosity?: number;
+  log?: (line: string) => void;
+}
+
+export interface ExecuteLocalOptions {
+  /** Wait for the packer to finish (default false: it runs detached). */
+  blocking?: boolean;
+  /** Minutes the packer may run; it stops starting runs then and requeues running ones. */
+  timeout?: number | null;
+  /** Accepted for the seed's sake: one packer per allocation here (see README). */
+  parallelism?: number | null;
+  /** Always allowed here: packers coordinate through claims on disk. */
+  allowMultiple?: boolean;
+  maxConcurrency?: number | null;
+  /** Cores/GPUs to use instead of what this machine has. */
+  cores?: number;
+  gpus?: number;
+}
+
+export interface LocalExecution {
+  pid: number;
+  logFile: string;
+  /** Settles when the packer exits (with its exit code). */
+  done: Promise<number>;
+}
+
+export interface ExecuteAllocOptions {
+  nodes?: number;
+  partition?: string | null;
+  bank?: string | null;
+  name?: string;
+  /** Walltime in minutes. */
+  timeout?: number | null;
+  repeats?: number;
+  /** Accepted for the seed's sake; one packer per allocation here. */
+  parallelism?: number | null;
+  earlyStop?: number | null;
+  allowMultiple?: boolean;
+  /** Not supported for batch allocations yet: an error when set (use a `--template`). */
+  maxConcurrency?: number | null;
+  /** Environment for the scheduler's submit command (tests put fake executables on PATH). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Validate and absolutise an `onCompletion` command. */
+export function resolveCompletion(args: readonly string[], options: { cwd?: string; stdout?: string | null; stderr?: string | null }, root: string): OnCompletion {
+  if (!Array.isArray(args) || args.length === 0 || args[0] === '') {
+    throw new ThemisError('USAGE', 'onCompletion: give the command to run and its arguments, e.g. ["mail", "-s", "done", "me@lab.org"]');
+  }
+  const cwd = path.resolve(root, options.cwd ?? '.');
+  if (!fs.existsSync(cwd) || !fs.statSync(cwd).isDirectory()) {
+    throw new ThemisError('INPUT', `onCompletion cwd ${cwd} is not a directory; create it or pass another --cwd`);
+  }
+  const program = resolveProgram(String(args[0]), 'onCompletion command', { cwd });
+  const abs = (f: string | null | undefined) => (f ? path.resolve(cwd, f) : null);
+  return { args: [program, ...args.slice(1).map(String)], cwd, stdout: abs(options.stdout), stderr: abs(options.stderr) };
+}
+
+/** Load the ensemble's interface module (or none). */
+async function loadHooks(setupDir: string): Promise<Hooks> {
+  const ens = readEnsemble(setupDir);
+  return Hooks.load(ens.interface, setupDir, `api pid ${process.pid}`);
+}
+
+/** Call one hook in this process; postRun's value is returned (null when absent), never stored. */
+export async function callHook(themis: Themis, name: HookName, id: number | null): Promise<unknown> {
+  const hooks = await loadHooks(themis.setupDir);
+  if (!hooks.has(name)) return null;
+  const run = id === null ? null : runFor(themis, id);
+  const value = await hooks.call(name, run);
+  return value === undefined ? null : value;
+}
+
+function runFor(themis: Themis, id: number): { id: number; record: ReturnType<typeof readRunRecord>; dir: string } {
+  const dir = themis.runDir(id);
+  return { id, dir, record: readRunRecord(dir) };
+}
+
+/** Call prepRun for each run in order (run directories were rendered by `gen`). */
+export async function dryRun(themis: Themis, ids: number[], options: DryRunOptions): Promise<number[]> {
+  const hooks = await loadHooks(themis.setupDir);
+  const log = options.log ?? (() => {});
+  const done: number[] = [];
+  for (const id of ids) {
+    const run = runFor(themis, id);
+    if (hooks.has('prepRun')) {
+      try {
+        await hooks.call('prepRun', run);
+      } catch (e) {
+        throw new ThemisError('STATE', `run ${id}: prepRun threw: ${(e as Error)?.message ?? e}; fix the interface module and dry-run again`, { cause: e });
+      }
+    }
+    if ((options.verbosity ?? 0) > 0) log(`run ${id}: ${run.dir}${hooks.has('prepRun') ? ' (prepRun called)' : ''}`);
+    done.push(id);
+  }
+  return done;
+}
+
+/**
+ * Apply the seed's allocation options to the ensemble's settings, re-render the batch scripts when
+ * they changed, and submit every allocation. Returns the first allocation's job id.
+ */
+export async function executeAlloc(themis: Themis, o: ExecuteAllocOptions): Promise<string> {
+  if (o.maxConcurrency !== undefined && o.maxConcurrency !== null) {
+    throw new ThemisError('USAGE', 'executeAlloc: maxConcurrency is not supported for batch allocations; the packer fills the allocation\'s cores (use a --template with --max-concurrency to cap it)');
+  }
+  const ens = readEnsemble(themis.setupDir);
+  const a = ens.allocation;
+  const next = {
+    ...a,
+    nodes: o.nodes ?? a.nodes,
+    partition: o.partition === undefined ? a.partition : o.partition,
+    bank: o.bank === undefined ? a.bank : o.bank,
+    name: o.name ?? a.name,
+    walltime: o.timeout === undefined || o.timeout === null ? a.walltime : o.timeout,
+    repeats: o.repeats ?? a.repeats,
+    earlyStop: o.earlyStop === undefined || o.earlyStop === null ? a.earlyStop : o.earlyStop,
+  };
+  const problems: string[] = [];
+  if (!Number.isInteger(next.nodes) || next.nodes < 1) problems.push(`nodes: must be an integer >= 1, got ${JSON.stringify(next.nodes)}`);
+  if (!(next.walltime >= 0)) problems.push(`timeout: must be minutes >= 0, got ${JSON.stringify(next.walltime)}`);
+  if (!Number.isInteger(next.repeats) || next.repeats < 0) problems.push(`repeats: must be an integer >= 0, got ${JSON.stringify(next.repeats)}`);
+  if (!(next.earlyStop >= 0)) problems.push(`earlyStop: must be minutes >= 0, got ${JSON.stringify(next.earlyStop)}`);
+  if (problems.length > 0) throw new ThemisError('USAGE', `executeAlloc: ${problems.join('; ')}`, { problems });
+  if (JSON.stringify(next) !== JSON.stringify(a)) {
+    // Scripts hold the old settings: remove them so submit renders them again (plans are kept).
+    const sp = setupPaths(themis.setupDir);
+    for (let k = 1; k <= Math.max(1, a.allocations); k++) fs.rmSync(sp.batchScript(fileSafeName(a.name), k), { force: true });
+    writeEnsemble(themis.setupDir, { ...ens, allocation: next });
+  }
+  const report = await submitAllocations(themis.setupDir, o.env ? { env: o.env } : {});
+  const first = report.jobs[0];
+  if (!first) throw new ThemisError('STATE', `executeAlloc: nothing was submitted from ${themis.setupDir}`);
+  return first.jobId;
+}
+
+export function defaultSetupDir(options: { setupDir?: string }): string {
+  return options.setupDir ?? DEFAULT_SETUP_DIR;
+}

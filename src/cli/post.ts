@@ -1,0 +1,31 @@
+import type { CommandModule } from 'yargs';
+import { Themis } from '../api/themis.js';
+import type { GlobalOptions } from './main.js';
+import type { Output } from './output.js';
+import { selectRuns, type SelectArgs } from './select.js';
+
+/** `themis post [IDS] [--save]`: call postRun in this process; --save stores each value as the result. */
+export function postCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions & SelectArgs & { save: boolean }> {
+  return {
+    command: 'post [ids..]',
+    describe: 'call the interface\'s postRun for runs (default: all) in this process and print what it returns',
+    builder: (y) =>
+      y
+        .positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15' })
+        .option('status', { alias: 's', type: 'string', array: true, describe: 'only runs with this status (e.g. successful)' })
+        .option('save', { type: 'boolean', default: false, describe: 'store each return value as the run\'s result (null too)' }) as never,
+    handler: async (argv) => {
+      const themis = Themis.open(argv.setupDir);
+      const ids = (await selectRuns(themis, argv, false, 'post')) ?? (await themis.filterByStatus());
+      const results: { id: number; result: unknown }[] = [];
+      for (const id of ids) {
+        const result = await themis.callPostRun(id);
+        if (argv.save) await themis.setResult(id, result);
+        results.push({ id, result });
+        if (!argv.json) output.out(`run ${id}: ${JSON.stringify(result)}`);
+      }
+      if (argv.json) output.out(JSON.stringify(results, null, 1));
+      else if (argv.save) output.err(`stored ${results.length} result${results.length === 1 ? '' : 's'}`);
+    },
+  };
+}

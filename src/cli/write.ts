@@ -1,0 +1,39 @@
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { Themis } from '../api/themis.js';
+import { writeFileAtomicSync } from '../store/atomic.js';
+import type { GlobalOptions } from './main.js';
+import type { Output } from './output.js';
+
+interface WriteArgs extends GlobalOptions {
+  format: 'csv' | 'json' | 'yaml';
+  output?: string;
+}
+
+/** `themis write csv|json|yaml [-o FILE]`: every run's status, sample, steps and result. */
+export function writeCommand(output: Output): CommandModule<GlobalOptions, WriteArgs> {
+  return {
+    command: 'write <format>',
+    describe: 'export every run (id, status, resources, sample, result) as CSV, JSON or YAML',
+    builder: (y) =>
+      y
+        .positional('format', { choices: ['csv', 'json', 'yaml'] as const, describe: 'output format' })
+        .option('output', { alias: 'o', type: 'string', describe: 'write to this file (atomically) instead of stdout' })
+        .example('$0 write csv -o results.csv', 'a table for a spreadsheet or pandas') as never,
+    handler: async (argv) => {
+      const themis = Themis.open(argv.setupDir);
+      let text = '';
+      const sink = { write: (s: string) => void (text += s) };
+      if (argv.format === 'csv') await themis.writeCsv(sink);
+      else if (argv.format === 'json') await themis.writeJson(sink);
+      else await themis.writeYaml(sink);
+      if (argv.output) {
+        const file = path.resolve(argv.output);
+        writeFileAtomicSync(file, text);
+        output.err(`wrote ${file}`);
+      } else {
+        output.out(text);
+      }
+    },
+  };
+}
