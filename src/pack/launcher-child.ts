@@ -1,0 +1,193 @@
+/**
+ * The launcher: a small, long-lived child of the packer that does all the forking. Node copies
+ * the parent's memory to fork, so spawning from a packer that holds a big queue gets slow; this
+ * process stays tiny. It also owns the steps' lives: it writes `step.pid.json` when a step starts
+ * and `exit-<step>-<attempt>.json` when it ends (even after the packer died), enforces timeouts,
+ * and when the packer goes away (IPC closed) it stops every step's process group and exits, so no
+ * step outlives its packer. It imports almost nothing on purpose.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ChildMessage, ExitRecord, ParentMessage, SpawnRequest, StopReason } from './launcher-protocol.js';
+
+interface Live {
+  req: SpawnRequest;
+  child: ChildProcess | null;
+  pid: number;
+  startedAt: string;
+  stoppedBy: StopReason | null;
+  timers: NodeJS.Timeout[];
+}
+
+const live = new Map<string, Live>();
+let graceMs = 10_000;
+let shuttingDown = false;
+const host = os.hostname();
+
+function send(msg: ChildMessage): void {
+  if (process.connected) process.send!(msg);
+}
+
+function writeJson(file: string, value: unknown): void {
+  const tmp = `${path.dirname(file)}/.${path.basename(file)}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(value) + '\n');
+  fs.renameSync(tmp, file);
+}
+
+function pidStart(pid: number): string | null {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Move an existing log aside before a new attempt writes: run_0001.log, run_0002.log, … */
+function rotateLog(cwd: string, logName: string): void {
+  const log = path.join(cwd, logName);
+  if (!fs.existsSync(log)) return;
+  const taken = fs.readdirSync(cwd).filter((n) => /^run_\d{4,}\.log$/.test(n)).length;
+  let n = taken + 1;
+  while (fs.existsSync(path.join(cwd, `run_${String(n).padStart(4, '0')}.log`))) n++;
+  fs.renameSync(log, path.join(cwd, `run_${String(n).padStart(4, '0')}.log`));
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* the group is gone already */
+  }
+}
+
+/** TERM the step's process group now, KILL it after the grace period. */
+function stop(l: Live, reason: StopReason): void {
+  if (l.stoppedBy === null) l.stoppedBy = reason;
+  if (l.pid <= 0) return;
+  signalGroup(l.pid, 'SIGTERM');
+  const t = setTimeout(() => signalGroup(l.pid, 'SIGKILL'), graceMs);
+  t.unref();
+  l.timers.push(t);
+}
+
+function finish(l: Live, code: number | null, signal: string | null): void {
+  for (const t of l.timers) clearTimeout(t);
+  // Stragglers a step left in its group (backgrounded helpers) must not hold the cores we free.
+  if (l.pid > 0) signalGroup(l.pid, 'SIGKILL');
+  live.delete(l.req.key);
+  const rec: ExitRecord = {
+    format: 1,
+    runId: l.req.runId,
+    step: l.req.step,
+    attempt: l.req.attempt,
+    code,
+    signal,
+    stoppedBy: l.stoppedBy,
+    startedAt: l.startedAt,
+    endedAt: new Date().toISOString(),
+    host,
+    pid: l.pid,
+  };
+  try {
+    writeJson(l.req.exitFile, rec);
+  } catch (e) {
+    process.stderr.write(`themis launcher: cannot write ${l.req.exitFile}: ${(e as Error).message}\n`);
+  }
+  try {
+    fs.unlinkSync(l.req.pidFile);
+  } catch {
+    /* not written (spawn failed) */
+  }
+  send({ t: 'exit', key: l.req.key, exit: rec });
+  if (shuttingDown && live.size === 0) process.exit(0);
+}
+
+function start(req: SpawnRequest): void {
+  const l: Live = { req, child: null, pid: 0, startedAt: new Date().toISOString(), stoppedBy: null, timers: [] };
+  live.set(req.key, l);
+  let fd: number | null = null;
+  try {
+    fs.mkdirSync(req.cwd, { recursive: true });
+    rotateLog(req.cwd, req.logName);
+    fd = fs.openSync(path.join(req.cwd, req.logName), 'a');
+    const child = spawn(req.argv[0]!, req.argv.slice(1), {
+      cwd: req.cwd,
+      env: { ...process.env, ...req.env },
+      stdio: ['ignore', fd, fd],
+      detached: true,
+    });
+    l.child = child;
+    l.pid = child.pid ?? 0;
+    child.once('error', (e: NodeJS.ErrnoException) => {
+      try {
+        fs.appendFileSync(path.join(req.cwd, req.logName), `themis: cannot start ${req.argv[0]}: ${e.message}\n`);
+      } catch {
+        /* the log itself is unwritable; the exit record still says why */
+      }
+      if (l.pid === 0) finish(l, e.code === 'ENOENT' ? 127 : 126, null);
+    });
+    child.once('exit', (code, signal) => finish(l, code, signal));
+  } catch (e) {
+    try {
+      if (fd !== null) fs.writeSync(fd, `themis: cannot start ${req.argv[0]}: ${(e as Error).message}\n`);
+    } catch {
+      /* nothing more to say */
+    }
+    finish(l, 126, null);
+    return;
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
+  if (l.pid === 0) return;
+  try {
+    writeJson(req.pidFile, { format: 1, runId: req.runId, step: req.step, attempt: req.attempt, host, pid: l.pid, pgid: l.pid, pidStart: pidStart(l.pid), startedAt: l.startedAt, launcherPid: process.pid });
+  } catch {
+    /* the run dir vanished; the exit record will fail the same way */
+  }
+  if (req.timeoutMs > 0) {
+    const t = setTimeout(() => stop(l, 'timeout'), req.timeoutMs);
+    t.unref();
+    l.timers.push(t);
+  }
+  send({ t: 'started', key: req.key, pid: l.pid, startedAt: l.startedAt });
+}
+
+/** The packer is gone or asked us to quit: stop every step, record their exits, then exit. */
+function shutdown(): void {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  if (live.size === 0) process.exit(0);
+  for (const l of live.values()) stop(l, 'interrupt');
+  // Even a step that ignores SIGKILL's group (it cannot) must not keep us forever.
+  setTimeout(() => process.exit(0), graceMs + 5000).unref();
+}
+
+process.on('message', (msg: ParentMessage) => {
+  switch (msg.t) {
+    case 'init':
+      graceMs = msg.graceMs;
+      break;
+    case 'spawn':
+      if (shuttingDown) {
+        const l: Live = { req: msg.req, child: null, pid: 0, startedAt: new Date().toISOString(), stoppedBy: 'interrupt', timers: [] };
+        finish(l, null, null);
+      } else start(msg.req);
+      break;
+    case 'kill': {
+      const l = live.get(msg.key);
+      if (l) stop(l, msg.reason);
+      break;
+    }
+    case 'shutdown':
+      shutdown();
+      break;
+  }
+});
+process.on('disconnect', shutdown);
+// Terminal and scheduler signals are the packer's to handle; it tells us what to stop. Dying
+// here on SIGINT would orphan every step.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGHUP'] as const) process.on(sig, () => {});
+send({ t: 'ready', pid: process.pid });

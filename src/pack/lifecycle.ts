@@ -1,0 +1,116 @@
+import os from 'node:os';
+import { withHistory, type StatusRecord } from '../store/records.js';
+
+/** How a step ended, as the launcher recorded it. */
+export interface StepExit {
+  code: number | null;
+  signal: string | null;
+  /** Why themis stopped it, if it did: over its timeout, dequeued, packer interrupted, or the claim was lost. */
+  stoppedBy: 'timeout' | 'dequeue' | 'interrupt' | 'lost-claim' | null;
+  startedAt: string;
+  endedAt: string;
+}
+
+export interface LifecyclePolicy {
+  /** -1 = unlimited. */
+  maxRestarts: number;
+  abortOn: readonly number[];
+  stepCount: number;
+  /** Minutes of the step's timeout (for the reason text). */
+  timeoutMinutes: number;
+}
+
+/** What the packer does next with the run. */
+export type Next = 'next-step' | 'restart' | 'done' | 'requeue';
+
+const SIGNAL_MEANING: Record<string, string> = {
+  SIGKILL: 'killed (often out of memory, or by the scheduler)',
+  SIGTERM: 'terminated',
+  SIGSEGV: 'segmentation fault',
+  SIGABRT: 'aborted (assertion or abort())',
+  SIGBUS: 'bus error',
+  SIGFPE: 'floating-point exception',
+  SIGILL: 'illegal instruction',
+  SIGINT: 'interrupted',
+  SIGHUP: 'hung up',
+  SIGPIPE: 'broken pipe',
+  SIGXCPU: 'CPU time limit exceeded',
+};
+
+function signalName(n: number): string | null {
+  for (const [name, num] of Object.entries(os.constants.signals)) if (num === n) return name;
+  return null;
+}
+
+/** A step's exit in words: "exit 137: killed (SIGKILL), often out of memory". */
+export function explainExit(code: number | null, signal: string | null): string {
+  if (signal) return `signal ${signal}: ${SIGNAL_MEANING[signal] ?? 'killed by a signal'}`;
+  if (code === null) return 'ended without an exit status';
+  if (code === 0) return 'exit 0';
+  if (code === 137) return 'exit 137: killed (SIGKILL), often out of memory';
+  if (code === 124) return 'exit 124: timed out (timeout(1))';
+  if (code === 126) return 'exit 126: not executable (permission denied or not a program)';
+  if (code === 127) return 'exit 127: command not found';
+  if (code > 128 && code < 160) {
+    const name = signalName(code - 128);
+    if (name) return `exit ${code}: ${SIGNAL_MEANING[name] ?? 'killed by a signal'} (${name})`;
+  }
+  return `exit ${code}`;
+}
+
+function formatMinutes(min: number): string {
+  const s = Math.round(min * 60);
+  return s < 120 ? `${s} s` : `${Math.round(s / 6) / 10} min`;
+}
+
+/**
+ * The status after a step ends, and what to do next. Pure. The order of the rules matters:
+ * themis's own stops (interrupt, dequeue, lost claim) come first because the exit code then says
+ * nothing about the application; a timeout counts as a failure; a code in `abort_on` aborts at once;
+ * any other non-zero exit restarts the same step while the run's budget lasts.
+ */
+export function afterStepExit(status: StatusRecord, exit: StepExit, policy: LifecyclePolicy): { status: StatusRecord; next: Next } {
+  const base: StatusRecord = { ...status, exitCode: exit.code, signal: exit.signal, endedAt: exit.endedAt };
+  const what = explainExit(exit.code, exit.signal);
+  const step = `step ${status.step}`;
+  if (exit.stoppedBy === 'interrupt' || exit.stoppedBy === 'lost-claim') {
+    // Not the run's fault: back to the queue at the same step, no restart used.
+    const reason = exit.stoppedBy === 'interrupt' ? 'interrupted by the packer (allocation ending or signalled)' : 'claim lost';
+    return {
+      status: withHistory({ ...base, status: 'queued', attempt: status.attempt + 1, reason }, 'requeued', `${step}: ${reason}`),
+      next: 'requeue',
+    };
+  }
+  if (exit.stoppedBy === 'dequeue') {
+    return { status: withHistory({ ...base, status: 'killed', reason: 'dequeued while running' }, 'killed', `${step}: dequeued`), next: 'done' };
+  }
+  if (exit.stoppedBy !== 'timeout' && exit.code === 0) {
+    if (status.step + 1 >= policy.stepCount) {
+      return { status: withHistory({ ...base, status: 'successful', step: policy.stepCount, reason: null }, 'successful'), next: 'done' };
+    }
+    return {
+      status: withHistory({ ...base, step: status.step + 1, attempt: 0, reason: null }, 'step done', `${step} exit 0`),
+      next: 'next-step',
+    };
+  }
+  const reason = exit.stoppedBy === 'timeout' ? `timeout: ${step} ran over its ${formatMinutes(policy.timeoutMinutes)} limit (${what})` : `${step}: ${what}`;
+  if (exit.stoppedBy !== 'timeout' && exit.code !== null && policy.abortOn.includes(exit.code)) {
+    return { status: withHistory({ ...base, status: 'aborted', reason: `${reason} (in abort_on)` }, 'aborted', reason), next: 'done' };
+  }
+  if (policy.maxRestarts === -1 || status.restarts < policy.maxRestarts) {
+    return {
+      status: withHistory({ ...base, restarts: status.restarts + 1, attempt: status.attempt + 1, reason }, 'restart', reason),
+      next: 'restart',
+    };
+  }
+  const budget = policy.maxRestarts === 0 ? 'no restarts allowed' : `all ${policy.maxRestarts} restarts used`;
+  return { status: withHistory({ ...base, status: 'failed', reason: `${reason}; ${budget}` }, 'failed', reason), next: 'done' };
+}
+
+/** A hook (prepRun/postRun) that threw: the step fails like a non-zero exit. */
+export function hookFailure(status: StatusRecord, hook: string, message: string, policy: LifecyclePolicy, at: string): { status: StatusRecord; next: Next } {
+  const r = afterStepExit(status, { code: 1, signal: null, stoppedBy: null, startedAt: at, endedAt: at }, policy);
+  const reason = `${hook} failed: ${message}`;
+  const s = r.status.status === 'failed' ? `${reason}; no restarts left` : reason;
+  return { status: { ...r.status, exitCode: null, reason: s }, next: r.next };
+}

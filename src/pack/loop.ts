@@ -1,0 +1,589 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { heartbeatClaim, holdsClaim, inspectClaim, releaseClaim, tryClaim, type Claim, type ClaimOptions } from '../store/claim.js';
+import { fileServerNow } from '../store/clock.js';
+import { failedCount, markFailed, readStop, setStop } from '../store/ensemble-state.js';
+import { ENV, RUN_LOG, runPaths } from '../store/layout.js';
+import { hostName } from '../store/proc.js';
+import { readStatus, withHistory, writeResult, writeStatus, type EnsembleRecord, type RunRecord, type StatusRecord } from '../store/records.js';
+import { Hooks } from './hooks.js';
+import { Launcher, type ExitRecord, type StopReason } from './launcher.js';
+import { afterStepExit, hookFailure, type LifecyclePolicy, type Next } from './lifecycle.js';
+import { settleOrphan } from './orphan.js';
+import { nextLaunches, type QueueItem } from './plan.js';
+import { release, type PoolState, type Slot } from './pool.js';
+import { dequeueRequested, loadCandidate, scanQueue, type Candidate } from './queue.js';
+import { launchArgv, type LaunchSetup } from './launch-policy.js';
+import type { PackerConfig, PackerCounts } from './types.js';
+
+/** A run this packer holds the claim of. */
+interface Active {
+  id: number;
+  dir: string;
+  record: RunRecord;
+  status: StatusRecord;
+  claim: Claim;
+  slot: Slot | null;
+  key: string | null;
+  since: number;
+  passedOver: number;
+  /** Set when the heartbeat found the claim gone: never write this run's status again. */
+  lost: boolean;
+  prepped: boolean;
+  /** The step's pid (= its process group), once the launcher said it started. */
+  pid: number;
+}
+
+const WINDOW = 256;
+
+/**
+ * The packer's event loop. Everything happens in response to an event: a step exit (from the
+ * launcher), a heartbeat tick, a rescan tick, a signal, the walltime. Between events it does
+ * nothing, so it costs no CPU while steps run.
+ */
+export class PackLoop {
+  readonly packerId = `${hostName()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  readonly counts: PackerCounts = { started: 0, successful: 0, failed: 0, aborted: 0, killed: 0, requeued: 0 };
+  readonly blocked = new Map<number, string>();
+  private pool: PoolState;
+  private launcher!: Launcher;
+  private queue: Candidate[] = [];
+  private head = 0;
+  private readonly held = new Map<number, Active>();
+  private readonly byKey = new Map<string, Active>();
+  private waiting: Active[] = [];
+  private scanning = false;
+  private scheduled = false;
+  private lastScanAt = 0;
+  /** Something changed since the last scan (a run ended, a claim was lost): rescan before exiting. */
+  private dirty = true;
+  private lastPending = -1;
+  stopStarting: string | null = null;
+  interrupted: string | null = null;
+  private finished!: (reason: string) => void;
+  readonly done: Promise<string>;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly claimOpts: ClaimOptions;
+
+  constructor(
+    private readonly cfg: PackerConfig,
+    private readonly ens: EnsembleRecord,
+    private readonly hooks: Hooks,
+    pool: PoolState,
+    private readonly launch: LaunchSetup,
+  ) {
+    this.pool = pool;
+    this.done = new Promise((resolve) => (this.finished = resolve));
+    this.claimOpts = { leaseMs: cfg.leaseMs, now: () => fileServerNow(cfg.setupDir) };
+  }
+
+  private log(line: string): void {
+    this.cfg.log(line);
+  }
+
+  get runningIds(): number[] {
+    return [...this.held.keys()];
+  }
+
+  get activeCount(): number {
+    return this.held.size;
+  }
+
+  async start(): Promise<void> {
+    this.launcher = await Launcher.start(this.cfg.graceMs, {
+      exit: (key, exit) => void this.onExit(key, exit).catch((e) => this.fatal(e)),
+      started: (key, pid) => {
+        const a = this.byKey.get(key);
+        if (a) a.pid = pid;
+      },
+      lost: (why) => this.launcherLost(why),
+    });
+    this.every(this.cfg.heartbeatMs, () => this.heartbeat());
+    this.every(this.cfg.rescanMs, () => void this.rescan());
+    await this.rescan();
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    this.timers.push(t);
+  }
+
+  /** Stop starting runs (walltime near, stop flag, max_failed_runs); running steps finish. */
+  stopStartingRuns(why: string): void {
+    if (this.stopStarting) return;
+    this.stopStarting = why;
+    this.log(`starting no more runs: ${why}`);
+    for (const a of this.waiting.splice(0)) this.requeue(a, why);
+    this.checkDone();
+  }
+
+  /** Signal or allocation end: start nothing, stop every step, put the runs back in the queue. */
+  interrupt(why: string): void {
+    if (this.interrupted) return;
+    this.interrupted = why;
+    this.stopStartingRuns(why);
+    for (const a of this.byKey.values()) this.launcher.kill(a.key!, 'interrupt');
+    this.checkDone();
+  }
+
+  /** The launcher died on its own: its steps may live on, detached. Stop them and requeue. */
+  private launcherLost(why: string): void {
+    this.log(`packer error: ${why}; stopping its steps`);
+    this.interrupted = `launcher lost: ${why}`;
+    this.stopStartingRuns(this.interrupted);
+    for (const [key, a] of [...this.byKey]) {
+      if (a.pid > 0) {
+        try {
+          process.kill(-a.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      const now = new Date().toISOString();
+      void this.onExit(key, { format: 1, runId: a.id, step: a.status.step, attempt: a.status.attempt, code: null, signal: 'SIGKILL', stoppedBy: 'interrupt', startedAt: now, endedAt: now, host: hostName(), pid: a.pid });
+    }
+    this.checkDone();
+  }
+
+  private fatal(e: unknown): void {
+    this.log(`packer error: ${(e as Error)?.stack ?? e}`);
+    this.interrupt(`packer error: ${(e as Error)?.message ?? e}`);
+  }
+
+  // --- the queue ---
+
+  private async rescan(): Promise<void> {
+    if (this.scanning || this.interrupted) return;
+    this.scanning = true;
+    try {
+      const skip = new Set<number>([...this.held.keys(), ...this.blocked.keys()]);
+      const scan = await scanQueue(this.cfg.setupDir, {
+        plan: this.cfg.plan,
+        steal: this.cfg.steal,
+        skip,
+        now: this.cfg.now(),
+        staleClaim: (dir) => inspectClaim(dir, this.claimOpts)?.stale ?? true,
+      });
+      // Keep what we knew of runs still waiting (how long they waited, how often passed over).
+      const old = new Map(this.queue.slice(this.head).filter((c) => !c.gone).map((c) => [c.id, c]));
+      this.queue = scan.candidates.map((c) => {
+        const o = old.get(c.id);
+        return o && o.step === c.step ? o : c;
+      });
+      this.head = 0;
+      this.lastPending = scan.pending;
+      this.lastScanAt = Date.now();
+      this.dirty = false;
+    } finally {
+      this.scanning = false;
+    }
+    this.schedule();
+  }
+
+  private window(): Candidate[] {
+    const out: Candidate[] = [];
+    while (this.head < this.queue.length && this.queue[this.head]!.gone) this.head++;
+    for (let i = this.head; i < this.queue.length && out.length < WINDOW; i++) {
+      const c = this.queue[i]!;
+      if (c.gone) continue;
+      if (!loadCandidate(c)) {
+        c.gone = true;
+        continue;
+      }
+      out.push(c);
+    }
+    return out;
+  }
+
+  /** Coalesce many events into one decision per turn of the event loop. */
+  schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      try {
+        this.decide();
+      } catch (e) {
+        this.fatal(e);
+      }
+    });
+  }
+
+  private decide(): void {
+    if (this.interrupted) return this.checkDone();
+    if (!this.stopStarting) {
+      const stop = readStop(this.cfg.setupDir);
+      if (stop) this.stopStartingRuns(`ensemble stopped: ${stop.reason}`);
+    }
+    const cands = this.stopStarting ? [] : this.window();
+    const waitingItems: QueueItem[] = this.waiting.map((a) => ({ runId: a.id, need: needOf(a), since: a.since, passedOver: a.passedOver }));
+    const items = waitingItems.concat(cands.map((c) => ({ runId: c.id, need: c.need!, since: c.since, passedOver: c.passedOver })));
+    if (items.length > 0) {
+      const d = nextLaunches(items, this.pool, this.byKey.size, this.cfg.now(), this.cfg.planOptions);
+      this.pool = d.pool;
+      const byId = new Map(cands.map((c) => [c.id, c]));
+      for (const b of d.blocked) {
+        const c = byId.get(b.runId);
+        if (c) {
+          c.gone = true;
+          this.markBlocked(c, b.reason);
+          continue;
+        }
+        // A later step of a run in hand that cannot fit: back to the queue at that step, with why.
+        const w = this.waiting.findIndex((a) => a.id === b.runId);
+        if (w >= 0) {
+          const [a] = this.waiting.splice(w, 1);
+          this.blocked.set(a!.id, b.reason);
+          this.log(`run ${a!.id} step ${a!.status.step} cannot run in this allocation: ${b.reason}`);
+          this.requeue(a!, `blocked: ${b.reason}`);
+        }
+      }
+      const passed = new Set(d.passedOver);
+      for (const a of this.waiting) if (passed.has(a.id)) a.passedOver++;
+      for (const c of cands) if (passed.has(c.id)) c.passedOver++;
+      for (const l of d.launches) {
+        const w = this.waiting.findIndex((a) => a.id === l.runId);
+        if (w >= 0) {
+          const [a] = this.waiting.splice(w, 1);
+          void this.startStep(a!, l.slot).catch((e) => this.fatal(e));
+        } else {
+          const c = byId.get(l.runId)!;
+          c.gone = true;
+          void this.claimAndStart(c, l.slot).catch((e) => this.fatal(e));
+        }
+      }
+    }
+    // Out of candidates: look for new work (add, requeue, stale claims), at most once per heartbeat.
+    const idle = !this.stopStarting && this.window().length === 0;
+    if (idle && !this.scanning && Date.now() - this.lastScanAt >= Math.min(this.cfg.heartbeatMs, 2000) && this.held.size > 0) void this.rescan();
+    this.checkDone();
+  }
+
+  private markBlocked(c: Candidate, reason: string): void {
+    this.blocked.set(c.id, reason);
+    this.log(`run ${c.id} cannot run in this allocation: ${reason}`);
+    // Say it in the run's status too (under the claim), so `themis status` shows why it waits.
+    const r = tryClaim(c.dir, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
+    if (!r) return;
+    try {
+      const s = readStatus(c.dir);
+      if (s && s.status === 'queued' && s.reason !== `blocked: ${reason}` && holdsClaim(r.claim)) {
+        writeStatus(c.dir, withHistory({ ...s, reason: `blocked: ${reason}` }, 'blocked', reason));
+      }
+    } finally {
+      releaseClaim(r.claim);
+    }
+  }
+
+  // --- starting ---
+
+  private async claimAndStart(c: Candidate, slot: Slot): Promise<void> {
+    const got = tryClaim(c.dir, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
+    if (!got) return this.giveBack(slot);
+    let status: StatusRecord | null;
+    try {
+      status = readStatus(c.dir);
+    } catch (e) {
+      this.log(`run ${c.id}: ${(e as Error).message}; skipped`);
+      releaseClaim(got.claim);
+      return this.giveBack(slot);
+    }
+    if (!status || (status.status !== 'queued' && status.status !== 'running') || this.stopStarting) {
+      releaseClaim(got.claim);
+      return this.giveBack(slot);
+    }
+    if (got.broken) status = withHistory(status, 'claim broken', `stale claim of packer ${got.broken.packerId} (host ${got.broken.host}, pid ${got.broken.pid})`);
+    const a: Active = { id: c.id, dir: c.dir, record: c.record!, status, claim: got.claim, slot: null, key: null, since: c.since, passedOver: c.passedOver, lost: false, prepped: false, pid: 0 };
+    this.held.set(a.id, a);
+    if (status.status === 'running') {
+      // Its packer died: finish that packer's bookkeeping before anything runs again.
+      const o = await settleOrphan(a.dir, status, this.cfg.graceMs);
+      a.status = withHistory(a.status, 'recovered', o.note);
+      if (o.exit) {
+        this.giveBack(slot);
+        return this.applyExit(a, o.exit, true);
+      }
+      a.status = { ...a.status, attempt: a.status.attempt + 1 };
+    }
+    a.prepped = a.status.step > 0 || a.status.attempt > 0 || a.status.restarts > 0;
+    if (sameNeed(needOf(a), c.need!)) return this.startStep(a, slot);
+    this.giveBack(slot);
+    this.wait(a);
+  }
+
+  private giveBack(slot: Slot): void {
+    this.pool = release(this.pool, slot);
+    this.schedule();
+  }
+
+  private wait(a: Active): void {
+    if (this.stopStarting) return this.requeue(a, this.stopStarting);
+    this.waiting.push(a);
+    this.schedule();
+  }
+
+  private async startStep(a: Active, slot: Slot): Promise<void> {
+    if (this.interrupted || a.lost) {
+      this.giveBack(slot);
+      return a.lost ? this.drop(a) : this.requeue(a, this.interrupted!);
+    }
+    a.slot = slot;
+    if (!a.prepped && this.hooks.has('prepRun')) {
+      a.prepped = true;
+      try {
+        await this.hooks.call('prepRun', { id: a.id, record: a.record, dir: a.dir });
+      } catch (e) {
+        return this.hookFailed(a, 'prepRun', e);
+      }
+    }
+    a.prepped = true;
+    const stepIndex = a.status.step;
+    const step = a.record.steps[stepIndex]!;
+    const now = new Date().toISOString();
+    const next: StatusRecord = withHistory(
+      { ...a.status, status: 'running', startedAt: now, endedAt: null, exitCode: null, signal: null, host: hostName(), jobId: this.cfg.jobId, reason: null },
+      'started',
+      `step ${stepIndex} attempt ${a.status.attempt}`,
+    );
+    if (!this.writeHeld(a, next)) {
+      this.giveBack(slot);
+      a.slot = null;
+      return this.drop(a);
+    }
+    const key = `${a.id}:${stepIndex}:${a.status.attempt}`;
+    a.key = key;
+    this.byKey.set(key, a);
+    this.counts.started++;
+    const { argv, env } = launchArgv(this.launch, this.pool, slot, step, a.dir);
+    this.launcher.spawn({
+      key,
+      runId: a.id,
+      step: stepIndex,
+      attempt: a.status.attempt,
+      argv,
+      cwd: path.resolve(a.dir, step.cwd),
+      env: {
+        ...env,
+        [ENV.runId]: String(a.id),
+        [ENV.runDir]: a.dir,
+        [ENV.setupDir]: this.cfg.setupDir,
+        [ENV.step]: String(stepIndex),
+      },
+      logName: RUN_LOG,
+      pidFile: runPaths(a.dir).pidFile,
+      exitFile: runPaths(a.dir).exitFile(stepIndex, a.status.attempt),
+      timeoutMs: Math.round(step.timeout * 60_000),
+    });
+  }
+
+  // --- exits ---
+
+  private async onExit(key: string, exit: ExitRecord): Promise<void> {
+    const a = this.byKey.get(key);
+    if (!a) return;
+    this.byKey.delete(key);
+    a.key = null;
+    if (a.slot) this.pool = release(this.pool, a.slot);
+    a.slot = null;
+    await this.applyExit(a, exit, false);
+    this.schedule();
+  }
+
+  private policy(a: Active): LifecyclePolicy {
+    const step = a.record.steps[Math.min(a.status.step, a.record.steps.length - 1)]!;
+    return { maxRestarts: this.ens.maxRestarts, abortOn: this.ens.abortOn, stepCount: a.record.steps.length, timeoutMinutes: step.timeout };
+  }
+
+  private async applyExit(a: Active, exit: ExitRecord, recovered: boolean): Promise<void> {
+    if (a.lost || exit.stoppedBy === 'lost-claim') return this.drop(a);
+    let r = afterStepExit(a.status, exit, this.policy(a));
+    // An interrupted step of a dead packer is simply run again here (no restart used).
+    if (recovered && r.next === 'requeue') r = { status: { ...r.status, status: 'running' }, next: 'restart' };
+    a.status = r.status;
+    if (exit.stoppedBy === 'dequeue') this.clearDequeue(a);
+    if (r.next === 'done' && a.status.status === 'successful' && this.hooks.has('postRun')) {
+      await this.postRun(a);
+    }
+    this.advance(a, r.next);
+  }
+
+  private advance(a: Active, next: Next): void {
+    if (next === 'requeue') return this.requeue(a, a.status.reason ?? 'interrupted');
+    if (next === 'done') return this.complete(a);
+    a.since = this.cfg.now();
+    a.passedOver = 0;
+    this.wait(a);
+  }
+
+  /** postRun after the last step; its value is the run's result. A throw retries postRun alone. */
+  private async postRun(a: Active): Promise<void> {
+    for (;;) {
+      try {
+        const value = await this.hooks.call('postRun', { id: a.id, record: a.record, dir: a.dir });
+        if (value !== undefined && !a.lost) writeResult(a.dir, value);
+        return;
+      } catch (e) {
+        this.appendLog(a, `themis: postRun failed: ${(e as Error)?.stack ?? e}`);
+        const budgetLeft = this.ens.maxRestarts === -1 || a.status.restarts < this.ens.maxRestarts;
+        const reason = `postRun failed: ${(e as Error)?.message ?? e}`;
+        if (!budgetLeft || this.interrupted) {
+          a.status = withHistory({ ...a.status, status: 'failed', reason: `${reason}; no restarts left` }, 'failed', reason);
+          return;
+        }
+        a.status = withHistory({ ...a.status, restarts: a.status.restarts + 1 }, 'restart', reason);
+      }
+    }
+  }
+
+  private hookFailed(a: Active, hook: 'prepRun', e: unknown): void {
+    this.appendLog(a, `themis: ${hook} failed: ${(e as Error)?.stack ?? e}`);
+    if (a.slot) this.pool = release(this.pool, a.slot);
+    a.slot = null;
+    a.prepped = false;
+    const r = hookFailure(a.status, hook, String((e as Error)?.message ?? e), this.policy(a), new Date().toISOString());
+    a.status = r.status;
+    this.advance(a, r.next);
+  }
+
+  private appendLog(a: Active, text: string): void {
+    const step = a.record.steps[Math.min(a.status.step, a.record.steps.length - 1)]!;
+    try {
+      const cwd = path.resolve(a.dir, step.cwd);
+      fs.mkdirSync(cwd, { recursive: true });
+      fs.appendFileSync(path.join(cwd, RUN_LOG), text + '\n');
+    } catch {
+      /* the status reason still says it */
+    }
+  }
+
+  private clearDequeue(a: Active): void {
+    try {
+      fs.unlinkSync(runPaths(a.dir).dequeueRequest);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private complete(a: Active): void {
+    const s = a.status.status;
+    if (this.writeHeld(a, a.status)) {
+      if (s === 'successful') this.counts.successful++;
+      else if (s === 'failed') this.counts.failed++;
+      else if (s === 'aborted') this.counts.aborted++;
+      else if (s === 'killed') this.counts.killed++;
+      if (s === 'failed') this.countFailure(a.id);
+    }
+    this.drop(a);
+  }
+
+  private countFailure(id: number): void {
+    markFailed(this.cfg.setupDir, id);
+    const max = this.ens.maxFailedRuns;
+    if (max === null) return;
+    const n = failedCount(this.cfg.setupDir);
+    if (n > max) {
+      const reason = `${n} runs failed, more than max_failed_runs (${max})`;
+      if (!readStop(this.cfg.setupDir)) setStop(this.cfg.setupDir, { reason, by: this.packerId, kind: 'max-failed-runs' });
+      this.stopStartingRuns(reason);
+    }
+  }
+
+  private requeue(a: Active, why: string): void {
+    const s = withHistory({ ...a.status, status: 'queued', reason: `requeued: ${why}` }, 'requeued', why);
+    if (this.writeHeld(a, s)) this.counts.requeued++;
+    this.drop(a);
+  }
+
+  /** Write status only while the claim is still ours. */
+  private writeHeld(a: Active, s: StatusRecord): boolean {
+    if (a.lost || !holdsClaim(a.claim)) {
+      a.lost = true;
+      this.log(`run ${a.id}: claim lost; leaving its status to the new holder`);
+      return false;
+    }
+    writeStatus(a.dir, s);
+    a.status = s;
+    return true;
+  }
+
+  private drop(a: Active): void {
+    if (!a.lost) releaseClaim(a.claim);
+    this.held.delete(a.id);
+    this.dirty = true;
+    this.checkDone();
+  }
+
+  // --- heartbeat ---
+
+  private heartbeat(): void {
+    for (const a of this.held.values()) {
+      if (a.lost) continue;
+      if (!heartbeatClaim(a.claim)) {
+        a.lost = true;
+        this.log(`run ${a.id}: claim lost (broken by another packer?); stopping its step`);
+        if (a.key) this.launcher.kill(a.key, 'lost-claim');
+        else this.dropWaiting(a);
+        continue;
+      }
+      if (dequeueRequested(a.dir)) this.stopRun(a, 'dequeue');
+    }
+    if (!this.stopStarting) {
+      const stop = readStop(this.cfg.setupDir);
+      if (stop) this.stopStartingRuns(`ensemble stopped: ${stop.reason}`);
+    }
+    this.cfg.onHeartbeat();
+  }
+
+  private stopRun(a: Active, reason: StopReason): void {
+    if (a.key) return this.launcher.kill(a.key, reason);
+    // Waiting for cores between steps: nothing to kill.
+    const i = this.waiting.indexOf(a);
+    if (i >= 0) this.waiting.splice(i, 1);
+    a.status = withHistory({ ...a.status, status: 'killed', reason: 'dequeued while running' }, 'killed', 'dequeued');
+    this.clearDequeue(a);
+    this.complete(a);
+  }
+
+  private dropWaiting(a: Active): void {
+    const i = this.waiting.indexOf(a);
+    if (i >= 0) this.waiting.splice(i, 1);
+    this.drop(a);
+  }
+
+  // --- the end ---
+
+  private checkDone(): void {
+    if (this.held.size > 0 || this.scanning) return;
+    if (this.interrupted || this.stopStarting) return this.finish(this.interrupted ?? this.stopStarting!);
+    if (this.window().length > 0) return;
+    // Nothing in hand and nothing known: one fresh look before deciding the work is done.
+    if (this.dirty) {
+      void this.rescan();
+      return;
+    }
+    this.finish(this.blocked.size > 0 ? 'only runs that cannot fit this allocation remain' : 'nothing left to run');
+  }
+
+  private finishing = false;
+  private finish(reason: string): void {
+    if (this.finishing) return;
+    this.finishing = true;
+    for (const t of this.timers) clearInterval(t);
+    void this.launcher.close().then(() => this.finished(reason));
+  }
+
+  /** Runs queued or running anywhere at the last scan. */
+  get pendingAtLastScan(): number {
+    return this.lastPending;
+  }
+}
+
+function needOf(a: Active) {
+  const step = a.record.steps[a.status.step]!;
+  return { tasks: step.tasks, coresPerTask: step.coresPerTask, gpusPerTask: step.gpusPerTask };
+}
+
+function sameNeed(x: { tasks: number; coresPerTask: number; gpusPerTask: number }, y: { tasks: number; coresPerTask: number; gpusPerTask: number }): boolean {
+  return x.tasks === y.tasks && x.coresPerTask === y.coresPerTask && x.gpusPerTask === y.gpusPerTask;
+}

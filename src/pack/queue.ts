@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import { readJsonSync } from '../store/atomic.js';
+import { runPaths, setupPaths } from '../store/layout.js';
+import { readRunRecord, type RunRecord } from '../store/records.js';
+import { scanRunsAsync } from '../store/scan.js';
+import type { Need } from './pool.js';
+
+/** A run the packer may claim: queued, or `running` with a claim that looks abandoned. */
+export interface Candidate {
+  id: number;
+  dir: string;
+  /** The step its status says it is at (the run is re-read under the claim before it starts). */
+  step: number;
+  orphan: boolean;
+  since: number;
+  passedOver: number;
+  /** Loaded when the run comes near the front of the queue (run.json is not read for all runs). */
+  record?: RunRecord;
+  need?: Need;
+  gone?: boolean;
+}
+
+export interface QueueScan {
+  candidates: Candidate[];
+  /** Runs still queued or running anywhere (0 = the ensemble has nothing left to do). */
+  pending: number;
+  queued: number;
+  problems: { id: number; problem: string }[];
+}
+
+/** The run ids planned for an allocation (`batch/plan-<k>.json`), or [] without a plan. */
+export function readPlan(setupDir: string, allocation: number | null): number[] {
+  if (allocation === null) return [];
+  const plan = readJsonSync<{ runIds?: number[] }>(setupPaths(setupDir).planFile(allocation));
+  return Array.isArray(plan?.runIds) ? plan.runIds : [];
+}
+
+/**
+ * Read every run's status and order what can be started: this allocation's planned runs first (in
+ * plan order), then every other run in id order unless `steal` is off. `skip` holds runs this
+ * packer has in hand or has found blocked. `staleClaim` judges a `running` run's claim.
+ */
+export async function scanQueue(
+  setupDir: string,
+  opts: { plan: number[]; steal: boolean; skip: ReadonlySet<number>; now: number; staleClaim: (dir: string) => boolean },
+): Promise<QueueScan> {
+  const { runs } = await scanRunsAsync(setupDir);
+  const planned = new Map(opts.plan.map((id, i) => [id, i]));
+  const mine: Candidate[] = [];
+  const others: Candidate[] = [];
+  const problems: QueueScan['problems'] = [];
+  let pending = 0;
+  let queued = 0;
+  for (const r of runs) {
+    if (r.status === null) {
+      problems.push({ id: r.id, problem: r.problem ?? 'no status' });
+      continue;
+    }
+    const s = r.status.status;
+    if (s !== 'queued' && s !== 'running') continue;
+    pending++;
+    if (s === 'queued') queued++;
+    if (opts.skip.has(r.id)) continue;
+    const inPlan = planned.has(r.id);
+    if (!inPlan && !opts.steal) continue;
+    // A running run is someone else's unless its claim is stale (checked only for these few).
+    if (s === 'running' && !opts.staleClaim(r.dir)) continue;
+    const c: Candidate = { id: r.id, dir: r.dir, step: r.status.step, orphan: s === 'running', since: opts.now, passedOver: 0 };
+    (inPlan ? mine : others).push(c);
+  }
+  mine.sort((a, b) => planned.get(a.id)! - planned.get(b.id)!);
+  return { candidates: mine.concat(others), pending, queued, problems };
+}
+
+/** Fill in a candidate's run record and the needs of its current step; false when unreadable. */
+export function loadCandidate(c: Candidate): boolean {
+  if (c.need) return true;
+  try {
+    c.record = readRunRecord(c.dir);
+  } catch {
+    return false;
+  }
+  const step = c.record.steps[Math.min(c.step, c.record.steps.length - 1)];
+  if (!step) return false;
+  c.need = { tasks: step.tasks, coresPerTask: step.coresPerTask, gpusPerTask: step.gpusPerTask };
+  return true;
+}
+
+/** Does the run ask to be stopped (`themis dequeue` of a running run)? */
+export function dequeueRequested(dir: string): boolean {
+  return fs.existsSync(runPaths(dir).dequeueRequest);
+}

@@ -1,0 +1,84 @@
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import { ThemisError } from '../model/errors.js';
+import type { AllocationInfo, NodeInfo } from '../schedulers/adapter.js';
+import { getAdapter } from '../schedulers/index.js';
+import type { SchedulerName } from '../store/records.js';
+
+export interface ResourceOverrides {
+  /** Node names (comma list or count); overrides what the scheduler says. */
+  nodes?: string | number;
+  /** Cores per node. */
+  cores?: number;
+  /** GPUs per node (ids 0..n-1, unless the scheduler named them). */
+  gpus?: number;
+}
+
+/** Run a scheduler query briefly; null when it fails (discovery must never hang the packer). */
+function runQuiet(argv: string[]): string | null {
+  try {
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    return r.status === 0 ? r.stdout : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What this packer may use: the scheduler's allocation (Slurm, LSF, Flux in that order of the
+ * environment's hints, else this machine), with `--nodes/--cores/--gpus` laid over it so a packer
+ * runs anywhere with resources declared by hand.
+ */
+export function discoverResources(
+  env: NodeJS.ProcessEnv,
+  overrides: ResourceOverrides = {},
+  preferred: SchedulerName | null = null,
+  run: (argv: string[]) => string | null = runQuiet,
+): AllocationInfo {
+  let info: AllocationInfo | null = null;
+  const order: SchedulerName[] = preferred && preferred !== 'local' ? [preferred, 'slurm', 'lsf', 'flux'] : ['slurm', 'lsf', 'flux'];
+  for (const name of new Set(order)) {
+    // Only ask a scheduler whose environment is present: discovery outside it may run commands.
+    if (name === 'slurm' && !(env.SLURM_JOB_ID || env.SLURM_JOBID)) continue;
+    if (name === 'lsf' && !env.LSB_JOBID) continue;
+    if (name === 'flux' && !env.FLUX_URI) continue;
+    info = getAdapter(name).discover(env, run);
+    if (info) break;
+  }
+  if (!info) info = getAdapter('local').discover(env, run)!;
+  return applyOverrides(info, overrides);
+}
+
+export function applyOverrides(info: AllocationInfo, o: ResourceOverrides): AllocationInfo {
+  let nodes: NodeInfo[] = info.nodes.map((n) => ({ ...n, gpus: [...n.gpus] }));
+  if (o.nodes !== undefined) {
+    if (typeof o.nodes === 'number' || /^\d+$/.test(String(o.nodes))) {
+      const count = Number(o.nodes);
+      if (!Number.isInteger(count) || count < 1) throw new ThemisError('USAGE', `--nodes ${o.nodes}: give a node count >= 1 or a comma list of names`);
+      const base = nodes[0] ?? { name: os.hostname(), cores: os.availableParallelism(), gpus: [] };
+      nodes = Array.from({ length: count }, (_, i) => nodes[i] ?? { ...base, name: i === 0 ? base.name : `${base.name}-${i}`, gpus: [...base.gpus] });
+    } else {
+      const names = String(o.nodes).split(',').map((s) => s.trim()).filter(Boolean);
+      const base = nodes[0] ?? { name: os.hostname(), cores: os.availableParallelism(), gpus: [] };
+      nodes = names.map((name, i) => ({ ...(nodes[i] ?? base), name, gpus: [...(nodes[i] ?? base).gpus] }));
+    }
+  }
+  if (o.cores !== undefined) {
+    if (!Number.isInteger(o.cores) || o.cores < 1) throw new ThemisError('USAGE', `--cores ${o.cores}: give a whole number of cores per node >= 1`);
+    nodes = nodes.map((n) => ({ ...n, cores: o.cores! }));
+  }
+  if (o.gpus !== undefined) {
+    if (!Number.isInteger(o.gpus) || o.gpus < 0) throw new ThemisError('USAGE', `--gpus ${o.gpus}: give a whole number of GPUs per node >= 0`);
+    nodes = nodes.map((n) => ({ ...n, gpus: n.gpus.length >= o.gpus! ? n.gpus.slice(0, o.gpus) : Array.from({ length: o.gpus! }, (_, i) => String(i)) }));
+  }
+  return { ...info, nodes };
+}
+
+/** "2 nodes x 32 cores, 4 GPUs each" for logs. */
+export function describeResources(info: AllocationInfo): string {
+  const n = info.nodes;
+  const same = n.every((x) => x.cores === n[0]!.cores && x.gpus.length === n[0]!.gpus.length);
+  const gpuText = (g: number) => (g > 0 ? `, ${g} GPU${g === 1 ? '' : 's'}` : '');
+  if (same && n.length > 0) return `${n.length} node${n.length === 1 ? '' : 's'} (${n.map((x) => x.name).join(',')}) x ${n[0]!.cores} cores${gpuText(n[0]!.gpus.length)}${n.length > 1 ? ' each' : ''}`;
+  return n.map((x) => `${x.name}: ${x.cores} cores${gpuText(x.gpus.length)}`).join('; ');
+}

@@ -1,0 +1,163 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { StepSpec } from '../../src/model/step.js';
+import { FORMAT_VERSION, runPaths, setupPaths } from '../../src/store/layout.js';
+import { newStatus, type EnsembleRecord, type RunRecord, type StatusRecord } from '../../src/store/records.js';
+import { formatIndexBatch } from '../../src/store/run-index.js';
+import { makeTempDir, PACK_BIN, writeScript } from '../helpers/cli.js';
+
+export interface FixtureRun {
+  steps: (Partial<StepSpec> & { args: string[] })[];
+  sample?: Record<string, unknown>;
+}
+
+/**
+ * Write an ensemble the way `gen` would (ensemble.json, index, run dirs with run.json and a
+ * queued status.json), without depending on `gen`: the packer's tests only need the on-disk contract.
+ */
+export function makeEnsemble(
+  runs: FixtureRun[],
+  opts: Partial<EnsembleRecord> & { root?: string } = {},
+): { root: string; setupDir: string; runDir: (id: number) => string } {
+  const root = opts.root ?? makeTempDir('themis-pack-');
+  const setupDir = path.join(root, '.themis_setup');
+  const sp = setupPaths(setupDir);
+  fs.mkdirSync(sp.indexDir, { recursive: true });
+  const ens: EnsembleRecord = {
+    format: FORMAT_VERSION,
+    kind: 'themis-ensemble',
+    createdAt: new Date().toISOString(),
+    root,
+    setupDir,
+    application: null,
+    appIsBatchScript: false,
+    runDirNames: 'runs/{run_id}',
+    parse: [],
+    copy: [],
+    symlink: [],
+    maxRestarts: 0,
+    maxFailedRuns: null,
+    abortOn: [],
+    interface: null,
+    scheduler: 'local',
+    allocation: { nodes: 1, walltime: 0, partition: null, bank: null, name: 'themis', allocations: 1, repeats: 0, earlyStop: 0, gpusPerNode: null, template: null },
+    onCompletion: null,
+    keepUnknownTokens: false,
+    ...opts,
+  };
+  fs.writeFileSync(sp.ensemble, JSON.stringify(ens));
+  const entries = runs.map((r, i) => {
+    const id = i + 1;
+    const dir = path.join(root, 'runs', String(id));
+    fs.mkdirSync(path.join(dir, '.themis'), { recursive: true });
+    const steps: StepSpec[] = r.steps.map((s) => ({ tasks: 1, coresPerTask: 1, gpusPerTask: 0, timeout: 0, batchScript: false, cwd: '.', ...s }));
+    const rec: RunRecord = { format: FORMAT_VERSION, id, sample: r.sample ?? {}, sampleKeys: Object.keys(r.sample ?? {}), steps };
+    fs.writeFileSync(runPaths(dir).run, JSON.stringify(rec));
+    fs.writeFileSync(runPaths(dir).status, JSON.stringify(newStatus(id)));
+    return { id, dir };
+  });
+  fs.writeFileSync(sp.indexFile(1), formatIndexBatch(root, entries));
+  return { root, setupDir, runDir: (id: number) => path.join(root, 'runs', String(id)) };
+}
+
+export function readStatusOf(runDir: string): StatusRecord {
+  return JSON.parse(fs.readFileSync(runPaths(runDir).status, 'utf8')) as StatusRecord;
+}
+
+export function statuses(root: string, n: number): StatusRecord[] {
+  return Array.from({ length: n }, (_, i) => readStatusOf(path.join(root, 'runs', String(i + 1))));
+}
+
+/**
+ * A fake application: appends "<event> <run id> <epoch ms> <CUDA_VISIBLE_DEVICES> <cores>" lines
+ * to a ledger (O_APPEND, one write per line, so lines from parallel runs never interleave), then
+ * does what the sample-independent body says.
+ */
+export function ledgerApp(dir: string, name: string, body = ''): string {
+  return writeScript(
+    path.join(dir, name),
+    `#!/bin/sh
+LEDGER="$1"; shift
+now() { date +%s%3N; }
+echo "start $THEMIS_RUN_ID $(now) \${CUDA_VISIBLE_DEVICES:--} $THEMIS_STEP $$" >> "$LEDGER"
+${body}
+rc=$?
+echo "end $THEMIS_RUN_ID $(now) \${CUDA_VISIBLE_DEVICES:--} $THEMIS_STEP $$" >> "$LEDGER"
+exit $rc
+`,
+  );
+}
+
+export interface LedgerEvent {
+  kind: string;
+  id: number;
+  at: number;
+  gpus: string;
+  step: number;
+  pid: number;
+}
+
+export function readLedger(file: string): LedgerEvent[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [kind, id, at, gpus, step, pid] = l.split(' ');
+      return { kind: kind!, id: Number(id), at: Number(at), gpus: gpus!, step: Number(step), pid: Number(pid) };
+    });
+}
+
+/** Start the built themis-pack as a child (not waited for). */
+export function startPack(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stderr: string; stdout: string }> } {
+  const child = spawn(process.execPath, [PACK_BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  child.stdout!.on('data', (d) => (stdout += d));
+  const done = new Promise<{ code: number | null; signal: string | null; stderr: string; stdout: string }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, stderr, stdout })),
+  );
+  return { child, done };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function waitFor(cond: () => boolean, ms = 15_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Is any process with this pid alive (zombies count as gone)? */
+export function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Check that at no instant the intervals use more than `cap` of something (e.g. cores). */
+export function maxOverlap(intervals: { start: number; end: number; weight: number }[]): number {
+  const ev: [number, number][] = [];
+  for (const i of intervals) {
+    ev.push([i.start, i.weight]);
+    ev.push([i.end, -i.weight]);
+  }
+  // Ends before starts at the same instant: a core freed at t can be reused at t.
+  ev.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let cur = 0;
+  let max = 0;
+  for (const [, w] of ev) {
+    cur += w;
+    max = Math.max(max, cur);
+  }
+  return max;
+}
