@@ -87,7 +87,7 @@ describe('tryClaim / releaseClaim', () => {
     expect(holdsClaim(got!.claim)).toBe(true);
     releaseClaim(got!.claim);
     expect(fs.existsSync(runPaths(dir(1)).claim)).toBe(false);
-    expect(fs.readdirSync(runPaths(dir(1)).meta)).toEqual(['status.json']);
+    expect(fs.readdirSync(runPaths(dir(1)).meta)).toEqual(['run.json', 'status.json']);
     expect(tryClaim(dir(1), who, opts)).not.toBeNull();
   });
 
@@ -112,7 +112,7 @@ describe('tryClaim / releaseClaim', () => {
     const got = tryClaim(dir(1), who, opts)!;
     expect(got.broken!.packerId).toBe('doomed');
     expect(holdsClaim(got.claim)).toBe(true);
-    expect(fs.readdirSync(runPaths(dir(1)).meta).sort()).toEqual(['claim', 'status.json']);
+    expect(fs.readdirSync(runPaths(dir(1)).meta).sort()).toEqual(['claim', 'run.json', 'status.json']);
   });
 
   it('treats a reused pid (same pid, other start time) as dead', () => {
@@ -252,7 +252,7 @@ while (fs.readdirSync(root).filter((n) => n.startsWith('ledger.txt.done-')).leng
       const owner = JSON.parse(fs.readFileSync(runPaths(dir(id)).claimOwner, 'utf8'));
       expect(owner.packerId).toBe(`racer-${pid}`);
       // No graveyard or mutex left behind.
-      expect(fs.readdirSync(runPaths(dir(id)).meta).sort()).toEqual(['claim', 'status.json']);
+      expect(fs.readdirSync(runPaths(dir(id)).meta).sort()).toEqual(['claim', 'run.json', 'status.json']);
     }
     // Breaks are reported for stale claims only (a fresh claimer may win a run right after a
     // breaker moved the stale claim aside; it then won without breaking anything).

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { FORMAT_VERSION, runPaths, setupPaths } from '../../src/store/layout.js';
 import { newStatus, writeEnsemble, writeStatus, type EnsembleRecord, type StatusRecord } from '../../src/store/records.js';
 import { writeIndexBatch } from '../../src/store/run-index.js';
+import { STEP_DEFAULTS } from '../../src/model/step.js';
 import { makeTempDir } from '../helpers/cli.js';
 
 /** A minimal ensemble on disk: ensemble.json, one index batch, run dirs with status.json. */
@@ -38,6 +39,8 @@ export function makeEnsemble(n: number, status: (id: number) => Partial<StatusRe
   const entries = [];
   for (let id = 1; id <= n; id++) {
     fs.mkdirSync(runPaths(dir(id)).meta, { recursive: true });
+    const run = { format: FORMAT_VERSION, id, sample: { x: id }, sampleKeys: ['x'], steps: [{ ...STEP_DEFAULTS, args: ['/bin/true'] }] };
+    fs.writeFileSync(runPaths(dir(id)).run, JSON.stringify(run));
     writeStatus(dir(id), { ...newStatus(id), ...status(id) });
     entries.push({ id, dir: dir(id) });
   }

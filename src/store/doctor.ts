@@ -1,0 +1,287 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type ClaimOptions, type ClaimOwner } from './claim.js';
+import { fileServerNow } from './clock.js';
+import { listPackers, readStop, removePacker } from './ensemble-state.js';
+import { runPaths, setupPaths } from './layout.js';
+import { hostName, isProcessAlive } from './proc.js';
+import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
+import { readIndex } from './run-index.js';
+import { readRunState } from './scan.js';
+
+/**
+ * `themis doctor`: find what crashes, killed allocations and full disks can leave behind, explain
+ * each finding, and (with repair) fix what is safe. Every repair is one atomic step taken under
+ * the run's claim or on a path nobody else can use any more, and re-checks its finding first, so
+ * doctor may itself be killed and simply run again.
+ */
+
+export type FindingKind =
+  | 'orphan-running'
+  | 'stale-claim'
+  | 'missing-status'
+  | 'unreadable-status'
+  | 'missing-run-dir'
+  | 'duplicate-id'
+  | 'claim-leftover'
+  | 'dead-break-mutex'
+  | 'dead-packer'
+  | 'staging-leftover'
+  | 'stopped';
+
+export interface Finding {
+  kind: FindingKind;
+  /** 'info' findings are states worth knowing (a stop flag), not damage. */
+  severity: 'problem' | 'info';
+  runId: number | null;
+  path: string;
+  problem: string;
+  /** What --repair does about it; null when it needs a person (the text in `problem` says how). */
+  repair: string | null;
+  /** After --repair: what happened. */
+  outcome?: 'repaired' | 'left' | 'failed';
+  note?: string;
+}
+
+export interface DoctorReport {
+  setupDir: string;
+  runsChecked: number;
+  findings: Finding[];
+  repaired: boolean;
+}
+
+export interface DoctorOptions {
+  repair?: boolean;
+  leaseMs?: number;
+  /** Staging dirs younger than this are left alone (a `gen` may be writing them). */
+  stagingAgeMs?: number;
+}
+
+const LEFTOVER = /^(claim|claim-break)\.(broken|released|dead)-|^\..+\.tmp-/;
+
+function age(p: string, now: number): number | null {
+  try {
+    return now - fs.statSync(p).mtimeMs;
+  } catch {
+    return null;
+  }
+}
+
+function secs(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
+}
+
+function who(o: ClaimOwner | null): string {
+  return o ? `packer ${o.packerId} (host ${o.host}, pid ${o.pid}${o.jobId ? `, job ${o.jobId}` : ''})` : 'a claimer that never wrote owner.json';
+}
+
+interface StepProc {
+  host: string;
+  pid: number;
+  pidStart: string | null;
+}
+
+function stepProcess(dir: string): StepProc | null {
+  try {
+    const r = JSON.parse(fs.readFileSync(runPaths(dir).pidFile, 'utf8')) as StepProc;
+    return typeof r.pid === 'number' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+function liveHere(p: StepProc | null): boolean {
+  return p !== null && p.host === hostName() && isProcessAlive(p.pid, p.pidStart ?? null);
+}
+
+/** Look at one run; push its findings. */
+function checkRun(id: number, dir: string, opts: ClaimOptions, findings: Finding[]): void {
+  const state = readRunState({ id, dir });
+  const rp = runPaths(dir);
+  if (state.status === null) {
+    if (!fs.existsSync(dir)) {
+      findings.push({ kind: 'missing-run-dir', severity: 'problem', runId: id, path: dir, problem: `${state.problem}; the index still lists it. \`themis gen --resume\` renders missing run directories`, repair: null });
+      return;
+    }
+    if (!fs.existsSync(rp.status) && fs.existsSync(rp.run)) {
+      findings.push({ kind: 'missing-status', severity: 'problem', runId: id, path: rp.status, problem: `${rp.status} is missing`, repair: 'write a fresh `queued` status (step 0) under the run\'s claim' });
+    } else {
+      findings.push({
+        kind: 'unreadable-status', severity: 'problem', runId: id, path: rp.status,
+        problem: `${state.problem}. Look at it; to run the run again from step 0, move it aside (\`mv ${rp.status} ${rp.status}.bad\`) and run \`themis doctor --repair\``,
+        repair: null,
+      });
+    }
+  }
+  let names: string[];
+  try {
+    names = fs.readdirSync(rp.meta);
+  } catch {
+    return;
+  }
+  const now = opts.now();
+  const claim = names.includes('claim') ? inspectClaim(dir, opts) : null;
+  if (state.status?.status === 'running' && (claim === null || claim.stale)) {
+    const s = state.status;
+    const gone = claim === null ? 'no packer holds it (no claim)' : `its claim is stale: ${claim.why}`;
+    const proc = stepProcess(dir);
+    let repair: string | null;
+    let extra = '';
+    if (liveHere(proc)) {
+      repair = null;
+      extra = `; its step still runs here (pid ${proc!.pid}): the next packer on ${hostName()} stops it and takes the run back, or \`kill ${proc!.pid}\` and run doctor again`;
+    } else if (fs.existsSync(rp.exitFile(s.step, s.attempt))) {
+      repair = `break the dead claim; the step's exit was recorded, so the next packer finishes its bookkeeping instead of running it again`;
+    } else {
+      repair = `put the run back to \`queued\` at step ${s.step} (an interruption uses no restart)`;
+    }
+    findings.push({ kind: 'orphan-running', severity: 'problem', runId: id, path: dir, problem: `run is \`running\` but ${gone}${extra}`, repair });
+  } else if (claim?.stale) {
+    findings.push({ kind: 'stale-claim', severity: 'problem', runId: id, path: rp.claim, problem: `stale claim: ${claim.why}`, repair: 'break it (recorded in the run\'s history); packers would break it too, when they reach this run' });
+  }
+  for (const name of names) {
+    const p = path.join(rp.meta, name);
+    const a = age(p, now);
+    if (a === null || a <= opts.leaseMs) continue;
+    if (name === 'claim-break') {
+      findings.push({ kind: 'dead-break-mutex', severity: 'problem', runId: id, path: p, problem: `claim-break mutex is ${secs(a)} old: the packer breaking this run's claim died`, repair: 'remove it' });
+    } else if (LEFTOVER.test(name)) {
+      findings.push({ kind: 'claim-leftover', severity: 'problem', runId: id, path: p, problem: `leftover of a process killed while releasing, breaking or writing (${secs(a)} old)`, repair: 'remove it' });
+    }
+  }
+}
+
+/** Check an ensemble; with `repair`, fix what is safe. */
+export function runDoctor(setupDir: string, options: DoctorOptions = {}): DoctorReport {
+  const ens = readEnsemble(setupDir);
+  const opts: ClaimOptions = { leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) };
+  const findings: Finding[] = [];
+  const sp = setupPaths(setupDir);
+  const entries = readIndex(setupDir, ens.root);
+  const seen = new Map<number, string>();
+  for (const e of entries) {
+    const first = seen.get(e.id);
+    if (first !== undefined) {
+      findings.push({ kind: 'duplicate-id', severity: 'problem', runId: e.id, path: sp.indexDir, problem: `run id ${e.id} is listed twice in ${sp.indexDir} (${first} and ${e.dir}); only the first is used. Remove the later line by hand`, repair: null });
+      continue;
+    }
+    seen.set(e.id, e.dir);
+    checkRun(e.id, e.dir, opts, findings);
+  }
+  for (const p of listPackers(setupDir, opts)) {
+    if (p.alive) continue;
+    findings.push({
+      kind: 'dead-packer', severity: 'problem', runId: null, path: sp.packerFile(p.packerId),
+      problem: `packer ${p.packerId} (host ${p.host}, pid ${p.pid}${p.jobId ? `, job ${p.jobId}` : ''}) is gone: last heartbeat ${secs(p.ageMs)} ago${p.host === hostName() ? ', and its process is dead' : ''}`,
+      repair: 'remove its heartbeat file (its runs are handled by the findings above)',
+    });
+  }
+  const stagingAge = options.stagingAgeMs ?? 3_600_000;
+  const parent = path.dirname(sp.stagingPrefix);
+  const prefix = path.basename(sp.stagingPrefix);
+  let siblings: string[] = [];
+  try {
+    siblings = fs.readdirSync(parent).filter((n) => n.startsWith(prefix));
+  } catch {
+    /* parent unreadable: nothing to report here */
+  }
+  for (const name of siblings) {
+    const p = path.join(parent, name);
+    const a = age(p, Date.now()) ?? 0;
+    const young = a < stagingAge;
+    findings.push({
+      kind: 'staging-leftover', severity: 'problem', runId: null, path: p,
+      problem: `staging directory of an interrupted \`themis gen\`/\`add\` (${secs(a)} old); nothing in it is part of the ensemble${young ? '; it is recent, so a gen may still be writing it: run doctor again later' : ''}`,
+      repair: young ? null : 'remove it (only when no gen/add holds write.lock)',
+    });
+  }
+  const stop = readStop(setupDir);
+  if (stop) {
+    findings.push({
+      kind: 'stopped', severity: 'info', runId: null, path: sp.stopFile,
+      problem: `packers start no new runs: ${stop.reason} (by ${stop.by}${stop.at ? ` at ${stop.at}` : ''}). ${stop.kind === 'max-failed-runs' ? '`themis requeue --status failed` clears it' : `remove ${sp.stopFile} to clear it`}`,
+      repair: null,
+    });
+  }
+  const report: DoctorReport = { setupDir: sp.root, runsChecked: seen.size, findings, repaired: false };
+  if (options.repair) {
+    for (const f of findings) if (f.repair !== null) applyRepair(setupDir, f, opts, stagingAge);
+    report.repaired = true;
+  }
+  return report;
+}
+
+const DOCTOR = { jobId: null, packerId: `doctor-${hostName()}-${process.pid}` };
+
+function applyRepair(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number): void {
+  try {
+    const note = repairOne(setupDir, f, opts, stagingAge);
+    f.outcome = note === null ? 'repaired' : 'left';
+    if (note !== null) f.note = note;
+  } catch (e) {
+    f.outcome = 'failed';
+    f.note = (e as Error).message;
+  }
+}
+
+/** Returns null when repaired, else why it was left. */
+function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number): string | null {
+  switch (f.kind) {
+    case 'orphan-running':
+    case 'stale-claim':
+    case 'missing-status':
+      return repairRun(f, opts);
+    case 'claim-leftover':
+    case 'dead-break-mutex': {
+      const a = age(f.path, opts.now());
+      if (a === null) return null;
+      if (a <= opts.leaseMs) return 'it changed meanwhile: someone is using it';
+      const aside = `${f.path}.doctor-${process.pid}`;
+      fs.renameSync(f.path, aside);
+      fs.rmSync(aside, { recursive: true, force: true });
+      return null;
+    }
+    case 'dead-packer': {
+      const id = path.basename(f.path, '.json');
+      if (listPackers(setupDir, opts).some((p) => p.packerId === id && p.alive)) return 'it sent a heartbeat meanwhile';
+      removePacker(setupDir, id);
+      return null;
+    }
+    case 'staging-leftover': {
+      if (fs.existsSync(setupPaths(setupDir).writeLock)) return 'a gen/add holds write.lock right now';
+      if ((age(f.path, Date.now()) ?? stagingAge) < stagingAge) return 'it changed meanwhile';
+      const aside = `${f.path}.doctor-${process.pid}`;
+      fs.renameSync(f.path, aside);
+      fs.rmSync(aside, { recursive: true, force: true });
+      return null;
+    }
+    default:
+      return 'needs a person';
+  }
+}
+
+function repairRun(f: Finding, opts: ClaimOptions): string | null {
+  const id = f.runId!;
+  const dir = f.kind === 'orphan-running' ? f.path : path.dirname(path.dirname(f.path));
+  if (f.kind === 'orphan-running' && liveHere(stepProcess(dir))) return 'its step process is running on this host now';
+  const got = tryClaim(dir, DOCTOR, opts);
+  if (!got) return 'a live packer holds the run now';
+  try {
+    const state = readRunState({ id, dir });
+    if (f.kind === 'missing-status') {
+      if (fs.existsSync(runPaths(dir).status)) return 'a status file appeared meanwhile';
+      writeStatus(dir, withHistory(newStatus(id), 'status rewritten', 'by themis doctor: status.json was missing'));
+      return null;
+    }
+    if (state.status === null) return `status unreadable: ${state.problem}`;
+    let s: StatusRecord = state.status;
+    if (got.broken) s = withHistory(s, 'claim broken', `by themis doctor: stale claim of ${who(got.broken)}`);
+    if (s.status === 'running' && !fs.existsSync(runPaths(dir).exitFile(s.step, s.attempt))) {
+      s = withHistory({ ...s, status: 'queued', reason: null }, 'requeued', `by themis doctor: its packer was gone; resumes at step ${s.step}`);
+    }
+    if (s !== state.status) writeStatus(dir, s);
+    return null;
+  } finally {
+    releaseClaim(got.claim);
+  }
+}

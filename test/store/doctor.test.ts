@@ -1,0 +1,133 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { formatDoctor, remainingProblems } from '../../src/cli/doctor.js';
+import { tryClaim, type ClaimOwner } from '../../src/store/claim.js';
+import { runDoctor } from '../../src/store/doctor.js';
+import { readStop, setStop, writePackerHeartbeat } from '../../src/store/ensemble-state.js';
+import { runPaths, setupPaths } from '../../src/store/layout.js';
+import { hostName, pidStartTime } from '../../src/store/proc.js';
+import { readStatus, type StatusRecord } from '../../src/store/records.js';
+import { runThemis } from '../helpers/cli.js';
+import { makeEnsemble } from './fixture.js';
+
+const temps: string[] = [];
+afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const deadPid = () => Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+const old = () => new Date(Date.now() - 600_000);
+
+function plantOwner(runDir: string, owner: Partial<ClaimOwner>): void {
+  const p = runPaths(runDir);
+  fs.mkdirSync(p.claim);
+  const full: ClaimOwner = { host: hostName(), pid: deadPid(), pidStart: null, jobId: '5', packerId: 'dead-packer', token: 't', since: '', ...owner };
+  fs.writeFileSync(p.claimOwner, JSON.stringify(full));
+}
+
+/** One ensemble with one instance of every kind of damage. */
+function damaged() {
+  const e = makeEnsemble(10, (id): Partial<StatusRecord> => (id <= 3 ? { status: 'running', step: 1, attempt: 2 } : id === 4 ? { status: 'successful', step: 1 } : {}));
+  temps.push(e.root);
+  plantOwner(e.dir(1), {}); // orphan: dead owner
+  // run 2: running with no claim at all; its step ended (exit file recorded)
+  fs.writeFileSync(runPaths(e.dir(2)).exitFile(1, 2), '{"code":0}');
+  // run 3: running, dead claim, but its step is still alive here (our own pid stands in for it)
+  plantOwner(e.dir(3), {});
+  fs.writeFileSync(runPaths(e.dir(3)).pidFile, JSON.stringify({ host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid) }));
+  plantOwner(e.dir(4), { host: 'far-node' }); // finished run, claim expired
+  fs.utimesSync(runPaths(e.dir(4)).claimOwner, old(), old());
+  fs.rmSync(runPaths(e.dir(5)).status); // missing status
+  fs.writeFileSync(runPaths(e.dir(6)).status, '{"format":1,"id":6,"sta'); // truncated
+  fs.rmSync(e.dir(7), { recursive: true }); // deleted run dir
+  fs.mkdirSync(runPaths(e.dir(8)).claimBreak); // breaker died
+  fs.utimesSync(runPaths(e.dir(8)).claimBreak, old(), old());
+  const grave = runPaths(e.dir(9)).claim + '.broken-123-abcd';
+  fs.mkdirSync(grave);
+  fs.utimesSync(grave, old(), old());
+  const staging = setupPaths(e.setup).stagingPrefix + 'dead';
+  fs.mkdirSync(path.join(staging, 'tree'), { recursive: true });
+  fs.utimesSync(staging, new Date(Date.now() - 7_200_000), new Date(Date.now() - 7_200_000));
+  writePackerHeartbeat(e.setup, { packerId: 'gone', host: hostName(), pid: deadPid(), pidStart: null, jobId: null, allocation: 1, startedAt: '', heartbeatAt: '', running: [1] });
+  setStop(e.setup, { reason: '3 runs failed', by: 'packer gone', kind: 'max-failed-runs' });
+  return { ...e, staging, grave };
+}
+
+describe('themis doctor', () => {
+  it('finds and explains every kind of damage without changing anything', () => {
+    const e = damaged();
+    const before = fs.readFileSync(runPaths(e.dir(1)).status, 'utf8');
+    const r = runDoctor(e.setup);
+    const kinds = r.findings.map((f) => `${f.runId ?? '-'}:${f.kind}`).sort();
+    expect(kinds).toEqual(
+      ['1:orphan-running', '2:orphan-running', '3:orphan-running', '4:stale-claim', '5:missing-status', '6:unreadable-status', '7:missing-run-dir', '8:dead-break-mutex', '9:claim-leftover', '-:dead-packer', '-:staging-leftover', '-:stopped'].sort(),
+    );
+    const by = (id: number) => r.findings.find((f) => f.runId === id)!;
+    expect(by(1).problem).toMatch(/running` but its claim is stale: owner packer dead-packer .* no longer running/);
+    expect(by(1).repair).toMatch(/back to `queued` at step 1/);
+    expect(by(2).repair).toMatch(/exit was recorded/);
+    expect(by(3).repair).toBeNull();
+    expect(by(3).problem).toMatch(new RegExp(`step still runs here \\(pid ${process.pid}\\)`));
+    expect(by(6).problem).toMatch(/not valid JSON.*mv .*status\.json .*status\.json\.bad/);
+    expect(fs.readFileSync(runPaths(e.dir(1)).status, 'utf8')).toBe(before);
+    const text = formatDoctor(r);
+    expect(text).toMatch(/10 runs checked .*: 11 problems/);
+    expect(text).toMatch(/run 4: stale claim\n  stale claim: last heartbeat of packer dead-packer \(host far-node/);
+    expect(text).toMatch(/`themis doctor --repair` fixes 8 of these/);
+    expect(remainingProblems(r)).toBe(11);
+  });
+
+  it('--repair fixes what is safe, leaves the rest, and a second run is quiet about what it fixed', () => {
+    const e = damaged();
+    const r = runDoctor(e.setup, { repair: true });
+    const out = (id: number) => r.findings.find((f) => f.runId === id)!.outcome;
+    expect([1, 2, 4, 5, 8, 9].map(out)).toEqual(['repaired', 'repaired', 'repaired', 'repaired', 'repaired', 'repaired']);
+    expect(readStatus(e.dir(1))).toMatchObject({ status: 'queued', step: 1, attempt: 2 });
+    expect(readStatus(e.dir(1))!.history.slice(-2).map((h) => h.event)).toEqual(['claim broken', 'requeued']);
+    expect(readStatus(e.dir(2))!.status).toBe('running'); // the next packer settles it from its exit file
+    expect(fs.existsSync(runPaths(e.dir(2)).claim)).toBe(false);
+    expect(readStatus(e.dir(3))!.status).toBe('running');
+    expect(fs.existsSync(runPaths(e.dir(3)).claim)).toBe(true);
+    expect(readStatus(e.dir(4))!.status).toBe('successful');
+    expect(readStatus(e.dir(4))!.history.at(-1)!.event).toBe('claim broken');
+    expect(readStatus(e.dir(5))).toMatchObject({ status: 'queued', step: 0 });
+    expect(fs.existsSync(runPaths(e.dir(8)).claimBreak)).toBe(false);
+    expect(fs.existsSync(e.grave)).toBe(false);
+    expect(fs.existsSync(e.staging)).toBe(false);
+    expect(fs.existsSync(setupPaths(e.setup).packerFile('gone'))).toBe(false);
+    expect(readStop(e.setup)).not.toBeNull(); // info only: doctor does not restart a stopped ensemble
+    for (let id = 1; id <= 10; id++) {
+      if (fs.existsSync(runPaths(e.dir(id)).meta)) expect(fs.readdirSync(runPaths(e.dir(id)).meta).filter((n) => n.includes('.doctor-'))).toEqual([]);
+    }
+    const again = runDoctor(e.setup);
+    expect(again.findings.map((f) => `${f.runId ?? '-'}:${f.kind}`).sort()).toEqual(['-:stopped', '2:orphan-running', '3:orphan-running', '6:unreadable-status', '7:missing-run-dir']);
+  });
+
+  it('leaves a run alone when a live packer holds it', () => {
+    const e = makeEnsemble(1, () => ({ status: 'running' }));
+    temps.push(e.root);
+    tryClaim(e.dir(1), { jobId: null, packerId: 'alive' }, { leaseMs: 60_000, now: Date.now });
+    const r = runDoctor(e.setup, { repair: true });
+    expect(r.findings).toEqual([]);
+    expect(formatDoctor(r)).toMatch(/1 run checked .*: no problems found/);
+  });
+
+  it('runs from the command line: exit 1 with findings, 0 when healthy, 2 for a bad option, --json', () => {
+    const e = damaged();
+    const cwd = e.root;
+    const r1 = runThemis(['doctor', '--setup-dir', e.setup], { cwd });
+    expect(r1.code, r1.stderr).toBe(1);
+    expect(r1.stdout).toMatch(/run 1: running, but its packer is gone/);
+    const bad = runThemis(['doctor', '--setup-dir', e.setup, '--lease', '-3'], { cwd });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--lease must be a number of seconds > 0/);
+    const js = runThemis(['doctor', '--setup-dir', e.setup, '--repair', '--json'], { cwd });
+    const report = JSON.parse(js.stdout);
+    expect(report.repaired).toBe(true);
+    expect(report.findings.find((f: { runId: number }) => f.runId === 1).outcome).toBe('repaired');
+    const healthy = makeEnsemble(2);
+    temps.push(healthy.root);
+    const ok = runThemis(['doctor', '--setup-dir', healthy.setup], { cwd: healthy.root });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/2 runs checked .*no problems found/);
+  });
+});
