@@ -1,0 +1,60 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { alive, makeEnsemble, readStatusOf, sleep, startPack, statuses, waitFor } from './helpers.js';
+
+const appendId = (ledger: string) => ({ steps: [{ args: ['/bin/sh', '-c', 'echo "$THEMIS_RUN_ID" >> "$0"', ledger] }] });
+
+function ledgerIds(file: string): number[] {
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
+}
+
+describe('exactly once, across packers', () => {
+  it('three packers on 300 runs: every id once in the ledger, every run successful', async () => {
+    const n = 300;
+    const e = makeEnsemble([]);
+    const ledger = path.join(e.root, 'ledger');
+    const e2 = makeEnsemble(Array.from({ length: n }, () => appendId(ledger)), { root: e.root });
+    const packers = [0, 1, 2].map(() => startPack(['--setup-dir', e2.setupDir, '--cores', '3', '--heartbeat', '0.5']));
+    const results = await Promise.all(packers.map((p) => p.done));
+    for (const r of results) expect(r.code, r.stderr).toBe(0);
+    const ids = ledgerIds(ledger).sort((a, b) => a - b);
+    expect(ids).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    expect(statuses(e2.root, n).every((s) => s.status === 'successful')).toBe(true);
+    // Every packer got some of the work (the claims really were contended).
+    const started = results.map((r) => Number(/started (\d+) steps/.exec(r.stderr)?.[1] ?? 0));
+    expect(started.reduce((a, b) => a + b, 0)).toBe(n);
+    // No claim left behind, no packer heartbeat file left behind.
+    expect(fs.existsSync(path.join(e2.runDir(1), '.themis/claim'))).toBe(false);
+    expect(fs.readdirSync(path.join(e2.setupDir, 'packers'))).toEqual([]);
+  }, 60_000);
+
+  it('kill -9 of a packer mid-ensemble: a successor with a short lease finishes everything, none twice, none left running', async () => {
+    const n = 40;
+    const e = makeEnsemble([]);
+    const ledger = path.join(e.root, 'ledger');
+    // Each run records its start, sleeps a little, and records its end: a run that completed twice
+    // would show two "end" lines.
+    const app = ['/bin/sh', '-c', 'echo "start $THEMIS_RUN_ID $$" >> "$0"; sleep 0.3; echo "end $THEMIS_RUN_ID" >> "$0"', ledger];
+    const e2 = makeEnsemble(Array.from({ length: n }, () => ({ steps: [{ args: app }] })), { root: e.root });
+    const first = startPack(['--setup-dir', e2.setupDir, '--cores', '4', '--heartbeat', '0.2', '--lease', '1', '--grace', '1']);
+    await waitFor(() => fs.existsSync(ledger) && fs.readFileSync(ledger, 'utf8').split('\n').filter((l) => l.startsWith('end')).length >= 8, 20_000, 'some runs done');
+    first.child.kill('SIGKILL');
+    await first.done;
+    const stepPids = fs.readFileSync(ledger, 'utf8').split('\n').filter((l) => l.startsWith('start')).map((l) => Number(l.split(' ')[2]));
+    const second = startPack(['--setup-dir', e2.setupDir, '--cores', '4', '--heartbeat', '0.2', '--lease', '1', '--grace', '1']);
+    const r = await second.done;
+    expect(r.code, r.stderr).toBe(0);
+    const lines = fs.readFileSync(ledger, 'utf8').split('\n').filter(Boolean);
+    const ends = lines.filter((l) => l.startsWith('end')).map((l) => Number(l.split(' ')[1])).sort((a, b) => a - b);
+    expect(ends).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    const st = statuses(e2.root, n);
+    expect(st.filter((s) => s.status !== 'successful').map((s) => [s.id, s.status, s.reason])).toEqual([]);
+    // Nothing of the first packer's steps is still running.
+    await sleep(100);
+    expect(stepPids.filter(alive)).toEqual([]);
+    // At least one run shows it was recovered from the dead packer.
+    expect(st.some((s) => s.history.some((h) => h.event === 'claim broken'))).toBe(true);
+    expect(readStatusOf(e2.runDir(1)).restarts).toBe(0);
+  }, 60_000);
+});
