@@ -199,6 +199,7 @@ nodes_idle() {
 
 cmd_status() {
   [[ -f $CONF ]] || { echo "no cluster configured under $PREFIX"; return 1; }
+  [[ -n $(marker_pids) ]] || { echo "no daemons running under $PREFIX"; return 1; }
   local out
   out=$(timeout 5 sinfo -h -N -o '%N %T' 2>&1) || { echo "controller not answering: $out"; return 1; }
   echo "$out"
@@ -207,13 +208,17 @@ cmd_status() {
 
 cmd_start() {
   need_root
-  if [[ -f $CONF ]] && timeout 5 sinfo -h >/dev/null 2>&1; then
-    die "a cluster is already running under $PREFIX (stop it first: cluster.sh stop $PREFIX)"
-  fi
-  # Leftovers from a crashed run under this prefix would hold ports and state.
+  # Daemons of this prefix still alive: a running cluster, or leftovers of a crashed one that would
+  # hold ports and state. (Checked by marker first: sinfo hangs for seconds with no controller.)
   local left
   left=$(marker_pids)
-  [[ -z $left ]] || { log "stopping leftovers from an earlier run: $left"; cmd_stop; }
+  if [[ -n $left ]]; then
+    if [[ -f $CONF ]] && timeout 5 sinfo -h >/dev/null 2>&1; then
+      die "a cluster is already running under $PREFIX (stop it first: cluster.sh stop $PREFIX)"
+    fi
+    log "stopping leftovers from an earlier run: $(echo $left)"
+    cmd_stop
+  fi
   install_packages
   local base
   base=$(pick_ports)
@@ -243,7 +248,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-  if [[ -f $CONF ]] && timeout 5 squeue -h >/dev/null 2>&1; then
+  if [[ -f $CONF && -n $(marker_pids) ]] && timeout 5 squeue -h >/dev/null 2>&1; then
     local jobs
     jobs=$(timeout 5 squeue -h -o '%i' 2>/dev/null | tr '\n' ' ')
     if [[ -n ${jobs// /} ]]; then
