@@ -264,12 +264,14 @@ cmd_stop() {
     timeout 10 scontrol shutdown >/dev/null 2>&1 || true
   fi
   # Give the daemons a moment to exit on their own, then kill what is left by pid.
-  local pids deadline=$((SECONDS + 10)) p
+  local pids deadline=$((SECONDS + 10)) term_at=$((SECONDS + 2)) termed=0 p
   while :; do
     pids=$( (pidfile_pids; marker_pids) | sort -u)
     local live=()
     for p in $pids; do alive "$p" && live+=("$p"); done
     [[ ${#live[@]} -eq 0 ]] && break
+    # Daemons that did not get (or ignore) the shutdown: SIGTERM by pid, SIGKILL at the deadline.
+    if [[ $termed -eq 0 && $SECONDS -ge $term_at ]]; then kill -TERM "${live[@]}" 2>/dev/null || true; termed=1; fi
     if [[ $SECONDS -ge $deadline ]]; then
       local all
       all=$( (printf '%s\n' "${live[@]}"; descendants "${live[@]}") | sort -u)
