@@ -2,3 +2,22 @@
 export { ThemisError, type ThemisErrorCode } from './model/errors.js';
 export { RUN_STATUSES, type RunStatus } from './model/status.js';
 export type { StepSpec, Sample, SampleValue, StepOptions } from './model/step.js';
+export { Step, Run, CompositeRun, type RunOptions, type AnyRun } from './model/run.js';
+export {
+  Themis,
+  type TextSink,
+  type OnCompletionOptions,
+  type OpReport,
+  type ClearOptions,
+  type ClearReport,
+  type CreateOptions,
+  type ExecuteLocalOptions,
+  type ExecuteAllocOptions,
+  type DryRunOptions,
+  type LocalExecution,
+} from './api/themis.js';
+export type { ExportedRun, ExportedStep } from './api/export.js';
+export type { StatusReport, PackerSummary as PackerStatus } from './api/report.js';
+export { gatherStatus } from './api/report.js';
+export { currentRun, sample, setResult, resultFromFile, parseFile, type CurrentRun, type RuntimeOptions } from './api/runtime.js';
+export type { HookContext, HookName } from './pack/hooks.js';

@@ -7,6 +7,9 @@ import { resolveProgram } from '../render/program.js';
 import { fileSafeName } from '../render/batch.js';
 import { DEFAULT_SETUP_DIR, setupPaths } from '../store/layout.js';
 import { readEnsemble, readRunRecord, writeEnsemble, type OnCompletion, type SchedulerName } from '../store/records.js';
+import { addRuns, generateEnsemble } from '../render/generate.js';
+import { spawnPacker, type PackerOptions } from '../pack/index.js';
+import { scanRuns } from '../store/scan.js';
 import { submitAllocations } from './submit.js';
 import type { Themis } from './themis.js';
 
@@ -180,6 +183,68 @@ export async function executeAlloc(themis: Themis, o: ExecuteAllocOptions): Prom
   return first.jobId;
 }
 
-export function defaultSetupDir(options: { setupDir?: string }): string {
-  return options.setupDir ?? DEFAULT_SETUP_DIR;
+function list(v: string | readonly string[] | null | undefined): string[] {
+  if (v === null || v === undefined) return [];
+  return typeof v === 'string' ? [v] : [...v];
+}
+
+/** Create (or, for `overwrite`, replace) an ensemble from the seed-style options; returns its setup dir. */
+export async function create(o: CreateOptions, mode: 'create' | 'overwrite'): Promise<string> {
+  if (o.useFlux && o.scheduler && o.scheduler !== 'flux') {
+    throw new ThemisError('USAGE', `create: useFlux is true but scheduler is ${JSON.stringify(o.scheduler)}; pass one of them`);
+  }
+  const scheduler = o.useFlux ? 'flux' : o.scheduler;
+  const report = await generateEnsemble({
+    setupDir: o.setupDir ?? DEFAULT_SETUP_DIR,
+    ...(o.root !== undefined ? { root: o.root } : {}),
+    application: o.application ?? null,
+    ...(o.appIsBatchScript !== undefined ? { appIsBatchScript: o.appIsBatchScript } : {}),
+    runs: o.runs === undefined ? [] : [...o.runs],
+    parse: list(o.runParse),
+    copy: list(o.runCopy),
+    symlink: list(o.runSymlink),
+    ...(o.runDirNames ? { runDirNames: o.runDirNames } : {}),
+    // The seed's None (unlimited) is -1 here.
+    ...(o.maxRestarts !== undefined ? { maxRestarts: o.maxRestarts === null ? -1 : o.maxRestarts } : {}),
+    ...(o.maxFailedRuns !== undefined ? { maxFailedRuns: o.maxFailedRuns } : {}),
+    abortOn: o.abortOn ? [...o.abortOn] : [],
+    interface: o.appInterface ?? null,
+    ...(scheduler ? { scheduler } : {}),
+    ...(o.keepUnknownTokens !== undefined ? { keepUnknownTokens: o.keepUnknownTokens } : {}),
+    overwrite: mode === 'overwrite',
+  });
+  return report.setupDir;
+}
+
+/** Append runs to an existing ensemble; returns their ids. */
+export async function add(setupDir: string, runs: (Run | CompositeRun)[]): Promise<number[]> {
+  const report = await addRuns(setupDir, runs);
+  return report.runIds;
+}
+
+/** Start `themis-pack` on this machine for the ensemble. */
+export async function executeLocal(themis: Themis, o: ExecuteLocalOptions): Promise<LocalExecution> {
+  const { runs } = scanRuns(themis.setupDir);
+  const open = runs.filter((r) => r.status?.status === 'queued' || r.status?.status === 'running').length;
+  if (open === 0) {
+    throw new ThemisError('STATE', `there are no runs to execute in ${themis.setupDir} (${runs.length} runs, none queued); \`themis requeue\` or \`themis add\` some first`);
+  }
+  const problems: string[] = [];
+  const positive = (name: string, v: number | null | undefined, integer: boolean) => {
+    if (v === undefined || v === null) return;
+    if (!(v > 0) || (integer && !Number.isInteger(v))) problems.push(`${name}: must be ${integer ? 'an integer' : 'a number'} > 0, got ${JSON.stringify(v)}`);
+  };
+  positive('timeout', o.timeout, false);
+  positive('maxConcurrency', o.maxConcurrency, true);
+  positive('cores', o.cores, true);
+  if (o.gpus !== undefined && !(Number.isInteger(o.gpus) && o.gpus >= 0)) problems.push(`gpus: must be an integer >= 0, got ${JSON.stringify(o.gpus)}`);
+  if (problems.length > 0) throw new ThemisError('USAGE', `executeLocal: ${problems.join('; ')}`, { problems });
+  const opts: PackerOptions = { setupDir: themis.setupDir };
+  if (o.timeout) opts.walltime = o.timeout;
+  if (o.maxConcurrency) opts.maxConcurrency = o.maxConcurrency;
+  if (o.cores) opts.cores = o.cores;
+  if (o.gpus !== undefined) opts.gpus = o.gpus;
+  const started = spawnPacker(opts, { detach: !o.blocking });
+  if (o.blocking) await started.done;
+  return started;
 }
