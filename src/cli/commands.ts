@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { Output } from './output.js';
 import { submitCommand } from './submit.js';
+import { addCommand, genCommand } from './gen.js';
 import { statusCommand } from './status.js';
 import { progressCommand } from './progress.js';
 import { requeueCommand } from './requeue.js';
@@ -19,7 +20,9 @@ import { doctorCommand } from './doctor.js';
 export type CommandFactory = (output: Output) => CommandModule<any, any>;
 
 /** Every `themis` command, one module each (registered here so the order of --help is stable). */
-export const commands: CommandFactory[] = [submitCommand,
+export const commands: CommandFactory[] = [genCommand,
+  addCommand,
+  submitCommand,
   statusCommand,
   progressCommand,
   requeueCommand,

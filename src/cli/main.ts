@@ -1,6 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { ThemisError } from '../model/errors.js';
 import { commands } from './commands.js';
+import { glueArgsValues } from './gen.js';
 import { EXIT, processOutput, type Output } from './output.js';
 
 /** Options every command takes. */
@@ -11,7 +12,8 @@ export interface GlobalOptions {
 }
 
 export function buildCli(argv: string[], output: Output = processOutput): Argv {
-  let cli = yargs(argv)
+  // `-a "-x 1"`: yargs would take the value for a flag; gen/add glue it to --args first.
+  let cli = yargs(glueArgsValues(argv))
     .scriptName('themis')
     .usage('$0 <command> [options]\n\nRun one executable many times with varied inputs, packed onto Slurm, LSF, Flux or this machine.')
     .option('setup-dir', {

@@ -59,6 +59,8 @@ export interface EnsembleRecord {
   onCompletion: OnCompletion | null;
   /** Replace unknown %%tokens%% by nothing-at-all? No: keep them verbatim when true. */
   keepUnknownTokens: boolean;
+  /** GPUs per node the biggest step of any run needs (kept by gen/add so scripts ask for enough). */
+  gpusPerNodeNeeded?: number;
 }
 
 /** `.themis/run.json`: a run's definition, written once at `gen`/`add`. */
