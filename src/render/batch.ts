@@ -138,7 +138,10 @@ export function renderBatchScripts(
   const adapter = getAdapter(ens.scheduler);
   const { render } = templateFor(ens);
   const gpus =
-    ens.allocation.gpusPerNode ?? options.gpusPerNode ?? gpusPerNodeNeeded(plannedSteps(setupDir, ens, plans), ens.allocation.nodes);
+    ens.allocation.gpusPerNode ??
+    options.gpusPerNode ??
+    ens.gpusPerNodeNeeded ??
+    gpusPerNodeNeeded(plannedSteps(setupDir, ens, plans), ens.allocation.nodes);
   try {
     fs.mkdirSync(p.batchDir, { recursive: true });
     // The scheduler writes the job's output here; a missing directory makes Slurm drop it silently.
@@ -200,7 +203,7 @@ export function ensureBatchScripts(setupDir: string, ens: EnsembleRecord): Batch
   }
   const full = plans as number[][];
   const { render } = templateFor(ens);
-  const gpus = ens.allocation.gpusPerNode ?? gpusPerNodeNeeded(plannedSteps(setupDir, ens, full), ens.allocation.nodes);
+  const gpus = ens.allocation.gpusPerNode ?? ens.gpusPerNodeNeeded ?? gpusPerNodeNeeded(plannedSteps(setupDir, ens, full), ens.allocation.nodes);
   fs.mkdirSync(p.batchDir, { recursive: true });
   fs.mkdirSync(p.logsDir, { recursive: true });
   return full.map((runIds, i) =>
