@@ -171,6 +171,17 @@ function jobProcesses(e: Ensemble, jobId: string): { pid: number; cmd: string }[
   });
 }
 
+/** No process of the job may outlive it (a few seconds of grace for Slurm's own teardown). */
+async function expectNoJobProcesses(e: Ensemble, jobId: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  let left = jobProcesses(e, jobId);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    left = jobProcesses(e, jobId);
+  }
+  expect(left, `processes of job ${jobId} still alive after it ended`).toEqual([]);
+}
+
 /** Names of job ids squeue still lists as active for this job name. */
 function activeJobs(name: string): string[] {
   return allJobs(name).filter((id) => ['PENDING', 'RUNNING', 'COMPLETING', 'CONFIGURING'].includes(jobState(id)));
@@ -220,7 +231,7 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
       for (const [, d] of runDirs(e)) {
         expect(fs.readFileSync(path.join(d, 'run.log'), 'utf8')).toContain(`SLURM_JOB_ID=${job}`);
       }
-      expect(jobProcesses(e, job)).toEqual([]);
+      await expectNoJobProcesses(e, job);
     });
   }, 120_000);
 
@@ -296,7 +307,7 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
       await waitFor('4 runs started', () => idsOf(ledger(e!), 'start').length >= 4, 60_000);
       scancel(first);
       await waitJobGone(first, 60_000);
-      expect(jobProcesses(e, first), 'processes of the cancelled job still alive').toEqual([]);
+      await expectNoJobProcesses(e, first);
       const st = statuses(e);
       for (const [id, s] of st) {
         expect(['queued', 'successful'], `run ${id} is ${s.status} after scancel`).toContain(s.status);
@@ -311,7 +322,7 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
       // An interruption is not a failure: it uses no restart.
       for (const [id, s] of statuses(e)) expect(s.restarts, `run ${id} restarts`).toBe(0);
       expectAllSuccessfulInCli(e, 8);
-      expect(jobProcesses(e, second)).toEqual([]);
+      await expectNoJobProcesses(e, second);
     });
   }, 240_000);
 
@@ -337,7 +348,7 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
       for (const s of starts) expect(s.at - t0, `run ${s.id} started late`).toBeLessThan(19);
       expect(countWhere(e, 'successful')).toBe(starts.length);
       expect(countWhere(e, 'queued')).toBe(12 - starts.length);
-      expect(jobProcesses(e, job)).toEqual([]);
+      await expectNoJobProcesses(e, job);
     });
   }, 180_000);
 });
@@ -352,7 +363,7 @@ describe.runIf(available).concurrent('real Slurm: real walltime', () => {
       const first = submit(e);
       const endState = await waitJobGone(first, 150_000);
       expect(['TIMEOUT', 'COMPLETED', 'CANCELLED', 'GONE']).toContain(endState);
-      expect(jobProcesses(e, first), 'processes of the timed-out job still alive').toEqual([]);
+      await expectNoJobProcesses(e, first);
       // Nothing is left `running` on behalf of the ended job (queued, or already taken by the repeat).
       for (const [id, s] of statuses(e)) {
         if (s.status === 'running') expect(s.jobId, `run ${id} still running for job ${first}`).not.toBe(first);
@@ -373,7 +384,7 @@ describe.runIf(available).concurrent('real Slurm: real walltime', () => {
       expect(ends).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
       for (const [id, s] of statuses(e)) expect(s.restarts, `run ${id} restarts`).toBe(0);
       expectAllSuccessfulInCli(e, 12);
-      expect(jobProcesses(e, repeat)).toEqual([]);
+      await expectNoJobProcesses(e, repeat);
       expect(activeJobs(e.name)).toEqual([]);
     });
   }, 330_000);
@@ -393,7 +404,7 @@ describe.runIf(available).concurrent('real Slurm: real walltime', () => {
       for (const s of starts) expect(s.at - startedAt, `run ${s.id} started in the last minute`).toBeLessThan(61);
       expect(countWhere(e, 'successful')).toBe(starts.length);
       expect(countWhere(e, 'queued')).toBe(16 - starts.length);
-      expect(jobProcesses(e, job)).toEqual([]);
+      await expectNoJobProcesses(e, job);
     });
   }, 330_000);
 });
