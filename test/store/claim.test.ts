@@ -262,3 +262,71 @@ while (fs.readdirSync(root).filter((n) => n.startsWith('ledger.txt.done-')).leng
     for (const l of broken) expect(l).not.toMatch(/racer-/);
   }, 30_000);
 });
+
+describe('claim churn with kill -9', () => {
+  it('never lets two live processes hold a run at once, and nothing stays stuck after owners die mid-claim', async () => {
+    const RUNS = 4;
+    const { root, dir } = ensemble(RUNS);
+    const violations = path.join(root, 'violations.txt');
+    const script = path.join(root, 'churn.mjs');
+    fs.writeFileSync(
+      script,
+      `import fs from 'node:fs';
+const [root, runs, violations, until] = process.argv.slice(2);
+const { tryClaim, releaseClaim, holdsClaim } = await import(${JSON.stringify(CLAIM_JS)});
+const { isProcessAlive } = await import(${JSON.stringify(CLAIM_JS.replace('claim.js', 'proc.js'))});
+const nap = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+let held = 0;
+while (Date.now() < Number(until)) {
+  const id = 1 + Math.floor(Math.random() * Number(runs));
+  const dir = root + '/runs/' + id;
+  const got = tryClaim(dir, { jobId: null, packerId: 'churn-' + process.pid }, { leaseMs: 1000, now: Date.now });
+  if (!got) { nap(1); continue; }
+  held++;
+  const holder = dir + '/holder';
+  let prev = null;
+  try { prev = Number(fs.readFileSync(holder, 'utf8')); } catch {}
+  if (prev && prev !== process.pid && isProcessAlive(prev, null)) fs.appendFileSync(violations, 'run ' + id + ': ' + process.pid + ' claimed while ' + prev + ' held it\\n');
+  fs.writeFileSync(holder, String(process.pid));
+  nap(Math.floor(Math.random() * 3));
+  if (!holdsClaim(got.claim)) fs.appendFileSync(violations, 'run ' + id + ': ' + process.pid + ' lost its claim while holding it\\n');
+  fs.rmSync(holder, { force: true });
+  releaseClaim(got.claim);
+}
+process.stdout.write(String(held));
+`,
+    );
+    const until = Date.now() + 4000;
+    const procs = Array.from({ length: 5 }, () => spawn(process.execPath, [script, root, String(RUNS), violations, String(until)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const results = procs.map(
+      (p) =>
+        new Promise<{ code: number | null; signal: string | null; out: string; err: string }>((resolve) => {
+          let out = '';
+          let err = '';
+          p.stdout!.on('data', (d) => (out += d));
+          p.stderr!.on('data', (d) => (err += d));
+          p.on('close', (code, signal) => resolve({ code, signal, out, err }));
+        }),
+    );
+    // Kill two of them at random moments, very likely while they hold or break a claim.
+    await sleep(800 + Math.random() * 400);
+    procs[0]!.kill('SIGKILL');
+    await sleep(300 + Math.random() * 400);
+    procs[1]!.kill('SIGKILL');
+    const done = await Promise.all(results);
+    expect(done.slice(0, 2).map((d) => d.signal)).toEqual(['SIGKILL', 'SIGKILL']);
+    for (const d of done.slice(2)) {
+      expect(d, d.err).toMatchObject({ code: 0 });
+      expect(Number(d.out)).toBeGreaterThan(0);
+    }
+    expect(fs.existsSync(violations) ? fs.readFileSync(violations, 'utf8') : '').toBe('');
+    // Whatever the dead left behind is claimable now (dead pid) or after the lease (a mutex).
+    await sleep(1100);
+    for (let id = 1; id <= RUNS; id++) {
+      const got = tryClaim(dir(id), who, { leaseMs: 1000, now: Date.now });
+      expect(got, `run ${id}: ${JSON.stringify(inspectClaim(dir(id), { leaseMs: 1000, now: Date.now }))}`).not.toBeNull();
+      releaseClaim(got!.claim);
+    }
+  }, 30_000);
+});
+
