@@ -307,6 +307,11 @@ export class PackLoop {
       a.status = { ...a.status, attempt: a.status.attempt + 1 };
     }
     a.prepped = a.status.step > 0 || a.status.attempt > 0 || a.status.restarts > 0;
+    // `themis dequeue` raced with our claim: honour it before starting anything.
+    if (dequeueRequested(a.dir)) {
+      this.giveBack(slot);
+      return this.stopRun(a, 'dequeue');
+    }
     if (sameNeed(needOf(a), c.need!)) return this.startStep(a, slot);
     this.giveBack(slot);
     this.wait(a);
