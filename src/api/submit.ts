@@ -7,7 +7,7 @@ import { ensureBatchScripts, fileSafeName, type BatchScriptInfo } from '../rende
 import { quoteArgv, quoteShell } from '../render/handlebars.js';
 import type { CommandSpec } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
-import { recordJobs, type JobRecord } from '../store/jobs.js';
+import { allocationStates, readJobs, recordJobs, type JobRecord } from '../store/jobs.js';
 import { setupPaths } from '../store/layout.js';
 import { readEnsemble, type EnsembleRecord, type SchedulerName } from '../store/records.js';
 
@@ -33,6 +33,8 @@ export interface SubmitOptions {
   env?: NodeJS.ProcessEnv;
   /** Recorded as `by` in jobs.json: `repeat` when a packer resubmits its own allocation. */
   by?: JobRecord['by'];
+  /** Submit even when the allocation's last job is still pending or running. */
+  force?: boolean;
 }
 
 /** How a user would type the command: `sbatch x.sh`, `bsub < x.sh`. */
@@ -51,6 +53,7 @@ export async function submitAllocations(setupDir: string, options: SubmitOptions
   const ens = readEnsemble(setupDir);
   const scripts = ensureBatchScripts(setupDir, ens);
   const chosen = pickAllocations(scripts, options.allocations);
+  if (!options.force) await refuseLiveAllocations(setupDir, chosen, options.env ?? process.env);
   const jobs: SubmittedJob[] = [];
   for (const info of chosen) {
     let jobId: string;
@@ -69,6 +72,22 @@ export async function submitAllocations(setupDir: string, options: SubmitOptions
     jobs.push({ allocation: info.allocation, jobId, script: info.path, command: displayCommand(info.submit) });
   }
   return { scheduler: ens.scheduler, jobs, jobsFile: setupPaths(setupDir).jobsFile };
+}
+
+/**
+ * A second `themis submit` (a double Enter at 2 a.m.) would queue a duplicate allocation: refuse
+ * while the scheduler still lists the previous job, unless forced. Unknown states do not block.
+ */
+async function refuseLiveAllocations(setupDir: string, chosen: BatchScriptInfo[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (readJobs(setupDir).length === 0) return;
+  const wanted = new Set(chosen.map((c) => c.allocation));
+  const live = (await allocationStates(setupDir, { env })).filter((a) => wanted.has(a.allocation) && (a.state === 'pending' || a.state === 'running'));
+  if (live.length === 0) return;
+  const list = live.map((a) => `allocation ${a.allocation} = job ${a.jobId} (${a.state})`).join(', ');
+  throw new ThemisError(
+    'STATE',
+    `already submitted and still in the queue: ${list}; pass --force to submit another allocation anyway, or cancel the job first`,
+  );
 }
 
 function pickAllocations(scripts: BatchScriptInfo[], wanted: number[] | undefined): BatchScriptInfo[] {

@@ -6,6 +6,7 @@ import type { Output } from './output.js';
 
 interface SubmitArgs extends GlobalOptions {
   allocation?: (number | string)[];
+  force: boolean;
 }
 
 /** `themis submit`: hand each allocation's batch script to the scheduler and record the job ids. */
@@ -20,6 +21,11 @@ export function submitCommand(output: Output): CommandModule<GlobalOptions, Subm
           type: 'array',
           describe: 'submit only these allocations (1-based; repeatable)',
         })
+        .option('force', {
+          type: 'boolean',
+          default: false,
+          describe: 'submit even if the allocation\'s previous job is still pending or running',
+        })
         .example('$0 submit', 'submit every allocation')
         .example('$0 submit --allocation 2', 'submit allocation 2 again (after it was cancelled)') as never,
     handler: async (argv) => {
@@ -28,7 +34,7 @@ export function submitCommand(output: Output): CommandModule<GlobalOptions, Subm
         if (!Number.isInteger(n) || n < 1) throw new ThemisError('USAGE', `--allocation ${JSON.stringify(v)}: must be a whole number >= 1`);
         return n;
       });
-      const report = await submitAllocations(argv.setupDir, allocations.length > 0 ? { allocations } : {});
+      const report = await submitAllocations(argv.setupDir, { force: argv.force, ...(allocations.length > 0 ? { allocations } : {}) });
       if (argv.json) {
         output.out(JSON.stringify(report, null, 2));
         return;

@@ -99,6 +99,28 @@ describe('submitAllocations with fake sbatch', () => {
     expect(s.calls()).toEqual([]);
   });
 
+  it('refuses to submit an allocation whose job is still queued or running, unless forced', async () => {
+    const s = setup('slurm');
+    const states = path.join(s.root, 'states');
+    const env = { ...s.env, THEMIS_FAKE_STATES: states };
+    await submitAllocations(s.setupDir, { env });
+    fs.writeFileSync(states, '4242 PENDING\n');
+    const err = await rejection(submitAllocations(s.setupDir, { env }));
+    expect(err.code).toBe('STATE');
+    expect(err.message).toContain('allocation 1 = job 4242 (pending)');
+    expect(err.message).toContain('--force');
+    expect(readJobs(s.setupDir).map((j) => j.jobId)).toEqual(['4242', '4243']);
+    // Allocation 2's job is gone: resubmitting just that one is fine.
+    await submitAllocations(s.setupDir, { env, allocations: [2] });
+    await submitAllocations(s.setupDir, { env, allocations: [1], force: true });
+    expect(readJobs(s.setupDir).map((j) => [j.allocation, j.jobId])).toEqual([
+      [1, '4242'],
+      [2, '4243'],
+      [2, '4244'],
+      [1, '4245'],
+    ]);
+  });
+
   it('renders a missing script before submitting it', async () => {
     const s = setup('slurm');
     fs.rmSync(s.script(2));
