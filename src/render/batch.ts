@@ -98,7 +98,9 @@ export function scriptVariables(setupDir: string, ens: EnsembleRecord, allocatio
   const s = ens.allocation;
   const base = fileSafeName(s.name);
   const pattern = adapter.outputJobIdPattern ? `.${adapter.outputJobIdPattern}` : '';
-  const outputFile = path.join(p.logsDir, `${base}-${allocation}${pattern}.out`);
+  // Slurm reads % in --output as a pattern (%j, %u, …): a literal % in the path must be %%.
+  const logsDir = ens.scheduler === 'slurm' ? p.logsDir.replace(/%/g, '%%') : p.logsDir;
+  const outputFile = path.join(logsDir, `${base}-${allocation}${pattern}.out`);
   const ctx: ScriptContext = { settings: s, allocation, gpusPerNode, outputFile };
   return {
     scheduler: ens.scheduler,

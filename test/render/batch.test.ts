@@ -181,6 +181,15 @@ describe('renderBatchScripts golden files', () => {
     }
   }
 
+  it('Slurm: a literal % in the setup path is written %% (sbatch reads %j, %u… as patterns)', () => {
+    const base = tmp();
+    const root = path.join(base, '100%done');
+    const setupDir = path.join(root, '.themis_setup');
+    fs.mkdirSync(setupDir, { recursive: true });
+    const [info] = renderBatchScripts(setupDir, ensembleRecord(root, setupDir, { scheduler: 'slurm' }), [[1]], { gpusPerNode: 0 });
+    expect(fs.readFileSync(info!.path, 'utf8')).toContain(`#SBATCH --output=${base}/100%%done/.themis_setup/logs/themis-1.%j.out\n`);
+  });
+
   it('returns the submit command of each scheduler', () => {
     const got = SCHEDULERS.map((s) => {
       const { ens, setupDir } = ensembleIn(s, {});
