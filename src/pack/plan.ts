@@ -96,16 +96,22 @@ export function nextLaunches(queue: readonly QueueItem[], pool: PoolState, runni
 
 function blockedBeyond(queue: readonly QueueItem[], pool: PoolState, never: Map<string, string | null>, from: number): Decision['blocked'] {
   const out: Decision['blocked'] = [];
-  // Only distinct shapes cost anything; a uniform queue is one lookup per item.
+  // Only distinct shapes cost anything; runs of equal needs in a row reuse the last answer.
+  let last: Need | null = null;
+  let why: string | null | undefined = null;
   for (let i = from; i < queue.length; i++) {
     const item = queue[i]!;
-    const key = shapeKey(item.need);
-    let why = never.get(key);
-    if (why === undefined) {
-      why = neverFits(pool.nodes, item.need);
-      never.set(key, why);
+    const n = item.need;
+    if (!last || n.tasks !== last.tasks || n.coresPerTask !== last.coresPerTask || n.gpusPerTask !== last.gpusPerTask) {
+      const key = shapeKey(n);
+      why = never.get(key);
+      if (why === undefined) {
+        why = neverFits(pool.nodes, n);
+        never.set(key, why);
+      }
+      last = n;
     }
-    if (why !== null) out.push({ runId: item.runId, reason: why });
+    if (why !== null) out.push({ runId: item.runId, reason: why! });
   }
   return out;
 }
