@@ -25,7 +25,7 @@ function tmp(): string {
 }
 
 describe('launch commands', () => {
-  it('Slurm: srun --exact with each flag only when > 0, timeout rounded up', () => {
+  it('Slurm: srun --exact with each flag only when > 0, timeout rounded up; placed steps get per-node --gres GPUs', () => {
     const slurm = getAdapter('slurm');
     expect(slurm.launchPrefix(step())).toEqual(['srun', '--exact', '-n', '1', '-c', '1']);
     expect(slurm.launchPrefix(step({ tasks: 4, coresPerTask: 2, gpusPerTask: 1, timeout: 2.5 }))).toEqual([
@@ -33,7 +33,11 @@ describe('launch commands', () => {
     ]);
     expect(slurm.launchPrefix(step({ coresPerTask: 0 }))).toEqual(['srun', '--exact', '-n', '1']);
     expect(slurm.placedLaunch(step({ tasks: 4, coresPerTask: 2, gpusPerTask: 1, timeout: 0.5 }), twoNodes, '99')).toEqual([
-      'srun', '--exact', '-N', '2', '-n', '4', '-c', '2', '--gpus-per-task=1', '--nodelist=n1,n2', '-t', '1',
+      'srun', '--exact', '-N', '2', '-n', '4', '-c', '2', '--gres=gpu:1', '--nodelist=n1,n2', '-t', '1',
+    ]);
+    const oneNode: Placement = { nodes: [{ name: 'n2', tasks: 2, cores: [0, 1], gpus: ['0', '1'] }] };
+    expect(slurm.placedLaunch(step({ tasks: 2, gpusPerTask: 1 }), oneNode, null)).toEqual([
+      'srun', '--exact', '-N', '1', '-n', '2', '-c', '1', '--gres=gpu:2', '--nodelist=n2',
     ]);
   });
 

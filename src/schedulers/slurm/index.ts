@@ -48,7 +48,20 @@ export const slurmAdapter: SchedulerAdapter = {
 
   placedLaunch(step, placement) {
     const names = placement.nodes.map((n) => n.name);
-    return ['srun', '--exact', '-N', String(names.length), ...resourceFlags(step), `--nodelist=${names.join(',')}`, ...timeFlags(step)];
+    // Not --gpus-per-task: on Slurm 22.05 such a step sees every GPU of its node and blocks its
+    // neighbours (seen on the test cluster); a per-node --gres gives each step its own GPUs.
+    const gpusPerNode = Math.max(0, ...placement.nodes.map((n) => n.gpus.length));
+    const gres = step.gpusPerTask > 0 ? [`--gres=gpu:${gpusPerNode > 0 ? gpusPerNode : step.gpusPerTask}`] : [];
+    return [
+      'srun',
+      '--exact',
+      '-N',
+      String(names.length),
+      ...resourceFlags({ ...step, gpusPerTask: 0 }),
+      ...gres,
+      `--nodelist=${names.join(',')}`,
+      ...timeFlags(step),
+    ];
   },
 
   scriptDirectives(ctx) {
