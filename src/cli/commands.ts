@@ -15,6 +15,7 @@ import { clearCommand } from './clear.js';
 import { displayCommand } from './display.js';
 import { parseCommand, resultCommand, sampleCommand } from './runtime.js';
 import { doctorCommand } from './doctor.js';
+import { runCommand } from './run.js';
 
 /** A command module factory: receives the output sink, returns a yargs command. */
 export type CommandFactory = (output: Output) => CommandModule<any, any>;
@@ -23,6 +24,7 @@ export type CommandFactory = (output: Output) => CommandModule<any, any>;
 export const commands: CommandFactory[] = [genCommand,
   addCommand,
   submitCommand,
+  runCommand,
   statusCommand,
   progressCommand,
   requeueCommand,

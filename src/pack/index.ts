@@ -52,8 +52,15 @@ export interface PackerOptions {
   log?: (line: string) => void;
   /** Install SIGTERM/SIGINT/SIGUSR1 handlers (default true). */
   handleSignals?: boolean;
-  /** Called each heartbeat, for progress lines. */
-  onProgress?: (p: { running: number; counts: PackerCounts }) => void;
+  /** Called each heartbeat and whenever a step starts or a run settles, for progress lines. */
+  onProgress?: (p: PackerProgress) => void;
+}
+
+export interface PackerProgress {
+  running: number;
+  counts: PackerCounts;
+  /** Runs queued or running in the whole ensemble at the packer's last scan (-1 before the first). */
+  pending: number;
 }
 
 export interface PackerSummary {
@@ -177,9 +184,11 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     log,
     onHeartbeat: () => {
       writePackerHeartbeat(setupDir, packerInfo());
-      opts.onProgress?.({ running: loop.activeCount, counts: loop.counts });
+      progress();
     },
+    onChange: () => progress(),
   };
+  const progress = () => opts.onProgress?.({ running: loop.activeCount, counts: loop.counts, pending: loop.pendingAtLastScan });
   loop = new PackLoop(cfg, ens, hooks, createPool(info.nodes), launch);
   const packerInfo = () => ({
     packerId: loop.packerId,

@@ -360,6 +360,7 @@ export class PackLoop {
     a.key = key;
     this.byKey.set(key, a);
     this.counts.started++;
+    this.cfg.onChange?.();
     const { argv, env } = launchArgv(this.launch, this.pool, slot, step, a.dir);
     this.launcher.spawn({
       key,
@@ -516,6 +517,7 @@ export class PackLoop {
     if (!a.lost) releaseClaim(a.claim);
     this.held.delete(a.id);
     this.dirty = true;
+    this.cfg.onChange?.();
     this.checkDone();
   }
 

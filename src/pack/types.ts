@@ -18,6 +18,8 @@ export interface PackerConfig {
   now(): number;
   log(line: string): void;
   onHeartbeat(): void;
+  /** Called when a step starts or a run settles (for live progress lines; keep it cheap). */
+  onChange?(): void;
 }
 
 export interface PackerCounts {
