@@ -29,7 +29,8 @@ function probe(file: string): number {
     fd = fs.openSync(file, 'w');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    // Not recursive: a mistyped --setup-dir must not grow a directory tree.
+    fs.mkdirSync(path.dirname(file));
     fd = fs.openSync(file, 'w');
   }
   try {

@@ -330,3 +330,13 @@ process.stdout.write(String(held));
   }, 30_000);
 });
 
+
+describe('fileServerNow without a setup dir', () => {
+  it('falls back to the local clock and creates nothing', () => {
+    const base = makeTempDir('themis-clock-');
+    temps.push(base);
+    const missing = path.join(base, 'typo', '.themis_setup');
+    expect(Math.abs(fileServerNow(missing) - Date.now())).toBeLessThan(2000);
+    expect(fs.existsSync(path.join(base, 'typo'))).toBe(false);
+  });
+});
