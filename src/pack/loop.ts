@@ -58,6 +58,8 @@ export class PackLoop {
   private lastScanAt = 0;
   /** Something changed since the last scan (a run ended, a claim was lost): rescan before exiting. */
   private dirty = true;
+  /** Bumped on every change, so a scan that overlapped a change does not count as fresh. */
+  private changes = 0;
   private lastPending = -1;
   stopStarting: string | null = null;
   interrupted: string | null = null;
@@ -156,6 +158,7 @@ export class PackLoop {
   private async rescan(): Promise<void> {
     if (this.scanning || this.interrupted) return;
     this.scanning = true;
+    const changesBefore = this.changes;
     try {
       const skip = new Set<number>([...this.held.keys(), ...this.blocked.keys()]);
       const scan = await scanQueue(this.cfg.setupDir, {
@@ -174,7 +177,7 @@ export class PackLoop {
       this.head = 0;
       this.lastPending = scan.pending;
       this.lastScanAt = Date.now();
-      this.dirty = false;
+      this.dirty = this.changes !== changesBefore;
     } finally {
       this.scanning = false;
     }
@@ -517,6 +520,7 @@ export class PackLoop {
     if (!a.lost) releaseClaim(a.claim);
     this.held.delete(a.id);
     this.dirty = true;
+    this.changes++;
     this.cfg.onChange?.();
     this.checkDone();
   }
