@@ -102,9 +102,10 @@ function parseJsonSamples(text: string, file: string): ParsedSamples {
   try {
     data = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (e) {
+    // V8 names the position only in some versions; name the line when it does.
     const m = /position (\d+)/.exec((e as Error).message);
-    const line = m ? text.slice(0, Number(m[1])).split('\n').length : 1;
-    throw new ThemisError('INPUT', `${file}:${line}: invalid JSON: ${(e as Error).message}`, { cause: e });
+    const where = m ? `${file}:${text.slice(0, Number(m[1])).split('\n').length}` : file;
+    throw new ThemisError('INPUT', `${where}: invalid JSON: ${(e as Error).message}`, { cause: e });
   }
   if (!Array.isArray(data)) {
     throw new ThemisError('INPUT', `${file}: JSON samples must be an array of objects ([{"x": 1}, …]), got ${typeof data}`);
