@@ -96,19 +96,26 @@ function heldReason(dir: string, ctx: Ctx, what: string): string {
 export function requeueRuns(setupDir: string, ids: number[], options: { hard?: boolean } & RunOpOptions = {}): OpReport {
   const ctx = context(setupDir, ids, options);
   const { report } = ctx;
-  for (const id of new Set(ids)) {
-    const dir = ctx.dirs.get(id);
-    if (dir === undefined) continue;
+  const candidates: { id: number; dir: string; was: StatusRecord }[] = [];
+  const alreadyQueued: number[] = [];
+  eachRun(ctx, ids, (id, dir) => {
     const before = readRunState({ id, dir });
     if (before.status === null) {
       report.skipped.push({ id, reason: `${before.problem}` });
-      continue;
+    } else if (before.status.status === 'queued') {
+      alreadyQueued.push(id);
+      report.skipped.push({ id, reason: 'already queued' });
+    } else if (!isCompleted(before.status.status)) {
+      report.skipped.push({ id, reason: 'running; dequeue it first, or wait for it to end' });
+    } else {
+      candidates.push({ id, dir, was: before.status });
     }
-    if (!isCompleted(before.status.status)) {
-      const why = before.status.status === 'queued' ? 'already queued' : 'running; dequeue it first, or wait for it to end';
-      report.skipped.push({ id, reason: why });
-      continue;
-    }
+  });
+  // Bump first: if we die half-way, post-ensemble work runs once too often, never once too few.
+  if (candidates.length > 0) bumpGeneration(setupDir);
+  const wanted = new Set(candidates.map((c) => c.id));
+  eachRun(ctx, [...wanted], (id, dir) => {
+    const was = candidates.find((c) => c.id === id)!.was;
     const done = underClaim(ctx, id, dir, (status) => {
       if (!isCompleted(status.status)) {
         report.skipped.push({ id, reason: `became ${status.status} meanwhile` });
@@ -131,14 +138,28 @@ export function requeueRuns(setupDir: string, ids: number[], options: { hard?: b
       removeQuiet(runPaths(dir).dequeueRequest);
       report.changed.push(id);
     });
-    if (!done) report.skipped.push({ id, reason: heldReason(dir, ctx, before.status.status) });
-  }
-  if (report.changed.length > 0) {
-    clearFailed(setupDir, report.changed);
+    if (!done) report.skipped.push({ id, reason: heldReason(dir, ctx, was.status) });
+  });
+  // Markers of runs queued again (now or by an earlier, interrupted requeue) no longer count.
+  const requeued = [...report.changed, ...alreadyQueued];
+  if (requeued.length > 0) {
+    clearFailed(setupDir, requeued);
     if (readStop(setupDir)?.kind === 'max-failed-runs') clearStop(setupDir);
-    bumpGeneration(setupDir);
   }
   return report;
+}
+
+/** Run `fn` for each known id; a failure (full disk, permissions) is reported for that run, and the rest go on. */
+function eachRun(ctx: Ctx, ids: Iterable<number>, fn: (id: number, dir: string) => void): void {
+  for (const id of new Set(ids)) {
+    const dir = ctx.dirs.get(id);
+    if (dir === undefined) continue;
+    try {
+      fn(id, dir);
+    } catch (e) {
+      ctx.report.skipped.push({ id, reason: (e as Error).message });
+    }
+  }
 }
 
 function removeQuiet(file: string): void {
@@ -177,25 +198,23 @@ function requestDequeue(dir: string): void {
 export function dequeueRuns(setupDir: string, ids: number[], options: RunOpOptions = {}): OpReport {
   const ctx = context(setupDir, ids, options);
   const { report } = ctx;
-  for (const id of new Set(ids)) {
-    const dir = ctx.dirs.get(id);
-    if (dir === undefined) continue;
+  eachRun(ctx, ids, (id, dir) => {
     const before = readRunState({ id, dir });
     if (before.status === null) {
       report.skipped.push({ id, reason: `${before.problem}` });
-      continue;
+      return;
     }
     const s = before.status.status;
     if (isCompleted(s)) {
       report.skipped.push({ id, reason: `already ${s}` });
-      continue;
+      return;
     }
     if (s === 'running') {
       const c = inspectClaim(dir, ctx.opts);
       if ((c !== null && !c.stale) || liveStepHere(dir)) {
         requestDequeue(dir);
         report.pending.push(id);
-        continue;
+        return;
       }
     }
     const done = underClaim(ctx, id, dir, (status, _claim, broken) => {
@@ -213,7 +232,7 @@ export function dequeueRuns(setupDir: string, ids: number[], options: RunOpOptio
       requestDequeue(dir);
       report.pending.push(id);
     }
-  }
+  });
   return report;
 }
 

@@ -87,6 +87,16 @@ describe('requeueRuns', () => {
     expect(st(e.dir(2)).history.at(-2)!.detail).toMatch(/p-dead/);
   });
 
+  it('finishes the bookkeeping of an interrupted requeue: markers and a max-failed stop go for runs already queued', () => {
+    const e = ens(1, () => ({ status: 'queued', step: 1 }));
+    markFailed(e.setup, 1);
+    setStop(e.setup, { reason: 'too many failed', by: 'p', kind: 'max-failed-runs' });
+    const r = requeueRuns(e.setup, [1]);
+    expect(r.skipped).toEqual([{ id: 1, reason: 'already queued' }]);
+    expect(failedCount(e.setup)).toBe(0);
+    expect(readStop(e.setup)).toBeNull();
+  });
+
   it('reports an unreadable status instead of overwriting it', () => {
     const e = ens(1, () => ({ status: 'failed' }));
     fs.writeFileSync(runPaths(e.dir(1)).status, '{"format":1,');
