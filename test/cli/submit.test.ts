@@ -236,6 +236,34 @@ describe('`themis submit` (built binary)', () => {
     expect(report.jobs).toEqual([{ allocation: 2, jobId: '4244', script: s.script(2), command: `sbatch ${s.script(2)}` }]);
   });
 
+  it('`themis gen --scheduler lsf` then `themis submit`: each script reaches (fake) bsub on stdin (no real LSF here)', () => {
+    const root = makeTempDir('themis-gensub-');
+    temps.push(root);
+    fs.writeFileSync(path.join(root, 'samples.csv'), 'x\n1\n2\n3\n');
+    const log = path.join(root, 'fake.log');
+    const env = { PATH: `${FAKE_BIN}:${process.env.PATH}`, THEMIS_FAKE_LOG: log };
+    const gen = runThemis(['gen', '/bin/echo', 'samples.csv', '--scheduler', 'lsf', '--allocations', '2', '-N', '2', '--no-batch-script'], {
+      cwd: root,
+      env,
+    });
+    expect(gen.stderr).toBe('');
+    expect(gen.code).toBe(0);
+    const sub = runThemis(['submit', '--json'], { cwd: root, env });
+    expect(sub.code).toBe(0);
+    const report = JSON.parse(sub.stdout);
+    expect(report.jobs.map((j: { jobId: string }) => j.jobId)).toEqual(['4242', '4243']);
+    const calls = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as FakeLine);
+    expect(calls.map((c) => [c.tool, c.argv])).toEqual([
+      ['bsub', []],
+      ['bsub', []],
+    ]);
+    for (const [i, c] of calls.entries()) {
+      expect(c.stdin + '\n').toBe(fs.readFileSync(report.jobs[i].script, 'utf8'));
+      expect(c.stdin).toContain(`#BSUB -nnodes 2\n`);
+      expect(c.stdin).toContain(`--allocation ${i + 1} `);
+    }
+  });
+
   it('exit 1 with the scheduler\'s message on a refused submission; exit 2 for a bad --allocation', () => {
     const s = setup('slurm', {}, { THEMIS_FAKE_FAIL: 'sbatch' });
     const r = runThemis(['submit', '--setup-dir', s.setupDir], { cwd: s.root, env: s.env });
