@@ -197,8 +197,13 @@ function lockBreak(runDir: string, opts: ClaimOptions): boolean {
       return false;
     }
     // We may have moved a fresh mutex that replaced the dead one: put it back and give up.
-    const moved = fs.statSync(aside);
-    if (moved.ino !== st.ino) {
+    let movedIno: number | null = null;
+    try {
+      movedIno = fs.statSync(aside).ino;
+    } catch {
+      /* already cleaned up by `themis doctor`: it was the dead one */
+    }
+    if (movedIno !== null && movedIno !== st.ino) {
       try {
         fs.renameSync(aside, mutex);
       } catch {
