@@ -143,7 +143,8 @@ function start(req: SpawnRequest): void {
   }
   if (l.pid === 0) return;
   try {
-    writeJson(req.pidFile, { format: 1, runId: req.runId, step: req.step, attempt: req.attempt, host, pid: l.pid, pgid: l.pid, pidStart: pidStart(l.pid), startedAt: l.startedAt, launcherPid: process.pid });
+    // Small single write; readers tolerate its absence (a rename here would cost per launch).
+    fs.writeFileSync(req.pidFile, JSON.stringify({ format: 1, runId: req.runId, step: req.step, attempt: req.attempt, host, pid: l.pid, pgid: l.pid, pidStart: pidStart(l.pid), startedAt: l.startedAt, launcherPid: process.pid }));
   } catch {
     /* the run dir vanished; the exit record will fail the same way */
   }

@@ -214,11 +214,8 @@ export class PackLoop {
   }
 
   private decide(): void {
+    // The stop flag is read each heartbeat (not per decision: it costs a file read per launch).
     if (this.interrupted) return this.checkDone();
-    if (!this.stopStarting) {
-      const stop = readStop(this.cfg.setupDir);
-      if (stop) this.stopStartingRuns(`ensemble stopped: ${stop.reason}`);
-    }
     const cands = this.stopStarting ? [] : this.window();
     const waitingItems: QueueItem[] = this.waiting.map((a) => ({ runId: a.id, need: needOf(a), since: a.since, passedOver: a.passedOver }));
     const items = waitingItems.concat(cands.map((c) => ({ runId: c.id, need: c.need!, since: c.since, passedOver: c.passedOver })));

@@ -51,7 +51,12 @@ export async function settleOrphan(dir: string, status: StatusRecord, graceMs: n
   const exitFile = p.exitFile(status.step, status.attempt);
   const recorded = readExit(exitFile);
   if (recorded) return { exit: recorded, note: `step ${status.step} had ended (${recorded.code ?? recorded.signal}); its exit was recorded` };
-  const pid = readJsonSync<PidRecord>(p.pidFile);
+  let pid: PidRecord | null = null;
+  try {
+    pid = readJsonSync<PidRecord>(p.pidFile);
+  } catch {
+    /* torn by a launcher killed mid-write: treat as unknown */
+  }
   let note = `no exit recorded for step ${status.step} attempt ${status.attempt}`;
   if (pid && pid.step === status.step && pid.attempt === status.attempt) {
     if (pid.host === hostName()) {
