@@ -93,7 +93,7 @@ export async function generateEnsemble(opts: GenerateOptions): Promise<GenerateR
         '(removes its run directories), --resume to keep it and render only what is missing, or --setup-dir for another one',
     );
   }
-  checkSetupDirFree(setupDir, Boolean(opts.overwrite));
+  if (!exists) checkSetupDirFree(setupDir, Boolean(opts.overwrite));
   const ens = buildEnsemble(opts, setupDir, root);
   const runs = opts.runs ?? [];
   let oldDirs: string[] = [];

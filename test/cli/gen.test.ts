@@ -1,0 +1,187 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, listTree, makeTempDir, runThemis } from '../helpers/cli.js';
+
+const GOLDEN = path.join(FIXTURES, 'gen');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A temp copy of a fixture folder to run gen in. */
+function workspace(fixture: string): string {
+  const d = makeTempDir('themis-gen-');
+  dirs.push(d);
+  fs.cpSync(path.join(GOLDEN, fixture), d, { recursive: true });
+  return d;
+}
+
+/**
+ * Every entry under `dir` (skipping volatile status.json) as text: type, mode, content or link
+ * target, with the temp root replaced by @ROOT@ so the golden file is stable.
+ */
+function snapshot(dir: string, root: string, skip: RegExp = /\.themis\/status\.json$/): string {
+  const out: string[] = [];
+  for (const rel of listTree(dir)) {
+    const p = path.join(dir, rel);
+    const st = fs.lstatSync(p);
+    const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+    if (skip.test(rel)) continue;
+    if (st.isSymbolicLink()) out.push(`== ${rel} -> ${fs.readlinkSync(p).split(root).join('@ROOT@')}`);
+    else if (st.isDirectory()) out.push(`== ${rel} (dir ${mode})`);
+    else out.push(`== ${rel} (file ${mode})\n${JSON.stringify(fs.readFileSync(p, 'utf8').split(root).join('@ROOT@'))}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+function golden(name: string, actual: string): void {
+  const file = path.join(GOLDEN, name);
+  if (UPDATE || !fs.existsSync(file)) fs.writeFileSync(file, actual);
+  expect(actual).toBe(fs.readFileSync(file, 'utf8'));
+}
+
+function gen(cwd: string, args: string[]) {
+  return runThemis(['gen', ...args], { cwd });
+}
+
+describe('themis gen (subprocess, golden trees)', () => {
+  let root: string;
+  let result: ReturnType<typeof gen>;
+  beforeAll(() => {
+    root = workspace('basic');
+    fs.chmodSync(path.join(root, 'input/deck.in'), 0o640);
+    result = gen(root, [
+      './input/sim.sh', 'input/samples.csv', '--parse', 'input/deck.in', '--copy', 'input/data', '--symlink', 'input/table.dat',
+      '--scheduler', 'slurm', '-N', '2', '-n', '2', '-c', '3', '-g', '1', '--timeout', '5', '-a', '-x 1', '--allocations', '2', '-m', 'visc study',
+    ]);
+  });
+
+  it('exits 0 and prints the scripts and exact submit commands', () => {
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('3 runs rendered (ids 1-3)');
+    expect(result.stdout).toContain(`sbatch ${root}/.themis_setup/batch/visc_study-1.sh`);
+    expect(result.stdout).toContain(`sbatch ${root}/.themis_setup/batch/visc_study-2.sh`);
+  });
+
+  it('renders every run directory byte for byte (tokens, CRLF, modes, copies, symlinks, run.json)', () => {
+    golden('basic/expected-runs.txt', snapshot(path.join(root, 'runs'), root));
+  });
+
+  it('queues every run and indexes them relative to the root', () => {
+    for (const id of [1, 2, 3]) {
+      const st = JSON.parse(fs.readFileSync(path.join(root, `runs/${id}/.themis/status.json`), 'utf8'));
+      expect(st).toMatchObject({ format: 1, id, status: 'queued', step: 0, attempt: 0, restarts: 0 });
+    }
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe(
+      '{"id":1,"dir":"runs/1"}\n{"id":2,"dir":"runs/2"}\n{"id":3,"dir":"runs/3"}\n',
+    );
+    const ens = JSON.parse(fs.readFileSync(path.join(root, '.themis_setup/ensemble.json'), 'utf8'));
+    expect(ens).toMatchObject({
+      root,
+      application: path.join(root, 'input/sim.sh'),
+      appIsBatchScript: true,
+      scheduler: 'slurm',
+      parse: [path.join(root, 'input/deck.in')],
+      allocation: { nodes: 2, allocations: 2, name: 'visc study' },
+      gpusPerNodeNeeded: 1,
+    });
+    const plans = [1, 2].map((k) => JSON.parse(fs.readFileSync(path.join(root, `.themis_setup/batch/plan-${k}.json`), 'utf8')).runIds);
+    expect(plans.flat().sort()).toEqual([1, 2, 3]);
+    expect(fs.statSync(path.join(root, '.themis_setup/batch/visc_study-1.sh')).mode & 0o111).toBe(0o111);
+  });
+
+  it('leaves no staging directory behind', () => {
+    expect(fs.readdirSync(root).filter((n) => n.includes('staging'))).toEqual([]);
+  });
+
+  it('refuses to replace an existing ensemble without a flag (exit 2, names the flags), and changes nothing', () => {
+    const before = listTree(root);
+    const r = gen(root, ['./input/sim.sh', 'input/samples.csv', '--scheduler', 'local']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/an ensemble already exists in .*\.themis_setup \(3 runs.*--overwrite.*--resume/);
+    expect(listTree(root)).toEqual(before);
+  });
+
+  it('--resume renders only what is missing and adds new samples', () => {
+    fs.rmSync(path.join(root, 'runs/2'), { recursive: true });
+    const before = fs.readFileSync(path.join(root, 'runs/1/.themis/status.json'), 'utf8');
+    fs.appendFileSync(path.join(root, 'input/samples.csv'), '4,mud,4\n');
+    const r = gen(root, ['./input/sim.sh', 'input/samples.csv', '--resume', '-n', '2', '-c', '3', '-g', '1', '--timeout', '5', '-a', '-x 1', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep).toMatchObject({ action: 'resumed', skipped: 2, runs: { count: 2, first: 2, last: 4 } });
+    expect(rep.batchScripts[0].command).toMatch(/^sbatch /);
+    expect(fs.readFileSync(path.join(root, 'runs/1/.themis/status.json'), 'utf8')).toBe(before);
+    expect(fs.readFileSync(path.join(root, 'runs/2/deck.in'), 'utf8')).toContain('viscosity = 2.5\r\n');
+    expect(fs.readFileSync(path.join(root, 'runs/4/deck.in'), 'utf8')).toContain('label = "mud"');
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000002.jsonl'), 'utf8')).toBe('{"id":4,"dir":"runs/4"}\n');
+  });
+
+  it('--overwrite removes the old ensemble and its run directories first', () => {
+    const r = gen(root, ['./input/sim.sh', '--overwrite', '--scheduler', 'local', '--no-batch-script', '-r', 'other/{run_id:03}']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(root, 'runs'))).toBe(false);
+    expect(listTree(path.join(root, '.themis_setup/index'))).toEqual(['000001.jsonl']);
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe('');
+  });
+});
+
+describe('themis gen --steps (composite runs, JSON samples, named run directories)', () => {
+  it('renders each step, per-step launch prefixes, sample-key names, step cwd', () => {
+    const root = workspace('composite');
+    const r = gen(root, ['--steps', 'steps.csv', 'samples.json', '--scheduler', 'flux', '-r', 'cases/{case}/{run_id:02}']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    golden('composite/expected-runs.txt', snapshot(path.join(root, 'cases'), root));
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe(
+      '{"id":1,"dir":"cases/alpha/01"}\n{"id":2,"dir":"cases/beta/02"}\n',
+    );
+  });
+});
+
+describe('themis add', () => {
+  it('continues ids, refuses collisions with earlier runs, and bumps the generation', () => {
+    const root = workspace('composite');
+    fs.writeFileSync(path.join(root, 's1.csv'), 'x\na\nb\n');
+    fs.writeFileSync(path.join(root, 's2.csv'), 'x\nc\n');
+    fs.writeFileSync(path.join(root, 'clash.csv'), 'x\nd\na\n');
+    expect(gen(root, ['/bin/echo', 's1.csv', '--no-batch-script', '--scheduler', 'local', '-r', 'r/{x}', '-a=-n']).code).toBe(0);
+    const add = runThemis(['add', 's2.csv', '-a', '-e hi', '--json'], { cwd: root });
+    expect(add.stderr).toBe('');
+    expect(JSON.parse(add.stdout)).toMatchObject({ action: 'added', runs: { count: 1, first: 3, last: 3 }, totalRuns: 3 });
+    const rec = JSON.parse(fs.readFileSync(path.join(root, 'r/c/.themis/run.json'), 'utf8'));
+    expect(rec).toMatchObject({ id: 3, sample: { x: 'c' }, steps: [{ args: ['/bin/echo', '-e', 'hi'], batchScript: false }] });
+    expect(JSON.parse(fs.readFileSync(path.join(root, 'r/a/.themis/run.json'), 'utf8')).steps[0].args).toEqual(['/bin/echo', '-n']);
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000002.jsonl'), 'utf8')).toBe('{"id":3,"dir":"r/c"}\n');
+    expect(JSON.parse(fs.readFileSync(path.join(root, '.themis_setup/state/generation.json'), 'utf8')).generation).toBeGreaterThan(0);
+    expect(JSON.parse(fs.readFileSync(path.join(root, '.themis_setup/batch/plan-1.json'), 'utf8')).runIds).toEqual([1, 2, 3]);
+
+    const before = listTree(root);
+    const clash = runThemis(['add', 'clash.csv'], { cwd: root });
+    expect(clash.code).toBe(2);
+    expect(clash.stderr).toMatch(/runs 1 and 5 both map to the run directory .*r\/a/);
+    expect(listTree(root)).toEqual(before);
+  });
+
+  it('waits for nobody: a held write lock is reported with its owner', () => {
+    const root = workspace('composite');
+    fs.writeFileSync(path.join(root, 's.csv'), 'x\n1\n');
+    expect(gen(root, ['/bin/true', 's.csv', '--no-batch-script', '--scheduler', 'local']).code).toBe(0);
+    const lock = path.join(root, '.themis_setup/write.lock');
+    fs.mkdirSync(lock);
+    // Our own pid on this host: alive, so the lock is not stale.
+    fs.writeFileSync(path.join(lock, 'owner.json'), JSON.stringify({ host: os.hostname(), pid: process.pid, pidStart: null, at: 'now', command: 'add' }));
+    const r = runThemis(['add', 's.csv'], { cwd: root });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/`themis add` \(pid \d+ on .*\) is changing this ensemble .*write\.lock/);
+    fs.rmSync(lock, { recursive: true });
+    expect(runThemis(['add', 's.csv'], { cwd: root }).code).toBe(0);
+  });
+});
+
