@@ -24,6 +24,7 @@ export interface StatusReport {
   unreadableCount: number;
   /** Runs that ended badly, with the reason their packer recorded (first 20 of each). */
   ended: { id: number; status: RunStatus; step: number; reason: string | null }[];
+  endedCount: number;
   /** Why queued runs are not starting: the ensemble's stop, no packer, or what packers say. */
   blocked: { reason: string; runs: number[] | null; packerId: string | null }[];
   stop: StopRecord | null;
@@ -66,6 +67,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
   const unreadable: StatusReport['unreadable'] = [];
   let unreadableCount = 0;
   const ended: StatusReport['ended'] = [];
+  let endedCount = 0;
   const queued: number[] = [];
   for (const r of inp.runs) {
     if (r.status === null) {
@@ -76,8 +78,9 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
     const s = r.status.status;
     counts[s]++;
     if (s === 'queued') queued.push(r.id);
-    if ((s === 'failed' || s === 'aborted' || s === 'killed') && ended.length < LIST_LIMIT) {
-      ended.push({ id: r.id, status: s, step: r.status.step, reason: r.status.reason });
+    if (s === 'failed' || s === 'aborted' || s === 'killed') {
+      endedCount++;
+      if (ended.length < LIST_LIMIT) ended.push({ id: r.id, status: s, step: r.status.step, reason: r.status.reason });
     }
   }
   const completed = COMPLETED_STATUSES.reduce((n, s) => n + counts[s], 0);
@@ -109,6 +112,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
     unreadable,
     unreadableCount,
     ended,
+    endedCount,
     blocked,
     stop: inp.stop,
     failedRuns: inp.failedRuns,
@@ -173,7 +177,8 @@ export function renderStatusReport(r: StatusReport): string {
     for (const b of r.blocked) lines.push(`  ${b.packerId ? `[${b.packerId}] ` : ''}${b.reason}`);
   }
   if (r.ended.length > 0) {
-    lines.push('', 'ended badly (first 20):');
+    const more = r.endedCount > r.ended.length ? ` (first ${r.ended.length}; \`themis status failed killed aborted\` lists them all)` : '';
+    lines.push('', `ended badly: ${r.endedCount}${more}`);
     for (const e of r.ended) lines.push(`  run ${e.id}: ${e.status} at step ${e.step}${e.reason ? `: ${e.reason}` : ''}`);
   }
   if (r.unreadable.length > 0) {
@@ -213,6 +218,6 @@ export function renderStatusReport(r: StatusReport): string {
 /** Left-aligned columns separated by two spaces. */
 export function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [fmt(header), ...rows.map(fmt)];
 }

@@ -50,6 +50,8 @@ describe('themis status', () => {
     const rep = JSON.parse(r.stdout);
     expect(rep.counts).toEqual({ queued: 1, running: 1, successful: 1, failed: 1, killed: 1, aborted: 1 });
     expect(rep.completed).toBe(4);
+    expect(rep.endedCount).toBe(3);
+    expect(rep.ended.map((e: { id: number }) => e.id)).toEqual([2, 4, 6]);
     expect(rep.total).toBe(6);
     expect(rep.packers).toHaveLength(1);
     expect(rep.packers[0]).toMatchObject({ packerId: 'p1', jobId: '77', alive: true, running: [5] });
