@@ -131,6 +131,12 @@ function resubmit(setupDir: string, allocation: number | null, script: string, r
   }
   const adapter = getAdapter(scheduler as 'slurm');
   const cmd = adapter.submitCommand(script);
+  if (adapter.submitDetached) {
+    // Local "submission" starts the script in the background; its pid is the job id.
+    const child = spawn(cmd.argv[0]!, cmd.argv.slice(1), { cwd: path.dirname(script), detached: true, stdio: 'ignore' });
+    child.unref();
+    return record(String(child.pid ?? ''));
+  }
   const r = spawnSync(cmd.argv[0]!, cmd.argv.slice(1), {
     encoding: 'utf8',
     input: cmd.stdinFile ? fs.readFileSync(cmd.stdinFile) : undefined,
@@ -141,14 +147,17 @@ function resubmit(setupDir: string, allocation: number | null, script: string, r
     log(`resubmitting ${script} failed: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
     return null;
   }
-  const jobId = adapter.parseJobId(r.stdout ?? '');
-  const at = new Date().toISOString();
-  rec.used++;
-  rec.submissions.push({ at, jobId });
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeJsonAtomicSync(file, rec);
-  log(`resubmitted ${script} (repeat ${rec.used} of ${repeats})${jobId ? `: job ${jobId}` : ''}`);
-  return { jobId, at, repeat: rec.used };
+  return record(adapter.parseJobId(r.stdout ?? ''));
+
+  function record(jobId: string | null): PackerSummary['resubmitted'] {
+    const at = new Date().toISOString();
+    rec.used++;
+    rec.submissions.push({ at, jobId });
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    writeJsonAtomicSync(file, rec);
+    log(`resubmitted ${script} (repeat ${rec.used} of ${repeats})${jobId ? `: job ${jobId}` : ''}`);
+    return { jobId, at, repeat: rec.used };
+  }
 }
 
 /**

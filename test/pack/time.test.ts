@@ -1,0 +1,41 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { writeScript } from '../helpers/cli.js';
+import { alive, makeEnsemble, startPack, statuses, waitFor } from './helpers.js';
+
+describe('allocation time limits and --repeats', () => {
+  it('early stop: starts nothing in the last minutes, resubmits its script up to --repeats times', async () => {
+    const e = makeEnsemble([]);
+    const marks = path.join(e.root, 'submitted');
+    const script = writeScript(path.join(e.root, 'batch.sh'), `echo again >> "${marks}"`);
+    const e2 = makeEnsemble(Array.from({ length: 3 }, () => ({ steps: [{ args: ['/bin/true'] }] })), { root: e.root });
+    const args = ['--setup-dir', e2.setupDir, '--walltime', '1', '--early-stop', '1', '--repeats', '2', '--script', script, '--heartbeat', '0.2'];
+    for (let i = 1; i <= 3; i++) {
+      const r = await startPack(args).done;
+      expect(r.code, r.stderr).toBe(0);
+      if (i <= 2) await waitFor(() => fs.existsSync(marks) && fs.readFileSync(marks, 'utf8').split('\n').filter(Boolean).length === i, 5000, `submission ${i}`);
+      else expect(r.stderr).toContain('all 2 repeats are used');
+    }
+    expect(statuses(e2.root, 3).every((s) => s.status === 'queued')).toBe(true);
+    const rec = JSON.parse(fs.readFileSync(path.join(e2.setupDir, 'state', 'repeats-0.json'), 'utf8'));
+    expect(rec.used).toBe(2);
+    expect(rec.submissions).toHaveLength(2);
+  }, 30_000);
+
+  it('near the end of the walltime, running steps are stopped and their runs queued again', async () => {
+    const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }, { steps: [{ args: ['/bin/true'] }] }]);
+    // 0.05 min = 3 s; the packer interrupts grace + 2 s before the end.
+    const p = startPack(['--setup-dir', e.setupDir, '--walltime', '0.05', '--grace', '0.5', '--heartbeat', '0.2', '--cores', '2']);
+    const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
+    await waitFor(() => fs.existsSync(pidFile), 5000, 'run 1 to start');
+    const pid = JSON.parse(fs.readFileSync(pidFile, 'utf8')).pid as number;
+    const r = await p.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('allocation ends');
+    expect(alive(pid)).toBe(false);
+    const [a, b] = statuses(e.root, 2);
+    expect(a).toMatchObject({ status: 'queued', step: 0, restarts: 0 });
+    expect(b!.status).toBe('successful');
+  }, 30_000);
+});
