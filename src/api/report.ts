@@ -69,6 +69,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
   const ended: StatusReport['ended'] = [];
   let endedCount = 0;
   const queued: number[] = [];
+  const blockedRuns = new Map<string, number[]>();
   for (const r of inp.runs) {
     if (r.status === null) {
       unreadableCount++;
@@ -77,7 +78,17 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
     }
     const s = r.status.status;
     counts[s]++;
-    if (s === 'queued') queued.push(r.id);
+    if (s === 'queued') {
+      queued.push(r.id);
+      // A packer that cannot fit a run says why in its status (`blocked: needs 64 cores …`).
+      const why = r.status.reason;
+      if (why && why.startsWith('blocked:')) {
+        const key = why.slice('blocked:'.length).trim();
+        const ids = blockedRuns.get(key) ?? [];
+        ids.push(r.id);
+        blockedRuns.set(key, ids);
+      }
+    }
     if (s === 'failed' || s === 'aborted' || s === 'killed') {
       endedCount++;
       if (ended.length < LIST_LIMIT) ended.push({ id: r.id, status: s, step: r.status.step, reason: r.status.reason });
@@ -98,6 +109,11 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
         packerId: null,
       });
     }
+  }
+  for (const [reason, ids] of blockedRuns) {
+    const shown = ids.slice(0, LIST_LIMIT);
+    const more = ids.length > shown.length ? ` and ${ids.length - shown.length} more` : '';
+    blocked.push({ reason: `run${ids.length === 1 ? '' : 's'} ${shown.join(' ')}${more}: ${reason}`, runs: ids, packerId: null });
   }
   for (const p of live) {
     if (p.note) blocked.push({ reason: p.note, runs: null, packerId: p.packerId });

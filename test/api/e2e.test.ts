@@ -133,6 +133,18 @@ export function postEnsemble(ctx) { log('postEnsemble ' + (ctx.themis ? 'with ha
     expect(await t.callPostRun(4)).toBeNull();
   });
 
+  it('a run that can never fit is shown as blocked, with the packer\'s reason', async () => {
+    const t = await make([new Run({ k: 'a' }, 'ok'), new Run({ k: 'big' }, 'ok', { tasks: 4, coresPerTask: 2 })]);
+    const ex = await t.executeLocal({ blocking: true, cores: 2 });
+    expect(await ex.done).toBe(3);
+    const st = runThemis(['status', '--json', '--no-allocations', '--setup-dir', setupDir], { cwd: root });
+    const rep = JSON.parse(st.stdout);
+    expect(rep.counts).toMatchObject({ successful: 1, queued: 1 });
+    const b = rep.blocked.find((x: { runs: number[] | null }) => x.runs !== null);
+    expect(b.runs).toEqual([2]);
+    expect(b.reason).toMatch(/^run 2: needs 4 tasks x 2 cores/);
+  });
+
   it('createResume returns the existing ensemble; create refuses it; clear then exists is false', async () => {
     const t = await make([new Run({ k: 'a' }, 'ok')]);
     const again = await Themis.createResume({ application: app, runs: [new Run({ k: 'z' }), new Run({ k: 'y' })], root, setupDir, scheduler: 'local' });

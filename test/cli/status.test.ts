@@ -12,7 +12,7 @@ let setupDir: string;
 const RUNS: HandRun[] = [
   { sample: { x: '1' }, status: 'successful', result: { y: 2 } },
   { sample: { x: '2' }, status: 'failed', reason: 'exit 3', steps: [{}, { args: ['/bin/false'], tasks: 2 }], step: 1 },
-  { sample: { x: '3' }, status: 'queued' },
+  { sample: { x: '3' }, status: 'queued', reason: 'blocked: needs 64 cores on one node, nodes have 32' },
   { sample: { x: '4' }, status: 'aborted', reason: 'exit 9 is in abort_on' },
   { sample: { x: '5' }, status: 'running' },
   { sample: { x: '6' }, status: 'killed' },
@@ -36,6 +36,7 @@ describe('themis status', () => {
     expect(r.stdout).toContain('run 2: failed at step 1: exit 3');
     expect(r.stdout).toContain('1 queued run and no live packer');
     expect(r.stdout).toContain('packers: none live');
+    expect(r.stdout).toContain('run 3: needs 64 cores on one node, nodes have 32');
   });
 
   it('--json is the same report as data', async () => {
