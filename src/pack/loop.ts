@@ -56,6 +56,9 @@ export class PackLoop {
   private scanning = false;
   private scheduled = false;
   private lastScanAt = 0;
+  /** How long the last scan took: scans of a huge ensemble are spaced out to keep the CPU low. */
+  private lastScanMs = 0;
+  private readonly problemsLogged = new Set<number>();
   /** Something changed since the last scan (a run ended, a claim was lost): rescan before exiting. */
   private dirty = true;
   /** Bumped on every change, so a scan that overlapped a change does not count as fresh. */
@@ -102,7 +105,9 @@ export class PackLoop {
       lost: (why) => this.launcherLost(why),
     });
     this.every(this.cfg.heartbeatMs, () => this.heartbeat());
-    this.every(this.cfg.rescanMs, () => void this.rescan());
+    this.every(this.cfg.rescanMs, () => {
+      if (this.scanDue(this.cfg.rescanMs)) void this.rescan();
+    });
     await this.rescan();
   }
 
@@ -159,6 +164,7 @@ export class PackLoop {
     if (this.scanning || this.interrupted) return;
     this.scanning = true;
     const changesBefore = this.changes;
+    const t0 = Date.now();
     try {
       const skip = new Set<number>([...this.held.keys(), ...this.blocked.keys()]);
       const scan = await scanQueue(this.cfg.setupDir, {
@@ -177,11 +183,22 @@ export class PackLoop {
       this.head = 0;
       this.lastPending = scan.pending;
       this.lastScanAt = Date.now();
+      this.lastScanMs = this.lastScanAt - t0;
+      for (const p of scan.problems) {
+        if (this.problemsLogged.has(p.id)) continue;
+        this.problemsLogged.add(p.id);
+        this.log(`run ${p.id} skipped: ${p.problem}`);
+      }
       this.dirty = this.changes !== changesBefore;
     } finally {
       this.scanning = false;
     }
     this.schedule();
+  }
+
+  /** At least `ms` since the last scan, and at least 20 times as long as that scan took (≤ 5% CPU). */
+  private scanDue(ms: number): boolean {
+    return Date.now() - this.lastScanAt >= Math.max(ms - 5, this.lastScanMs * 20);
   }
 
   private window(): Candidate[] {
@@ -256,7 +273,7 @@ export class PackLoop {
     }
     // Out of candidates: look for new work (add, requeue, stale claims), at most once per heartbeat.
     const idle = !this.stopStarting && this.window().length === 0;
-    if (idle && !this.scanning && Date.now() - this.lastScanAt >= Math.min(this.cfg.heartbeatMs, 2000) && this.held.size > 0) void this.rescan();
+    if (idle && !this.scanning && this.held.size > 0 && this.scanDue(Math.min(this.cfg.heartbeatMs, 2000))) void this.rescan();
     this.checkDone();
   }
 
