@@ -330,14 +330,18 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
     let e: Ensemble | undefined;
     await withDiagnostics(() => e, async () => {
       // A 5-minute allocation; the packer's clock (THEMIS_CLOCK_OFFSET_MS: the epoch ms its "now"
-      // starts at, see src/store/layout.ts) starts 225 s ahead, while the allocation's end comes
-      // from Slurm in real time, so the early-stop line (1 minute before the end) is about 15 s of
-      // real time after the job starts.
+      // starts at, see src/store/layout.ts) starts 225 s ahead, while the allocation's end is real
+      // (Slurm's end time, or the real start + --walltime), so the early-stop line (1 minute before
+      // the end) is about 15 s of real time after the packer starts. This needs the packer to anchor
+      // the end to the real clock, not to its shifted one (else the override cancels out).
       e = gen('e2e-clock', 12, 10, ['-N', '1', '-t', '5', '-c', '1', '--early-stop', '1']);
       const job = sbatch(e.script, {
         cwd: e.dir,
         env: { [MARKER]: e.dir, THEMIS_CLOCK_OFFSET_MS: String(Date.now() + 225_000) },
       });
+      // The clock is shifted when the packer starts, so the line is ~15 s after the job starts running
+      // (however long it was pending).
+      await waitJobRunning(job, 120_000);
       const t0 = Date.now() / 1000;
       await waitJobGone(job, 150_000);
       const lines = ledger(e);
