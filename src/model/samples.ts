@@ -55,7 +55,7 @@ export function parseCsvTable(text: string, file: string, what: string): CsvTabl
       },
     });
   } catch (e) {
-    throw csvError(e, file, what, lines[lines.length - 1] ?? 0);
+    throw csvError(e, file, what, lines[lines.length - 1] ?? 0, records[0]?.length);
   }
   if (records.length === 0) {
     throw new ThemisError('INPUT', `${file}: empty ${what} file; the first line must be a header row naming the columns`);
@@ -76,13 +76,13 @@ export function parseCsvTable(text: string, file: string, what: string): CsvTabl
   return { header, rows: records.slice(1), lines: lines.slice(1) };
 }
 
-function csvError(e: unknown, file: string, what: string, lastGoodLine: number): ThemisError {
+function csvError(e: unknown, file: string, what: string, lastGoodLine: number, headerFields?: number): ThemisError {
   const err = e as { code?: string; lines?: number; column?: number; record?: unknown[]; message?: string };
   if (err.code === 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH') {
     const got = Array.isArray(err.record) ? err.record.length : '?';
     return new ThemisError(
       'INPUT',
-      `${file}:${err.lines}: this row has ${got} field(s) but the header has a different number; every ${what} row needs one value per column (quote values that contain commas)`,
+      `${file}:${err.lines}: this row has ${got} field(s) but the header has ${headerFields ?? 'a different number'}; every ${what} row needs one value per column (quote values that contain commas)`,
       { cause: e },
     );
   }

@@ -89,7 +89,7 @@ export async function generateEnsemble(opts: GenerateOptions): Promise<GenerateR
     const n = readIndex(setupDir, ens.root).length;
     throw new ThemisError(
       'EXISTS',
-      `an ensemble already exists in ${setupDir} (${n} runs, created ${ens.createdAt}); pass --overwrite to replace it ` +
+      `an ensemble already exists in ${setupDir} (${n} run${n === 1 ? '' : 's'}, created ${ens.createdAt}); pass --overwrite to replace it ` +
         '(removes its run directories), --resume to keep it and render only what is missing, or --setup-dir for another one',
     );
   }

@@ -106,7 +106,7 @@ export function prepareRuns(
     problems.push(...runProblems(id, run?.sample, steps));
     stepsOf[i] = steps;
   }
-  for (const [msg, ids] of programProblems) problems.push(`${msg} (runs ${ids.join(', ')}${ids.length >= 5 ? ', …' : ''})`);
+  for (const [msg, ids] of programProblems) problems.push(`run${ids.length > 1 ? 's' : ''} ${ids.join(', ')}${ids.length >= 5 ? ', …' : ''}: ${msg}`);
   throwIfProblems('VALIDATION', `${problems.length} problem${problems.length === 1 ? '' : 's'} in the runs`, problems);
 
   const template = compileRunDirTemplate(ctx.runDirNames);
