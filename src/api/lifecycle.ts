@@ -5,6 +5,7 @@ import type { CompositeRun, Run } from '../model/run.js';
 import { Hooks, type HookName } from '../pack/hooks.js';
 import { resolveProgram } from '../render/program.js';
 import { fileSafeName } from '../render/batch.js';
+import { acquireWriteLock } from '../render/write-lock.js';
 import { DEFAULT_SETUP_DIR, setupPaths } from '../store/layout.js';
 import { readEnsemble, readRunRecord, writeEnsemble, type OnCompletion, type SchedulerName } from '../store/records.js';
 import { addRuns, generateEnsemble } from '../render/generate.js';
@@ -153,7 +154,21 @@ export async function executeAlloc(themis: Themis, o: ExecuteAllocOptions): Prom
   if (o.maxConcurrency !== undefined && o.maxConcurrency !== null) {
     throw new ThemisError('USAGE', 'executeAlloc: maxConcurrency is not supported for batch allocations; the packer fills the allocation\'s cores (use a --template with --max-concurrency to cap it)');
   }
-  const ens = readEnsemble(themis.setupDir);
+  const release = acquireWriteLock(themis.setupDir, 'executeAlloc');
+  try {
+    applyAllocation(themis.setupDir, o);
+  } finally {
+    release();
+  }
+  const report = await submitAllocations(themis.setupDir, o.env ? { env: o.env } : {});
+  const first = report.jobs[0];
+  if (!first) throw new ThemisError('STATE', `executeAlloc: nothing was submitted from ${themis.setupDir}`);
+  return first.jobId;
+}
+
+/** Write the seed-style allocation options into ensemble.json; drop scripts that hold old settings. */
+function applyAllocation(setupDir: string, o: ExecuteAllocOptions): void {
+  const ens = readEnsemble(setupDir);
   const a = ens.allocation;
   const next = {
     ...a,
@@ -173,14 +188,10 @@ export async function executeAlloc(themis: Themis, o: ExecuteAllocOptions): Prom
   if (problems.length > 0) throw new ThemisError('USAGE', `executeAlloc: ${problems.join('; ')}`, { problems });
   if (JSON.stringify(next) !== JSON.stringify(a)) {
     // Scripts hold the old settings: remove them so submit renders them again (plans are kept).
-    const sp = setupPaths(themis.setupDir);
+    const sp = setupPaths(setupDir);
     for (let k = 1; k <= Math.max(1, a.allocations); k++) fs.rmSync(sp.batchScript(fileSafeName(a.name), k), { force: true });
-    writeEnsemble(themis.setupDir, { ...ens, allocation: next });
+    writeEnsemble(setupDir, { ...ens, allocation: next });
   }
-  const report = await submitAllocations(themis.setupDir, o.env ? { env: o.env } : {});
-  const first = report.jobs[0];
-  if (!first) throw new ThemisError('STATE', `executeAlloc: nothing was submitted from ${themis.setupDir}`);
-  return first.jobId;
 }
 
 function list(v: string | readonly string[] | null | undefined): string[] {

@@ -6,6 +6,7 @@ import { COMPLETED_STATUSES, RUN_STATUSES, isRunStatus, type RunStatus } from '.
 import { DEFAULT_SETUP_DIR, setupPaths } from '../store/layout.js';
 import { ensembleExists, readEnsemble, readResult, readRunRecord, writeEnsemble, writeResult, type EnsembleRecord } from '../store/records.js';
 import { readIndex } from '../store/run-index.js';
+import { acquireWriteLock } from '../render/write-lock.js';
 import { scanRuns, type RunState } from '../store/scan.js';
 import { dequeueRuns, requeueRuns, type OpReport } from '../store/run-ops.js';
 import { buildTable, formatCsv, formatJson, formatYaml, tableRecords, type RunExport } from './export.js';
@@ -257,9 +258,14 @@ export class Themis {
    * @example await ens.onCompletion(['mail', '-s', 'done', 'me@lab.org'], { stdout: 'mail.log' });
    */
   async onCompletion(args: readonly string[], options: OnCompletionOptions = {}): Promise<void> {
-    const ens = this.ensemble;
-    const completion = lifecycle.resolveCompletion(args, options, ens.root);
-    writeEnsemble(this.setupDir, { ...ens, onCompletion: completion });
+    const completion = lifecycle.resolveCompletion(args, options, this.ensemble.root);
+    // `add` and `gen --resume` rewrite ensemble.json too: read-modify-write under their lock.
+    const release = acquireWriteLock(this.setupDir, 'completion');
+    try {
+      writeEnsemble(this.setupDir, { ...this.ensemble, onCompletion: completion });
+    } finally {
+      release();
+    }
   }
 
   /**
