@@ -69,11 +69,37 @@ function newOwner(who: OwnerInput): ClaimOwner {
 
 /** owner.json, or null when missing or unreadable (a claimer that died before writing it). */
 function readOwner(file: string): ClaimOwner | null {
+  return parseOwner(readStamped(file)?.text ?? null);
+}
+
+function parseOwner(text: string | null): ClaimOwner | null {
+  if (text === null) return null;
   try {
-    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as ClaimOwner;
+    const o = JSON.parse(text) as ClaimOwner;
     return o && typeof o === 'object' && typeof o.token === 'string' ? o : null;
   } catch {
     return null;
+  }
+}
+
+/**
+ * Content and mtime through one descriptor. On NFS, open() revalidates the cached attributes
+ * (close-to-open), so this mtime is the server's current one, not one cached for up to a minute.
+ */
+function readStamped(file: string): { text: string; mtimeMs: number } | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const m = fs.fstatSync(fd).mtimeMs;
+    return { text: fs.readFileSync(fd, 'utf8'), mtimeMs: m };
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -155,8 +181,9 @@ function claimFresh(runDir: string, who: OwnerInput): Claim | null {
 /** Judge a claim: age from owner.json's mtime (or the claim dir's, when owner.json is missing). */
 export function inspectClaim(runDir: string, opts: ClaimOptions): ClaimInspection | null {
   const p = runPaths(runDir);
-  const owner = readOwner(p.claimOwner);
-  let m = mtimeMs(p.claimOwner);
+  const stamped = readStamped(p.claimOwner);
+  const owner = parseOwner(stamped?.text ?? null);
+  let m = stamped?.mtimeMs ?? null;
   if (m === null) m = mtimeMs(p.claim);
   if (m === null) return null;
   const ageMs = opts.now() - m;

@@ -174,8 +174,14 @@ export function listPackers(setupDir: string, opts: ClaimOptions): (PackerInfo &
     let info: PackerInfo;
     let mtime: number;
     try {
-      info = JSON.parse(fs.readFileSync(file, 'utf8')) as PackerInfo;
-      mtime = fs.statSync(file).mtimeMs;
+      // One descriptor for both: on NFS, open() revalidates the attributes, so mtime is current.
+      const fd = fs.openSync(file, 'r');
+      try {
+        mtime = fs.fstatSync(fd).mtimeMs;
+        info = JSON.parse(fs.readFileSync(fd, 'utf8')) as PackerInfo;
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch {
       continue; // removed meanwhile, or torn by a foreign writer: not a live packer we can describe
     }
