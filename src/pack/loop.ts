@@ -1,39 +1,18 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { heartbeatClaim, holdsClaim, inspectClaim, releaseClaim, tryClaim, type Claim, type ClaimOptions } from '../store/claim.js';
+import { holdsClaim, inspectClaim, releaseClaim, tryClaim, type ClaimOptions } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
-import { failedCount, markFailed, readStop, setStop } from '../store/ensemble-state.js';
 import { ENV, RUN_LOG, runPaths } from '../store/layout.js';
 import { hostName } from '../store/proc.js';
-import { readStatus, withHistory, writeResult, writeStatus, type EnsembleRecord, type RunRecord, type StatusRecord } from '../store/records.js';
+import { readStatus, withHistory, writeStatus, type EnsembleRecord, type StatusRecord } from '../store/records.js';
 import { Hooks } from './hooks.js';
-import { Launcher, type ExitRecord, type StopReason } from './launcher.js';
-import { afterStepExit, hookFailure, type LifecyclePolicy, type Next } from './lifecycle.js';
+import { Launcher, type ExitRecord } from './launcher.js';
 import { settleOrphan } from './orphan.js';
 import { nextLaunches, type QueueItem } from './plan.js';
 import { release, type PoolState, type Slot } from './pool.js';
 import { dequeueRequested, loadCandidate, scanQueue, type Candidate } from './queue.js';
 import { launchArgv, type LaunchSetup } from './launch-policy.js';
-import type { PackerConfig, PackerCounts } from './types.js';
-
-/** A run this packer holds the claim of. */
-interface Active {
-  id: number;
-  dir: string;
-  record: RunRecord;
-  status: StatusRecord;
-  claim: Claim;
-  slot: Slot | null;
-  key: string | null;
-  since: number;
-  passedOver: number;
-  /** Set when the heartbeat found the claim gone: never write this run's status again. */
-  lost: boolean;
-  prepped: boolean;
-  /** The step's pid (= its process group), once the launcher said it started. */
-  pid: number;
-}
+import type { PackerConfig } from './types.js';
+import { HeldRuns, type Active } from './held.js';
 
 const WINDOW = 256;
 
@@ -42,57 +21,34 @@ const WINDOW = 256;
  * launcher), a heartbeat tick, a rescan tick, a signal, the walltime. Between events it does
  * nothing, so it costs no CPU while steps run.
  */
-export class PackLoop {
-  readonly packerId = `${hostName()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  readonly counts: PackerCounts = { started: 0, successful: 0, failed: 0, aborted: 0, killed: 0, requeued: 0 };
+export class PackLoop extends HeldRuns {
   readonly blocked = new Map<number, string>();
   private pool: PoolState;
-  private launcher!: Launcher;
   private queue: Candidate[] = [];
   private head = 0;
-  private readonly held = new Map<number, Active>();
-  private readonly byKey = new Map<string, Active>();
-  private waiting: Active[] = [];
   private scanning = false;
   private scheduled = false;
   private lastScanAt = 0;
   /** How long the last scan took: scans of a huge ensemble are spaced out to keep the CPU low. */
   private lastScanMs = 0;
   private readonly problemsLogged = new Set<number>();
-  /** Something changed since the last scan (a run ended, a claim was lost): rescan before exiting. */
-  private dirty = true;
-  /** Bumped on every change, so a scan that overlapped a change does not count as fresh. */
-  private changes = 0;
   private lastPending = -1;
-  stopStarting: string | null = null;
-  interrupted: string | null = null;
   private finished!: (reason: string) => void;
   readonly done: Promise<string>;
   private timers: NodeJS.Timeout[] = [];
   private readonly claimOpts: ClaimOptions;
 
   constructor(
-    private readonly cfg: PackerConfig,
-    private readonly ens: EnsembleRecord,
-    private readonly hooks: Hooks,
+    cfg: PackerConfig,
+    ens: EnsembleRecord,
+    hooks: Hooks,
     pool: PoolState,
     private readonly launch: LaunchSetup,
   ) {
+    super(cfg, ens, hooks);
     this.pool = pool;
     this.done = new Promise((resolve) => (this.finished = resolve));
     this.claimOpts = { leaseMs: cfg.leaseMs, now: () => fileServerNow(cfg.setupDir) };
-  }
-
-  private log(line: string): void {
-    this.cfg.log(line);
-  }
-
-  get runningIds(): number[] {
-    return [...this.held.keys()];
-  }
-
-  get activeCount(): number {
-    return this.held.size;
   }
 
   async start(): Promise<void> {
@@ -334,12 +290,17 @@ export class PackLoop {
     this.wait(a);
   }
 
+  protected freeSlot(a: Active): void {
+    if (a.slot) this.pool = release(this.pool, a.slot);
+    a.slot = null;
+  }
+
   private giveBack(slot: Slot): void {
     this.pool = release(this.pool, slot);
     this.schedule();
   }
 
-  private wait(a: Active): void {
+  protected wait(a: Active): void {
     if (this.stopStarting) return this.requeue(a, this.stopStarting);
     this.waiting.push(a);
     this.schedule();
@@ -413,172 +374,9 @@ export class PackLoop {
     this.schedule();
   }
 
-  private policy(a: Active): LifecyclePolicy {
-    const step = a.record.steps[Math.min(a.status.step, a.record.steps.length - 1)]!;
-    return { maxRestarts: this.ens.maxRestarts, abortOn: this.ens.abortOn, stepCount: a.record.steps.length, timeoutMinutes: step.timeout };
-  }
-
-  private async applyExit(a: Active, exit: ExitRecord, recovered: boolean): Promise<void> {
-    if (a.lost || exit.stoppedBy === 'lost-claim') return this.drop(a);
-    let r = afterStepExit(a.status, exit, this.policy(a));
-    // An interrupted step of a dead packer is simply run again here (no restart used).
-    if (recovered && r.next === 'requeue') r = { status: { ...r.status, status: 'running' }, next: 'restart' };
-    a.status = r.status;
-    if (exit.stoppedBy === 'dequeue') this.clearDequeue(a);
-    if (r.next === 'done' && a.status.status === 'successful' && this.hooks.has('postRun')) {
-      await this.postRun(a);
-    }
-    this.advance(a, r.next);
-  }
-
-  private advance(a: Active, next: Next): void {
-    if (next === 'requeue') return this.requeue(a, a.status.reason ?? 'interrupted');
-    if (next === 'done') return this.complete(a);
-    a.since = this.cfg.now();
-    a.passedOver = 0;
-    this.wait(a);
-  }
-
-  /** postRun after the last step; its value is the run's result. A throw retries postRun alone. */
-  private async postRun(a: Active): Promise<void> {
-    for (;;) {
-      try {
-        const value = await this.hooks.call('postRun', { id: a.id, record: a.record, dir: a.dir });
-        if (value !== undefined && !a.lost) writeResult(a.dir, value);
-        return;
-      } catch (e) {
-        this.appendLog(a, `themis: postRun failed: ${(e as Error)?.stack ?? e}`);
-        const budgetLeft = this.ens.maxRestarts === -1 || a.status.restarts < this.ens.maxRestarts;
-        const reason = `postRun failed: ${(e as Error)?.message ?? e}`;
-        if (!budgetLeft || this.interrupted) {
-          a.status = withHistory({ ...a.status, status: 'failed', reason: `${reason}; no restarts left` }, 'failed', reason);
-          return;
-        }
-        a.status = withHistory({ ...a.status, restarts: a.status.restarts + 1 }, 'restart', reason);
-      }
-    }
-  }
-
-  private hookFailed(a: Active, hook: 'prepRun', e: unknown): void {
-    this.appendLog(a, `themis: ${hook} failed: ${(e as Error)?.stack ?? e}`);
-    if (a.slot) this.pool = release(this.pool, a.slot);
-    a.slot = null;
-    a.prepped = false;
-    const r = hookFailure(a.status, hook, String((e as Error)?.message ?? e), this.policy(a), new Date().toISOString());
-    a.status = r.status;
-    this.advance(a, r.next);
-  }
-
-  private appendLog(a: Active, text: string): void {
-    const step = a.record.steps[Math.min(a.status.step, a.record.steps.length - 1)]!;
-    try {
-      const cwd = path.resolve(a.dir, step.cwd);
-      fs.mkdirSync(cwd, { recursive: true });
-      fs.appendFileSync(path.join(cwd, RUN_LOG), text + '\n');
-    } catch {
-      /* the status reason still says it */
-    }
-  }
-
-  private clearDequeue(a: Active): void {
-    try {
-      fs.unlinkSync(runPaths(a.dir).dequeueRequest);
-    } catch {
-      /* already gone */
-    }
-  }
-
-  private complete(a: Active): void {
-    const s = a.status.status;
-    if (this.writeHeld(a, a.status)) {
-      if (s === 'successful') this.counts.successful++;
-      else if (s === 'failed') this.counts.failed++;
-      else if (s === 'aborted') this.counts.aborted++;
-      else if (s === 'killed') this.counts.killed++;
-      if (s === 'failed') this.countFailure(a.id);
-    }
-    this.drop(a);
-  }
-
-  private countFailure(id: number): void {
-    markFailed(this.cfg.setupDir, id);
-    const max = this.ens.maxFailedRuns;
-    if (max === null) return;
-    const n = failedCount(this.cfg.setupDir);
-    if (n > max) {
-      const reason = `${n} runs failed, more than max_failed_runs (${max})`;
-      if (!readStop(this.cfg.setupDir)) setStop(this.cfg.setupDir, { reason, by: this.packerId, kind: 'max-failed-runs' });
-      this.stopStartingRuns(reason);
-    }
-  }
-
-  private requeue(a: Active, why: string): void {
-    const s = withHistory({ ...a.status, status: 'queued', reason: `requeued: ${why}` }, 'requeued', why);
-    if (this.writeHeld(a, s)) this.counts.requeued++;
-    this.drop(a);
-  }
-
-  /** Write status only while the claim is still ours. */
-  private writeHeld(a: Active, s: StatusRecord): boolean {
-    if (a.lost || !holdsClaim(a.claim)) {
-      a.lost = true;
-      this.log(`run ${a.id}: claim lost; leaving its status to the new holder`);
-      return false;
-    }
-    writeStatus(a.dir, s);
-    a.status = s;
-    return true;
-  }
-
-  private drop(a: Active): void {
-    if (!a.lost) releaseClaim(a.claim);
-    this.held.delete(a.id);
-    this.dirty = true;
-    this.changes++;
-    this.cfg.onChange?.();
-    this.checkDone();
-  }
-
-  // --- heartbeat ---
-
-  private heartbeat(): void {
-    for (const a of this.held.values()) {
-      if (a.lost) continue;
-      if (!heartbeatClaim(a.claim)) {
-        a.lost = true;
-        this.log(`run ${a.id}: claim lost (broken by another packer?); stopping its step`);
-        if (a.key) this.launcher.kill(a.key, 'lost-claim');
-        else this.dropWaiting(a);
-        continue;
-      }
-      if (dequeueRequested(a.dir)) this.stopRun(a, 'dequeue');
-    }
-    if (!this.stopStarting) {
-      const stop = readStop(this.cfg.setupDir);
-      if (stop) this.stopStartingRuns(`ensemble stopped: ${stop.reason}`);
-    }
-    this.cfg.onHeartbeat();
-  }
-
-  private stopRun(a: Active, reason: StopReason): void {
-    if (a.key) return this.launcher.kill(a.key, reason);
-    // Waiting for cores between steps: nothing to kill.
-    const i = this.waiting.indexOf(a);
-    if (i >= 0) this.waiting.splice(i, 1);
-    a.status = withHistory({ ...a.status, status: 'killed', reason: 'dequeued while running' }, 'killed', 'dequeued');
-    this.clearDequeue(a);
-    this.complete(a);
-  }
-
-  private dropWaiting(a: Active): void {
-    const i = this.waiting.indexOf(a);
-    if (i >= 0) this.waiting.splice(i, 1);
-    this.drop(a);
-  }
-
   // --- the end ---
 
-  private checkDone(): void {
+  protected checkDone(): void {
     if (this.held.size > 0 || this.scanning) return;
     if (this.interrupted || this.stopStarting) return this.finish(this.interrupted ?? this.stopStarting!);
     if (this.window().length > 0) return;

@@ -25,10 +25,10 @@ describe('allocation time limits and --repeats', () => {
 
   it('near the end of the walltime, running steps are stopped and their runs queued again', async () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }, { steps: [{ args: ['/bin/true'] }] }]);
-    // 0.05 min = 3 s; the packer interrupts grace + 2 s before the end.
-    const p = startPack(['--setup-dir', e.setupDir, '--walltime', '0.05', '--grace', '0.5', '--heartbeat', '0.2', '--cores', '2']);
+    // 0.1 min = 6 s; the packer interrupts grace + 2 s before the end, 3.5 s after its start.
+    const p = startPack(['--setup-dir', e.setupDir, '--walltime', '0.1', '--grace', '0.5', '--heartbeat', '0.2', '--cores', '2']);
     const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
-    await waitFor(() => fs.existsSync(pidFile), 5000, 'run 1 to start');
+    await waitFor(() => fs.existsSync(pidFile), 10_000, 'run 1 to start');
     const pid = JSON.parse(fs.readFileSync(pidFile, 'utf8')).pid as number;
     const r = await p.done;
     expect(r.code, r.stderr).toBe(0);
