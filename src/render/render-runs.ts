@@ -209,6 +209,7 @@ export function writeRuns(stage: Stage, batch: PreparedBatch, onProgress?: (done
     for (const c of files.copy) {
       const dst = path.join(staged, c.name);
       if (c.isDir) fs.cpSync(c.src, dst, { recursive: true, verbatimSymlinks: true });
+      else if (c.data !== null) stage.writeFile(dst, c.data, c.mode);
       else fs.copyFileSync(c.src, dst);
     }
     for (const s of files.symlink) fs.symlinkSync(s.src, path.join(staged, s.name));

@@ -53,7 +53,13 @@ export interface CopySource {
   src: string;
   name: string;
   isDir: boolean;
+  /** Small files are read once and written from memory (fewer syscalls than a copy per run). */
+  data: Buffer | null;
+  mode: number;
 }
+
+/** Files up to this size are copied from memory. */
+const SMALL_COPY = 1 << 20;
 
 export interface RunFiles {
   parse: ParseSource[];
@@ -101,7 +107,9 @@ export function loadRunFiles(lists: { parse: readonly string[]; copy: readonly s
   for (const src of lists.copy) {
     claim(path.basename(src), `--copy ${src}`);
     try {
-      copy.push({ src, name: path.basename(src), isDir: fs.statSync(src).isDirectory() });
+      const st = fs.statSync(src);
+      const small = st.isFile() && st.size <= SMALL_COPY;
+      copy.push({ src, name: path.basename(src), isDir: st.isDirectory(), data: small ? fs.readFileSync(src) : null, mode: st.mode & 0o7777 });
     } catch (e) {
       problems.push(`--copy ${src}: cannot read: ${describeFsError(e)}`);
     }

@@ -48,7 +48,7 @@ export class Stage {
   }
 
   /** Write a file with exactly these mode bits (open() applies the umask; chmod undoes it). */
-  writeFile(file: string, data: string, mode: number): void {
+  writeFile(file: string, data: string | Uint8Array, mode: number): void {
     fs.writeFileSync(file, data, { mode });
     if ((mode & this.umask) !== 0) fs.chmodSync(file, mode);
   }
