@@ -21,3 +21,4 @@ export type { StatusReport, PackerSummary as PackerStatus } from './api/report.j
 export { gatherStatus } from './api/report.js';
 export { currentRun, sample, setResult, resultFromFile, parseFile, type CurrentRun, type RuntimeOptions } from './api/runtime.js';
 export type { HookContext, HookName } from './pack/hooks.js';
+export { runPacker, spawnPacker, type PackerOptions, type PackerSummary, type PackerProgress } from './pack/index.js';
