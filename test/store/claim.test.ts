@@ -280,7 +280,7 @@ let held = 0;
 while (Date.now() < Number(until)) {
   const id = 1 + Math.floor(Math.random() * Number(runs));
   const dir = root + '/runs/' + id;
-  const got = tryClaim(dir, { jobId: null, packerId: 'churn-' + process.pid }, { leaseMs: 1000, now: Date.now });
+  const got = tryClaim(dir, { jobId: null, packerId: 'churn-' + process.pid }, { leaseMs: 2000, now: Date.now });
   if (!got) { nap(1); continue; }
   held++;
   const holder = dir + '/holder';
@@ -321,10 +321,10 @@ process.stdout.write(String(held));
     }
     expect(fs.existsSync(violations) ? fs.readFileSync(violations, 'utf8') : '').toBe('');
     // Whatever the dead left behind is claimable now (dead pid) or after the lease (a mutex).
-    await sleep(1100);
+    await sleep(2100);
     for (let id = 1; id <= RUNS; id++) {
-      const got = tryClaim(dir(id), who, { leaseMs: 1000, now: Date.now });
-      expect(got, `run ${id}: ${JSON.stringify(inspectClaim(dir(id), { leaseMs: 1000, now: Date.now }))}`).not.toBeNull();
+      const got = tryClaim(dir(id), who, { leaseMs: 2000, now: Date.now });
+      expect(got, `run ${id}: ${JSON.stringify(inspectClaim(dir(id), { leaseMs: 2000, now: Date.now }))}`).not.toBeNull();
       releaseClaim(got!.claim);
     }
   }, 30_000);
