@@ -64,6 +64,11 @@ describe('run life cycle (real processes)', () => {
     const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
     await waitFor(() => fs.existsSync(pidFile), 10_000, 'run 1 to start');
     const pid = JSON.parse(fs.readFileSync(pidFile, 'utf8')).pid as number;
+    // The packer's heartbeat file names it and the run it holds.
+    const packers = path.join(e.setupDir, 'packers');
+    const info = () => JSON.parse(fs.readFileSync(path.join(packers, fs.readdirSync(packers).filter((f) => f.endsWith('.json'))[0]!), 'utf8'));
+    await waitFor(() => fs.existsSync(packers) && fs.readdirSync(packers).length > 0 && info().running.length === 1, 5000, 'packer heartbeat file');
+    expect(info()).toMatchObject({ pid: p.child.pid, running: [1] });
     const t0 = Date.now();
     const report = dequeueRuns(e.setupDir, [1]);
     expect(report.pending).toEqual([1]);
@@ -74,6 +79,25 @@ describe('run life cycle (real processes)', () => {
     expect(alive(pid)).toBe(false);
     expect(readStatusOf(e.runDir(2)).status).toBe('successful');
     expect(fs.existsSync(path.join(e.runDir(1), '.themis', 'dequeue.request'))).toBe(false);
+  }, 30_000);
+
+  it('a packer whose claim was taken away stops the step and never writes that run\'s status again', async () => {
+    const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
+    const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]);
+    const meta = path.join(e.runDir(1), '.themis');
+    await waitFor(() => fs.existsSync(path.join(meta, 'step.pid.json')), 10_000, 'run 1 to start');
+    const pid = JSON.parse(fs.readFileSync(path.join(meta, 'step.pid.json'), 'utf8')).pid as number;
+    const before = fs.readFileSync(path.join(meta, 'status.json'), 'utf8');
+    // As if another packer had broken the claim and taken the run.
+    fs.renameSync(path.join(meta, 'claim'), path.join(meta, 'claim.taken'));
+    fs.mkdirSync(path.join(meta, 'claim'));
+    fs.writeFileSync(path.join(meta, 'claim', 'owner.json'), JSON.stringify({ token: 'someone-else', host: 'x', pid: 1, packerId: 'other' }));
+    const r = await p.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('claim lost');
+    expect(alive(pid)).toBe(false);
+    expect(fs.readFileSync(path.join(meta, 'status.json'), 'utf8')).toBe(before);
+    expect(JSON.parse(fs.readFileSync(path.join(meta, 'claim', 'owner.json'), 'utf8')).token).toBe('someone-else');
   }, 30_000);
 
   it('max_failed_runs stops every packer from starting runs once exceeded', async () => {
