@@ -4,13 +4,14 @@ import { ThemisError } from '../model/errors.js';
 import { CompositeRun, Run, Step } from '../model/run.js';
 import { COMPLETED_STATUSES, RUN_STATUSES, isRunStatus, type RunStatus } from '../model/status.js';
 import { DEFAULT_SETUP_DIR, setupPaths } from '../store/layout.js';
-import { ensembleExists, readEnsemble, readResult, readRunRecord, writeEnsemble, writeResult, type EnsembleRecord } from '../store/records.js';
+import { ensembleExists, readEnsemble, writeEnsemble, writeResult, type EnsembleRecord } from '../store/records.js';
 import { readIndex } from '../store/run-index.js';
 import { acquireWriteLock } from '../render/write-lock.js';
 import { scanRuns, type RunState } from '../store/scan.js';
 import { dequeueRuns, requeueRuns, type OpReport } from '../store/run-ops.js';
 import { buildTable, formatCsv, formatJson, formatYaml, tableRecords, type RunExport } from './export.js';
 import { checkJsonResult } from './runtime.js';
+import { readRunExports } from './read-runs.js';
 import { clearEnsemble, type ClearOptions, type ClearReport } from './clear.js';
 import * as lifecycle from './lifecycle.js';
 
@@ -149,24 +150,9 @@ export class Themis {
 
   /** What the exporters need about each run (or only `ids`), read from the run directories. */
   exportRuns(ids?: Iterable<number>): RunExport[] {
-    return this.scan(ids).map((r) => {
-      let record;
-      try {
-        record = readRunRecord(r.dir);
-      } catch {
-        return { id: r.id, status: r.status?.status ?? null, sample: {}, sampleKeys: [], steps: [], step: 0, result: null };
-      }
-      return {
-        id: r.id,
-        status: r.status?.status ?? null,
-        sample: record.sample,
-        sampleKeys: record.sampleKeys,
-        steps: record.steps,
-        step: r.status?.step ?? 0,
-        result: readResult(r.dir),
-      };
-    });
+    return readRunExports(this.scan(ids));
   }
+
 
   /**
    * Write a CSV of every run: `run_id,status,tasks,cores_per_task,gpus_per_task`, sample
