@@ -155,16 +155,15 @@ function writeOwner(claimDir: string, owner: ClaimOwner): void {
   writeJsonAtomicSync(path.join(claimDir, 'owner.json'), owner);
 }
 
-/** mkdir the claim dir and write our owner; null when it already exists. */
+/** mkdir the claim dir and write our owner; null when it already exists or the run dir is gone. */
 function claimFresh(runDir: string, who: OwnerInput): Claim | null {
   const p = runPaths(runDir);
   try {
     fs.mkdirSync(p.claim);
   } catch (e) {
     if (errno(e) === 'EEXIST') return null;
-    if (errno(e) === 'ENOENT') {
-      throw new ThemisError('NOT_FOUND', `cannot claim run ${runDir}: ${p.meta} is missing (run directory deleted?); run \`themis doctor\``);
-    }
+    // The run directory was deleted: nothing to claim (scans report it, `themis doctor` explains).
+    if (errno(e) === 'ENOENT') return null;
     throw new ThemisError('IO', `cannot claim run ${runDir}: mkdir ${p.claim}: ${describeFsError(e)}`, { cause: e });
   }
   const owner = newOwner(who);
@@ -253,8 +252,9 @@ function unlockBreak(runDir: string): void {
 
 /**
  * Claim a run, breaking a stale claim if needed. Returns null when the run is held by a live
- * owner (or another packer is breaking it right now). `broken` is the owner whose stale claim we
- * broke: record it in the run's history.
+ * owner, another packer is breaking it right now, or its directory is gone. `broken` is the owner
+ * whose stale claim we broke: record it in the run's history. Throws ThemisError('IO') only when
+ * the file system refuses (full disk, permissions).
  */
 export function tryClaim(runDir: string, who: OwnerInput, opts: ClaimOptions): { claim: Claim; broken: ClaimOwner | null } | null {
   const fresh = claimFresh(runDir, who);
