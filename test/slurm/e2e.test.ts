@@ -298,6 +298,37 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
     });
   }, 120_000);
 
+  it('3c. 1-GPU steps on the second node (launched through srun) also get one distinct GPU each', async () => {
+    let e: Ensemble | undefined;
+    await withDiagnostics(() => e, async () => {
+      // 4 GPUs over 2 nodes and 4 one-GPU runs of 4 s: two run on the packer's node, two on the
+      // other one, which the packer can only reach through srun.
+      e = gen('e2e-gpu2', 4, 4, ['-N', '2', '-t', '5', '-c', '1', '-g', '1', '--gpus-per-node', '2']);
+      const job = submit(e);
+      await waitJobGone(job, 90_000);
+      expect(countWhere(e, 'successful')).toBe(4);
+      const lines = ledger(e);
+      const spans = idsOf(lines, 'start').map((id) => {
+        const s = lines.find((l) => l.kind === 'start' && l.id === id)!;
+        const t = lines.find((l) => l.kind === 'end' && l.id === id)!;
+        return { id, node: s.node, gpus: s.gpus, from: s.at, to: t.at };
+      });
+      expect(new Set(spans.map((s) => s.node)), 'runs used both nodes').toEqual(new Set(['n1', 'n2']));
+      for (const s of spans) expect(s.gpus, `run ${s.id} on ${s.node}`).toMatch(/^[01]$/);
+      for (const a of spans) {
+        for (const b of spans) {
+          if (a.id < b.id && a.node === b.node && a.from < b.to && b.from < a.to) {
+            expect(a.gpus, `runs ${a.id} and ${b.id} ran at once on ${a.node}`).not.toBe(b.gpus);
+          }
+        }
+      }
+      // All four fit at once (2 nodes x 2 GPUs): no step waited for a GPU its neighbour was given.
+      const lastStart = Math.max(...spans.map((s) => s.from));
+      const firstEnd = Math.min(...spans.map((s) => s.to));
+      expect(lastStart, 'the 4 runs did not all run side by side').toBeLessThan(firstEnd);
+    });
+  }, 120_000);
+
   it('5. scancel of a running allocation: runs back to queued, nothing left running, the next allocation finishes them', async () => {
     let e: Ensemble | undefined;
     await withDiagnostics(() => e, async () => {
