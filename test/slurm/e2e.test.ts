@@ -336,12 +336,14 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
       const first = submit(e);
       await waitJobRunning(first, 60_000);
       await waitFor('4 runs started', () => idsOf(ledger(e!), 'start').length >= 4, 60_000);
+      // scancel makes Slurm SIGTERM every process of the job at once: the packer and its steps. A step
+      // may die of that SIGTERM before the packer handles its own: it was interrupted, not failed.
       scancel(first);
       await waitJobGone(first, 60_000);
       await expectNoJobProcesses(e, first);
       const st = statuses(e);
       for (const [id, s] of st) {
-        expect(['queued', 'successful'], `run ${id} is ${s.status} after scancel`).toContain(s.status);
+        expect(['queued', 'successful'], `run ${id} is ${s.status} after scancel (a step killed by Slurm's SIGTERM is interrupted, not failed)`).toContain(s.status);
         expect(fs.existsSync(path.join(runDirs(e).get(id)!, '.themis', 'claim')), `run ${id} still claimed`).toBe(false);
       }
       expect(countWhere(e, 'queued')).toBeGreaterThanOrEqual(4);
