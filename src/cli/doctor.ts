@@ -16,6 +16,7 @@ const TITLES: Record<Finding['kind'], string> = {
   'unreadable-status': 'status file unreadable',
   'missing-run-dir': 'run directory missing',
   'duplicate-id': 'duplicate run id in the index',
+  'corrupt-index': 'corrupt index line',
   'claim-leftover': 'leftover file',
   'dead-break-mutex': 'dead claim-break mutex',
   'dead-packer': 'dead packer',

@@ -6,7 +6,7 @@ import { listPackers, readStop, removePacker } from './ensemble-state.js';
 import { runPaths, setupPaths } from './layout.js';
 import { hostName, isProcessAlive } from './proc.js';
 import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
-import { readIndex } from './run-index.js';
+import type { IndexEntry } from './run-index.js';
 import { readRunState } from './scan.js';
 
 /**
@@ -23,6 +23,7 @@ export type FindingKind =
   | 'unreadable-status'
   | 'missing-run-dir'
   | 'duplicate-id'
+  | 'corrupt-index'
   | 'claim-leftover'
   | 'dead-break-mutex'
   | 'dead-packer'
@@ -151,13 +152,50 @@ function checkRun(id: number, dir: string, opts: ClaimOptions, findings: Finding
   }
 }
 
+/**
+ * The index as readIndex reads it, except that a corrupt line becomes a finding instead of an
+ * error (readIndex's own error sends the user here, so doctor must get past it).
+ */
+function readIndexLeniently(setupDir: string, root: string, findings: Finding[]): IndexEntry[] {
+  const { indexDir } = setupPaths(setupDir);
+  let names: string[];
+  try {
+    names = fs.readdirSync(indexDir).filter((n) => /^\d{6}\.jsonl$/.test(n)).sort();
+  } catch {
+    return [];
+  }
+  const out: IndexEntry[] = [];
+  for (const name of names) {
+    const file = path.join(indexDir, name);
+    fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+      if (line === '') return;
+      let e: { id?: unknown; dir?: unknown } | null = null;
+      try {
+        e = JSON.parse(line) as { id?: unknown; dir?: unknown };
+      } catch {
+        e = null;
+      }
+      if (e && typeof e.id === 'number' && Number.isInteger(e.id) && e.id > 0 && typeof e.dir === 'string') {
+        out.push({ id: e.id, dir: path.resolve(root, e.dir) });
+        return;
+      }
+      findings.push({
+        kind: 'corrupt-index', severity: 'problem', runId: null, path: `${file}:${i + 1}`,
+        problem: `${file}:${i + 1}: corrupt index line ${JSON.stringify(line.slice(0, 80))}; every command that reads the index stops here. Expected {"id":N,"dir":"runs/N"}: fix the line by hand (the run directory's .themis/run.json has its id), or delete it to forget that run`,
+        repair: null,
+      });
+    });
+  }
+  return out;
+}
+
 /** Check an ensemble; with `repair`, fix what is safe. */
 export function runDoctor(setupDir: string, options: DoctorOptions = {}): DoctorReport {
   const ens = readEnsemble(setupDir);
   const opts: ClaimOptions = { leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) };
   const findings: Finding[] = [];
   const sp = setupPaths(setupDir);
-  const entries = readIndex(setupDir, ens.root);
+  const entries = readIndexLeniently(setupDir, ens.root, findings);
   const seen = new Map<number, string>();
   for (const e of entries) {
     const first = seen.get(e.id);

@@ -102,6 +102,20 @@ describe('themis doctor', () => {
     expect(again.findings.map((f) => `${f.runId ?? '-'}:${f.kind}`).sort()).toEqual(['-:stopped', '2:orphan-running', '3:orphan-running', '6:unreadable-status', '7:missing-run-dir']);
   });
 
+  it('gets past a corrupt index line (which stops every other command) and names file:line', () => {
+    const e = makeEnsemble(3);
+    temps.push(e.root);
+    const file = setupPaths(e.setup).indexFile(1);
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    lines[1] = '{"id":2,"di';
+    fs.writeFileSync(file, lines.join('\n'));
+    const r = runDoctor(e.setup);
+    expect(r.runsChecked).toBe(2);
+    expect(r.findings).toHaveLength(1);
+    expect(r.findings[0]).toMatchObject({ kind: 'corrupt-index', path: `${file}:2`, repair: null });
+    expect(r.findings[0]!.problem).toMatch(/000001\.jsonl:2: corrupt index line .*fix the line by hand/);
+  });
+
   it('leaves a run alone when a live packer holds it', () => {
     const e = makeEnsemble(1, () => ({ status: 'running' }));
     temps.push(e.root);
