@@ -33,6 +33,8 @@ export class PackLoop extends HeldRuns {
   private lastScanMs = 0;
   private readonly problemsLogged = new Set<number>();
   private lastPending = -1;
+  private suspects = 0;
+  private recheck: NodeJS.Timeout | null = null;
   private finished!: (reason: string) => void;
   readonly done: Promise<string>;
   private timers: NodeJS.Timeout[] = [];
@@ -128,7 +130,12 @@ export class PackLoop extends HeldRuns {
         steal: this.cfg.steal,
         skip,
         now: this.cfg.now(),
-        staleClaim: (dir) => inspectClaim(dir, this.claimOpts)?.stale ?? true,
+        claimState: (dir) => {
+          const c = inspectClaim(dir, this.claimOpts);
+          if (c === null || c.stale) return 'stale';
+          // A healthy owner refreshes every heartbeat; one silent for half a lease may be dead.
+          return c.ageMs > this.cfg.leaseMs / 2 ? 'suspect' : 'live';
+        },
       });
       // Keep what we knew of runs still waiting (how long they waited, how often passed over).
       const old = new Map(this.queue.slice(this.head).filter((c) => !c.gone).map((c) => [c.id, c]));
@@ -138,6 +145,7 @@ export class PackLoop extends HeldRuns {
       });
       this.head = 0;
       this.lastPending = scan.pending;
+      this.suspects = scan.suspects;
       this.lastScanAt = Date.now();
       this.lastScanMs = this.lastScanAt - t0;
       for (const p of scan.problems) {
@@ -385,6 +393,18 @@ export class PackLoop extends HeldRuns {
       void this.rescan();
       return;
     }
+    if (this.suspects > 0) {
+      // Runs held by a packer that went silent: wait for their claims to go stale and take them
+      // over, rather than leave them `running` with nobody to finish them.
+      if (!this.recheck) {
+        this.log(`${this.suspects} runs are held by packers that stopped heartbeating; waiting to take them over`);
+        this.recheck = setTimeout(() => {
+          this.recheck = null;
+          void this.rescan();
+        }, this.cfg.heartbeatMs);
+      }
+      return;
+    }
     this.finish(this.blocked.size > 0 ? 'only runs that cannot fit this allocation remain' : 'nothing left to run');
   }
 
@@ -393,6 +413,7 @@ export class PackLoop extends HeldRuns {
     if (this.finishing) return;
     this.finishing = true;
     for (const t of this.timers) clearInterval(t);
+    if (this.recheck) clearTimeout(this.recheck);
     void this.launcher.close().then(() => this.finished(reason));
   }
 

@@ -25,6 +25,8 @@ export interface QueueScan {
   /** Runs still queued or running anywhere (0 = the ensemble has nothing left to do). */
   pending: number;
   queued: number;
+  /** Runs held by a packer that has missed heartbeats: they may become stale soon. */
+  suspects: number;
   problems: { id: number; problem: string }[];
 }
 
@@ -38,11 +40,11 @@ export function readPlan(setupDir: string, allocation: number | null): number[] 
 /**
  * Read every run's status and order what can be started: this allocation's planned runs first (in
  * plan order), then every other run in id order unless `steal` is off. `skip` holds runs this
- * packer has in hand or has found blocked. `staleClaim` judges a `running` run's claim.
+ * packer has in hand or has found blocked. `claimState` judges a `running` run's claim.
  */
 export async function scanQueue(
   setupDir: string,
-  opts: { plan: number[]; steal: boolean; skip: ReadonlySet<number>; now: number; staleClaim: (dir: string) => boolean },
+  opts: { plan: number[]; steal: boolean; skip: ReadonlySet<number>; now: number; claimState: (dir: string) => 'stale' | 'live' | 'suspect' },
 ): Promise<QueueScan> {
   const { runs } = await scanRunsAsync(setupDir);
   const planned = new Map(opts.plan.map((id, i) => [id, i]));
@@ -51,6 +53,7 @@ export async function scanQueue(
   const problems: QueueScan['problems'] = [];
   let pending = 0;
   let queued = 0;
+  let suspects = 0;
   for (const r of runs) {
     if (r.status === null) {
       problems.push({ id: r.id, problem: r.problem ?? 'no status' });
@@ -64,12 +67,16 @@ export async function scanQueue(
     const inPlan = planned.has(r.id);
     if (!inPlan && !opts.steal) continue;
     // A running run is someone else's unless its claim is stale (checked only for these few).
-    if (s === 'running' && !opts.staleClaim(r.dir)) continue;
+    if (s === 'running') {
+      const state = opts.claimState(r.dir);
+      if (state === 'suspect') suspects++;
+      if (state !== 'stale') continue;
+    }
     const c: Candidate = { id: r.id, dir: r.dir, step: r.status.step, orphan: s === 'running', since: opts.now, passedOver: 0 };
     (inPlan ? mine : others).push(c);
   }
   mine.sort((a, b) => planned.get(a.id)! - planned.get(b.id)!);
-  return { candidates: mine.concat(others), pending, queued, problems };
+  return { candidates: mine.concat(others), pending, queued, suspects, problems };
 }
 
 /** Fill in a candidate's run record and the needs of its current step; false when unreadable. */

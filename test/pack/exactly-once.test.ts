@@ -29,6 +29,26 @@ describe('exactly once, across packers', () => {
     expect(fs.readdirSync(path.join(e2.setupDir, 'packers'))).toEqual([]);
   }, 60_000);
 
+  it('a run held by a silent packer on another host is waited for and taken over once its lease runs out', async () => {
+    const e = makeEnsemble([{ steps: [{ args: ['/bin/true'] }] }, { steps: [{ args: ['/bin/true'] }] }]);
+    const meta = path.join(e.runDir(1), '.themis');
+    const status = readStatusOf(e.runDir(1));
+    fs.writeFileSync(path.join(meta, 'status.json'), JSON.stringify({ ...status, status: 'running', host: 'elsewhere' }));
+    fs.mkdirSync(path.join(meta, 'claim'));
+    const owner = path.join(meta, 'claim', 'owner.json');
+    fs.writeFileSync(owner, JSON.stringify({ host: 'elsewhere', pid: 12345, pidStart: null, jobId: '1', packerId: 'elsewhere-1', token: 'old', since: '' }));
+    // Last heartbeat 1.5 s ago, lease 2 s: not stale yet, but silent for more than half a lease.
+    const t = new Date(Date.now() - 1500);
+    fs.utimesSync(owner, t, t);
+    const r = await startPack(['--setup-dir', e.setupDir, '--cores', '2', '--heartbeat', '0.2', '--lease', '2']).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('stopped heartbeating');
+    const s1 = readStatusOf(e.runDir(1));
+    expect(s1.status).toBe('successful');
+    expect(s1.history.map((h) => h.event)).toContain('claim broken');
+    expect(readStatusOf(e.runDir(2)).status).toBe('successful');
+  }, 30_000);
+
   it('kill -9 of a packer mid-ensemble: a successor with a short lease finishes everything, none twice, none left running', async () => {
     const n = 40;
     const e = makeEnsemble([]);
