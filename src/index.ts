@@ -15,10 +15,11 @@ export {
   type ExecuteAllocOptions,
   type DryRunOptions,
   type LocalExecution,
+  type HookContext,
 } from './api/themis.js';
 export type { ExportedRun, ExportedStep } from './api/export.js';
 export type { StatusReport, PackerSummary as PackerStatus } from './api/report.js';
 export { gatherStatus } from './api/report.js';
 export { currentRun, sample, setResult, resultFromFile, parseFile, type CurrentRun, type RuntimeOptions } from './api/runtime.js';
-export type { HookContext, HookName } from './pack/hooks.js';
+export type { HookName } from './pack/hooks.js';
 export { runPacker, spawnPacker, type PackerOptions, type PackerSummary, type PackerProgress } from './pack/index.js';

@@ -14,10 +14,19 @@ import { checkJsonResult } from './runtime.js';
 import { readRunExports } from './read-runs.js';
 import { clearEnsemble, type ClearOptions, type ClearReport } from './clear.js';
 import * as lifecycle from './lifecycle.js';
+import type { HookContext as PackHookContext } from '../pack/hooks.js';
 
 export type { OpReport } from '../store/run-ops.js';
 export type { ClearOptions, ClearReport } from './clear.js';
 export type { CreateOptions, ExecuteLocalOptions, ExecuteAllocOptions, DryRunOptions, LocalExecution } from './lifecycle.js';
+
+/**
+ * What every interface hook (`prepEnsemble`, `prepRun`, `postRun`, `postEnsemble`) receives;
+ * `themis` is a handle on the ensemble (null only if it could not be opened).
+ * @example
+ * export async function postRun(ctx: HookContext) { return { energy: await readEnergy(ctx.runDir!) }; }
+ */
+export type HookContext = Omit<PackHookContext, 'themis'> & { themis: Themis | null };
 
 /** Anything with a `write(string)`: `process.stdout`, a `fs.WriteStream`, a test collector. */
 export interface TextSink {

@@ -67,6 +67,8 @@ expectTypeOf(new CompositeRun({ x: 1 }, [new Step(['/bin/app'])])).toEqualTypeOf
 expectTypeOf<ExportedRun['run_id']>().toEqualTypeOf<number>();
 expectTypeOf<StatusReport['counts']>().toEqualTypeOf<Record<RunStatus, number>>();
 expectTypeOf<HookContext['runId']>().toEqualTypeOf<number | null>();
+expectTypeOf<HookContext['themis']>().toEqualTypeOf<Themis | null>();
+expectTypeOf<HookContext['stopEnsemble']>().toEqualTypeOf<() => void>();
 expectTypeOf<ThemisError['exitCode']>().toEqualTypeOf<number>();
 
 // Runtime calls.
