@@ -250,7 +250,8 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     }
     const blocked = [...loop.blocked].map(([id, r]) => ({ id, reason: r }));
     let exitCode: number = PACK_EXIT.ok;
-    if (signal) exitCode = 128 + (os.constants.signals[signal as NodeJS.Signals] ?? 15);
+    if (loop.error) exitCode = PACK_EXIT.error;
+    else if (signal) exitCode = 128 + (os.constants.signals[signal as NodeJS.Signals] ?? 15);
     else if (pending > 0 && readStop(setupDir) !== null) exitCode = PACK_EXIT.stopped;
     else if (blocked.length > 0) exitCode = PACK_EXIT.blocked;
     const summary: PackerSummary = {

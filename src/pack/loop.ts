@@ -34,6 +34,8 @@ export class PackLoop extends HeldRuns {
   private readonly problemsLogged = new Set<number>();
   private lastPending = -1;
   private suspects = 0;
+  /** Set when the packer gave up on an error (it exits 1 after putting its runs back). */
+  error: string | null = null;
   private recheck: NodeJS.Timeout | null = null;
   private finished!: (reason: string) => void;
   readonly done: Promise<string>;
@@ -95,6 +97,7 @@ export class PackLoop extends HeldRuns {
   /** The launcher died on its own: its steps may live on, detached. Stop them and requeue. */
   private launcherLost(why: string): void {
     this.log(`packer error: ${why}; stopping its steps`);
+    this.error ??= why;
     this.interrupted = `launcher lost: ${why}`;
     this.stopStartingRuns(this.interrupted);
     for (const [key, a] of [...this.byKey]) {
@@ -113,6 +116,7 @@ export class PackLoop extends HeldRuns {
 
   private fatal(e: unknown): void {
     this.log(`packer error: ${(e as Error)?.stack ?? e}`);
+    this.error ??= String((e as Error)?.message ?? e);
     this.interrupt(`packer error: ${(e as Error)?.message ?? e}`);
   }
 

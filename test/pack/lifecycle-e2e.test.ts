@@ -100,6 +100,21 @@ describe('run life cycle (real processes)', () => {
     expect(JSON.parse(fs.readFileSync(path.join(meta, 'claim', 'owner.json'), 'utf8')).token).toBe('someone-else');
   }, 30_000);
 
+  it('if the launcher process dies, the packer stops its steps, requeues their runs and exits 1', async () => {
+    const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
+    const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]);
+    const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
+    await waitFor(() => fs.existsSync(pidFile), 10_000, 'run 1 to start');
+    const rec = JSON.parse(fs.readFileSync(pidFile, 'utf8')) as { pid: number; launcherPid: number };
+    await waitFor(() => readStatusOf(e.runDir(1)).status === 'running', 5000, 'status running');
+    process.kill(rec.launcherPid, 'SIGKILL');
+    const r = await p.done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('launcher exited unexpectedly');
+    expect(alive(rec.pid)).toBe(false);
+    expect(readStatusOf(e.runDir(1))).toMatchObject({ status: 'queued', step: 0, restarts: 0 });
+  }, 30_000);
+
   it('max_failed_runs stops every packer from starting runs once exceeded', async () => {
     const n = 20;
     const e = makeEnsemble(Array.from({ length: n }, () => ({ steps: [{ args: ['/bin/false'] }] })), { maxFailedRuns: 2 });
