@@ -3,6 +3,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writePackerHeartbeat, setStop } from '../../src/store/ensemble-state.js';
 import { hostName } from '../../src/store/proc.js';
+import { recordJobs } from '../../src/store/jobs.js';
+import { spawnSync } from 'node:child_process';
 import { makeTempDir } from '../helpers/cli.js';
 import { cli, writeHandEnsemble, type HandRun } from '../api/helpers.js';
 
@@ -61,6 +63,22 @@ describe('themis status', () => {
     const table = await cli(['status', '--no-allocations', ...S()]);
     expect(table.stdout).toMatch(/p1\s+\S+\s+\d+\s+77\s+1\s+[\d.]+ s ago\s+1/);
     expect(table.stdout).toContain('[p1] run 3 needs 64 cores');
+  });
+
+  it('shows each allocation\'s newest job and what the scheduler says of it', async () => {
+    const dead = spawnSync('true').pid!;
+    const at = new Date().toISOString();
+    recordJobs(setupDir, [
+      { allocation: 1, jobId: String(dead), scheduler: 'local', submittedAt: at, script: '/x/themis-1.sh', by: 'submit' },
+      { allocation: 2, jobId: String(process.pid), scheduler: 'local', submittedAt: at, script: '/x/themis-2.sh', by: 'submit' },
+    ]);
+    const rep = JSON.parse((await cli(['status', '--json', ...S()])).stdout);
+    expect(rep.allocations.map((a: { allocation: number; state: string }) => [a.allocation, a.state])).toEqual([
+      [1, 'gone'],
+      [2, 'running'],
+    ]);
+    const table = (await cli(['status', ...S()])).stdout;
+    expect(table).toMatch(new RegExp(`allocations:\\n\\s+alloc\\s+job\\s+scheduler\\s+state\\s+submitted\\n\\s+1\\s+${dead}\\s+local\\s+gone`));
   });
 
   it('NAME… prints matching ids; --count counts them', async () => {
