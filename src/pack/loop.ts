@@ -278,6 +278,15 @@ export class PackLoop extends HeldRuns {
       releaseClaim(got.claim);
       return this.giveBack(slot);
     }
+    if (!(status.step >= 0 && status.step < c.record!.steps.length)) {
+      // A status pointing past the run's steps (edited by hand, or a newer themis): never guess.
+      const why = `status says step ${status.step} but the run has ${c.record!.steps.length} steps; \`themis requeue --hard ${c.id}\` starts it over`;
+      releaseClaim(got.claim);
+      this.giveBack(slot);
+      this.blocked.set(c.id, why);
+      this.log(`run ${c.id} not started: ${why}`);
+      return;
+    }
     if (got.broken) status = withHistory(status, 'claim broken', `stale claim of packer ${got.broken.packerId} (host ${got.broken.host}, pid ${got.broken.pid})`);
     const a: Active = { id: c.id, dir: c.dir, record: c.record!, status, claim: got.claim, slot: null, key: null, since: c.since, passedOver: c.passedOver, lost: false, prepped: false, pid: 0 };
     this.held.set(a.id, a);
