@@ -1,0 +1,69 @@
+// launch: N runs of /bin/true from `themis run` to all successful, with 2 and 8 in flight, against
+// `xargs -P2`/`-P8` and GNU `parallel -j2 --joblog` of the same commands, alternating; and the
+// packer's own CPU per launched run (the packer process plus its launcher child, sampled from /proc;
+// the steps themselves are not counted).
+import path from 'node:path';
+import { ensureParallel, genEnsemble, median, round, snapshot, themisRun, timed, writeCsv } from '../lib.mjs';
+
+export async function run(ctx) {
+  const n = ctx.quick ? 100 : 2000;
+  const repeats = ctx.quick ? 1 : 3;
+  const levels = ctx.cores ? [ctx.cores] : [2, 8];
+  const noParallel = ensureParallel({ install: !ctx.quick });
+  const dir = path.join(ctx.work, 'launch');
+  const csv = path.join(ctx.work, 'launch.csv');
+  writeCsv(csv, ['x'], n, (i) => [i]);
+  genEnsemble(dir, '/bin/true', csv);
+  const restore = snapshot(dir);
+  const joblog = path.join(ctx.work, 'parallel.joblog');
+  // The packer's fixed CPU (Node startup, imports, first scan, launcher start) from 1-run ensembles,
+  // so the per-run figure is the marginal cost of a launch, not startup spread over few runs.
+  const one = path.join(ctx.work, 'launch-one');
+  const oneCsv = path.join(ctx.work, 'launch-one.csv');
+  writeCsv(oneCsv, ['x'], 1, (i) => [i]);
+  genEnsemble(one, '/bin/true', oneCsv);
+  const restoreOne = snapshot(one);
+  const fixed = [];
+  for (let i = 0; i < repeats; i++) {
+    restoreOne();
+    const r = await themisRun(one, ['--cores', '2']);
+    fixed.push(r.self.cpuMs + r.helpers.cpuMs);
+  }
+  const fixedMs = median(fixed);
+  const rows = [];
+  const details = { runs: n, repeats, parallel: noParallel ?? 'used', levels: {} };
+  details.packerFixedCpuMs = round(fixedMs, 0);
+  const cpuPerRun = [];
+  for (const p of levels) {
+    const th = [];
+    const xa = [];
+    const gp = [];
+    for (let i = 0; i < repeats; i++) {
+      restore();
+      const r = await themisRun(dir, ['--cores', String(p)]);
+      if (r.summary.counts.successful !== n) throw new Error(`themis run: ${r.summary.counts.successful} of ${n} successful`);
+      th.push({ seconds: r.seconds, cpuMs: r.self.cpuMs + r.helpers.cpuMs, packerCpuMs: r.self.cpuMs, launcherCpuMs: r.helpers.cpuMs });
+      xa.push(timed(`seq ${n} | xargs -P${p} -n1 /bin/true`, { shell: true }));
+      if (p === 2 && !noParallel) gp.push(timed(`seq ${n} | parallel -j${p} --joblog ${joblog} /bin/true`, { shell: true }));
+    }
+    const t = median(th.map((x) => x.seconds));
+    const x = median(xa.map((x) => x.seconds));
+    const ratio = x / t; // rate ratio: themis runs/s over xargs runs/s
+    rows.push({ metric: `${n} x /bin/true, ${p} in flight, s (vs xargs -P${p})`, themis: round(t), baseline: round(x), ratio: round(ratio, 2), target: '>= 0.90', met: ratio >= 0.9 });
+    if (gp.length) {
+      const g = median(gp.map((x) => x.seconds));
+      rows.push({ metric: `${n} x /bin/true, ${p} in flight, s (vs parallel -j${p} --joblog)`, themis: round(t), baseline: round(g), ratio: round(g / t, 2), target: '-', met: null });
+    }
+    for (const s of th) cpuPerRun.push((s.cpuMs - fixedMs) / (n - 1));
+    details.levels[p] = {
+      themis: th.map((s) => ({ seconds: round(s.seconds), packerCpuMs: round(s.packerCpuMs, 0), launcherCpuMs: round(s.launcherCpuMs, 0) })),
+      xargs: xa.map((s) => ({ seconds: round(s.seconds), cpuSeconds: s.cpuSeconds })),
+      parallel: gp.map((s) => ({ seconds: round(s.seconds), cpuSeconds: s.cpuSeconds })),
+      xargsCpuMsPerRun: round((median(xa.map((s) => s.cpuSeconds ?? 0)) * 1000) / n, 2),
+    };
+  }
+  const cpu = median(cpuPerRun);
+  rows.push({ metric: 'packer CPU per launched run, ms (packer + launcher, startup excluded)', themis: round(cpu, 2), baseline: null, ratio: null, target: '< 1', met: cpu < 1 });
+  if (noParallel) details.skipped = `parallel baseline: ${noParallel}`;
+  return { rows, details };
+}
