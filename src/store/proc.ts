@@ -7,8 +7,12 @@ import os from 'node:os';
  * so a claim records the pid's start time and "alive" means alive with the same start time.
  */
 
+let host: string | null = null;
+
+/** This machine's name as claims record it (asked once: it does not change under a running process). */
 export function hostName(): string {
-  return os.hostname();
+  host ??= os.hostname();
+  return host;
 }
 
 const HAVE_PROC = fs.existsSync('/proc/self/stat');
