@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ThemisError } from '../model/errors.js';
 import { CompositeRun, Run, Step } from '../model/run.js';
 import { COMPLETED_STATUSES, RUN_STATUSES, isRunStatus, type RunStatus } from '../model/status.js';
-import { DEFAULT_SETUP_DIR, setupPaths } from '../store/layout.js';
+import { DEFAULT_SETUP_DIR } from '../store/layout.js';
 import { ensembleExists, readEnsemble, writeEnsemble, writeResult, type EnsembleRecord } from '../store/records.js';
 import { readIndex } from '../store/run-index.js';
 import { acquireWriteLock } from '../render/write-lock.js';
