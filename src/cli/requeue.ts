@@ -18,7 +18,12 @@ export function reportOp(output: Output, report: OpReport, done: string, json: b
       output.out(`stopping ${report.pending.length} running run${report.pending.length === 1 ? '' : 's'} (${formatIds(report.pending)}): their packers stop them within one heartbeat and mark them killed`);
     }
     if (report.changed.length === 0 && report.pending.length === 0) output.out('no run changed');
-    for (const s of report.skipped) output.err(`run ${s.id} left as it is: ${s.reason}`);
+    // Grouped by reason: `requeue 1-100000` must not print a line per queued run.
+    const byReason = new Map<string, number[]>();
+    for (const s of report.skipped) byReason.set(s.reason, [...(byReason.get(s.reason) ?? []), s.id]);
+    for (const [reason, ids] of byReason) {
+      output.err(`${ids.length === 1 ? `run ${ids[0]} left as it is` : `runs ${formatIds(ids)} left as they are`}: ${reason}`);
+    }
   }
   if (report.unknown.length > 0) {
     output.err(`themis: no such run${report.unknown.length === 1 ? '' : 's'}: ${formatIds(report.unknown)}; \`themis status\` lists the run ids`);

@@ -72,5 +72,7 @@ describe('themis dequeue', () => {
     expect(r.stderr).toContain('run 3 left as it is: already successful');
     expect(readStatus(dir(4))).toMatchObject({ status: 'killed', reason: 'dequeued' });
     expect((await cli(['kill', '--status', 'queued', ...S()])).stdout).toContain('no run changed');
+    const many = await cli(['dequeue', '1-5', ...S()]);
+    expect(many.stderr).toBe('runs 1-2 left as they are: already failed\nrun 3 left as it is: already successful\nruns 4-5 left as they are: already killed\n');
   });
 });
