@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   heartbeatClaim,
   holdsClaim,
@@ -342,3 +342,25 @@ describe('fileServerNow without a setup dir', () => {
     expect(fs.existsSync(path.join(base, 'typo'))).toBe(false);
   });
 });
+
+describe('a local clock that jumps', () => {
+  it('does not make a fresh claim look stale, nor a stale one fresh', () => {
+    const { setup, dir } = ensemble(2);
+    const opts: ClaimOptions = { leaseMs: 60_000, now: () => fileServerNow(setup) };
+    const fresh = tryClaim(dir(1), who, opts)!;
+    plantOwner(dir(2), { host: 'lost-node' }, 120_000);
+    const real = Date.now();
+    const spy = vi.spyOn(Date, 'now').mockReturnValue(real + 3_600_000); // an hour ahead
+    try {
+      expect(inspectClaim(dir(1), opts)!.stale).toBe(false);
+      expect(inspectClaim(dir(2), opts)!.stale).toBe(true);
+      spy.mockReturnValue(real - 3_600_000); // and an hour behind
+      expect(inspectClaim(dir(1), opts)!.stale).toBe(false);
+      expect(inspectClaim(dir(2), opts)!.stale).toBe(true);
+    } finally {
+      spy.mockRestore();
+      releaseClaim(fresh.claim);
+    }
+  });
+});
+
