@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import { readJsonSync } from '../store/atomic.js';
 import { runPaths, setupPaths } from '../store/layout.js';
 import { readRunRecord, type RunRecord } from '../store/records.js';
-import { scanRunsAsync } from '../store/scan.js';
+import { readRunState } from '../store/scan.js';
+import { readEnsemble } from '../store/records.js';
+import { readIndex, type IndexEntry } from '../store/run-index.js';
 import type { Need } from './pool.js';
 
 /** A run the packer may claim: queued, or `running` with a claim that looks abandoned. */
@@ -46,7 +48,6 @@ export async function scanQueue(
   setupDir: string,
   opts: { plan: number[]; steal: boolean; skip: ReadonlySet<number>; now: number; claimState: (dir: string) => 'stale' | 'live' | 'suspect' },
 ): Promise<QueueScan> {
-  const { runs } = await scanRunsAsync(setupDir);
   const planned = new Map(opts.plan.map((id, i) => [id, i]));
   const mine: Candidate[] = [];
   const others: Candidate[] = [];
@@ -54,12 +55,16 @@ export async function scanQueue(
   let pending = 0;
   let queued = 0;
   let suspects = 0;
-  for (const r of runs) {
-    if (r.status === null) {
-      problems.push({ id: r.id, problem: r.problem ?? 'no status' });
+  const entries = readIndex(setupDir, readEnsemble(setupDir).root);
+  for (let i = 0; i < entries.length; i++) {
+    // Yield between slices so heartbeats and step exits are handled during a long scan.
+    if (i > 0 && i % 500 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const r = peekStatus(entries[i]!);
+    if ('problem' in r) {
+      problems.push({ id: r.id, problem: r.problem });
       continue;
     }
-    const s = r.status.status;
+    const s = r.status;
     if (s !== 'queued' && s !== 'running') continue;
     pending++;
     if (s === 'queued') queued++;
@@ -72,11 +77,34 @@ export async function scanQueue(
       if (state === 'suspect') suspects++;
       if (state !== 'stale') continue;
     }
-    const c: Candidate = { id: r.id, dir: r.dir, step: r.status.step, orphan: s === 'running', since: opts.now, passedOver: 0 };
+    const c: Candidate = { id: r.id, dir: r.dir, step: r.step, orphan: s === 'running', since: opts.now, passedOver: 0 };
     (inPlan ? mine : others).push(c);
   }
   mine.sort((a, b) => planned.get(a.id)! - planned.get(b.id)!);
   return { candidates: mine.concat(others), pending, queued, suspects, problems };
+}
+
+const STATUS_RE = /^\{\s*"format":\s*1,\s*"id":\s*(\d+),\s*"status":\s*"([a-z]+)",\s*"step":\s*(\d+),/;
+
+/**
+ * A run's status and step without parsing its whole record: statuses are written by themis with a
+ * fixed key order, so the head of the file says it. Parsing every history of 100,000 runs at
+ * each rescan would cost the packer hundreds of MB; anything unexpected takes the full parse.
+ */
+function peekStatus(entry: IndexEntry): { id: number; dir: string; status: string; step: number } | { id: number; problem: string } {
+  let text: string | null = null;
+  try {
+    text = fs.readFileSync(runPaths(entry.dir).status, 'utf8');
+  } catch {
+    /* missing or unreadable: the full reader says which */
+  }
+  if (text !== null) {
+    const m = STATUS_RE.exec(text);
+    if (m && Number(m[1]) === entry.id) return { id: entry.id, dir: entry.dir, status: m[2]!, step: Number(m[3]) };
+  }
+  const full = readRunState(entry);
+  if (full.status === null) return { id: entry.id, problem: full.problem ?? 'no status' };
+  return { id: entry.id, dir: entry.dir, status: full.status.status, step: full.status.step };
 }
 
 /** Fill in a candidate's run record and the needs of its current step; false when unreadable. */
