@@ -4,7 +4,8 @@ import { fileServerNow } from '../store/clock.js';
 import { failedCount, listPackers, readStop, type PackerInfo, type StopRecord } from '../store/ensemble-state.js';
 import { allocationStates, type AllocationState } from '../store/jobs.js';
 import type { EnsembleRecord } from '../store/records.js';
-import { scanRuns, type RunState } from '../store/scan.js';
+import type { RunState } from '../store/scan.js';
+import { scanRunsParallel } from './scan-parallel.js';
 
 /**
  * One value for `themis status`: the table and `--json` both render it, so they cannot drift.
@@ -156,7 +157,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
  * @example const report = await gatherStatus('.themis_setup');
  */
 export async function gatherStatus(setupDir: string, options: { allocations?: boolean; leaseMs?: number } = {}): Promise<StatusReport> {
-  const { ensemble, runs } = scanRuns(setupDir);
+  const { ensemble, runs } = await scanRunsParallel(setupDir);
   const packers = listPackers(setupDir, { leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) });
   const allocations = options.allocations === false ? [] : await allocationStates(setupDir);
   return buildStatusReport({

@@ -12,6 +12,7 @@ import { dequeueRuns, requeueRuns, type OpReport } from '../store/run-ops.js';
 import { buildTable, formatCsv, formatJson, formatYaml, tableRecords, type RunExport } from './export.js';
 import { checkJsonResult } from './runtime.js';
 import { readRunExports } from './read-runs.js';
+import { scanRunsParallel } from './scan-parallel.js';
 import { clearEnsemble, type ClearOptions, type ClearReport } from './clear.js';
 import * as lifecycle from './lifecycle.js';
 import type { HookContext as PackHookContext } from '../pack/hooks.js';
@@ -134,7 +135,7 @@ export class Themis {
    */
   async filterByStatus(...statuses: RunStatus[]): Promise<number[]> {
     const want = statusSet(statuses);
-    return this.scan()
+    return (await scanRunsParallel(this.setupDir)).runs
       .filter((r) => want === null || (r.status !== null && want.has(r.status.status)))
       .map((r) => r.id);
   }
@@ -152,7 +153,7 @@ export class Themis {
    * @example const [done, total] = await ens.progress();
    */
   async progress(): Promise<[number, number]> {
-    const runs = this.scan();
+    const { runs } = await scanRunsParallel(this.setupDir);
     const done = runs.filter((r) => r.status !== null && COMPLETED_STATUSES.includes(r.status.status)).length;
     return [done, runs.length];
   }

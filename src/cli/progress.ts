@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { progressBar } from '../api/report.js';
-import { Themis } from '../api/themis.js';
+import { gatherStatus, progressBar } from '../api/report.js';
 import { RUN_STATUSES } from '../model/status.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
@@ -12,27 +11,19 @@ export function progressCommand(output: Output): CommandModule<GlobalOptions, Gl
     describe: 'completed/total runs (completed = successful, failed, killed or aborted); -v adds a line per status',
     builder: (y) => y.example('$0 progress -v', 'counts per status, then the bar') as never,
     handler: async (argv) => {
-      const themis = Themis.open(argv.setupDir);
-      const runs = themis.scan();
-      const counts = Object.fromEntries(RUN_STATUSES.map((s) => [s, 0])) as Record<string, number>;
-      let unreadable = 0;
-      for (const r of runs) {
-        if (r.status) counts[r.status.status]!++;
-        else unreadable++;
-      }
-      const completed = counts.successful! + counts.failed! + counts.killed! + counts.aborted!;
-      const total = runs.length;
+      const r = await gatherStatus(argv.setupDir, { allocations: false });
       if (argv.json) {
-        output.out(JSON.stringify({ completed, total, percent: total === 0 ? 100 : Math.round((completed / total) * 1000) / 10, counts, unreadable }));
+        output.out(JSON.stringify({ completed: r.completed, total: r.total, percent: r.percent, counts: r.counts, unreadable: r.unreadableCount }));
         return;
       }
       const lines: string[] = [];
       if (argv.verbose > 0) {
-        for (const s of RUN_STATUSES) lines.push(`${s} runs: ${counts[s]}`);
-        if (unreadable > 0) lines.push(`unreadable runs: ${unreadable} (\`themis status\` says why)`);
+        for (const s of RUN_STATUSES) lines.push(`${s} runs: ${r.counts[s]}`);
+        if (r.unreadableCount > 0) lines.push(`unreadable runs: ${r.unreadableCount} (\`themis status\` says why)`);
       }
-      lines.push(progressBar(completed, total));
+      lines.push(progressBar(r.completed, r.total));
       output.out(lines.join('\n'));
     },
+
   };
 }
