@@ -11,8 +11,7 @@ import { scanRuns, type RunState } from '../store/scan.js';
 import { dequeueRuns, requeueRuns, type OpReport } from '../store/run-ops.js';
 import { buildTable, formatCsv, formatJson, formatYaml, tableRecords, type RunExport } from './export.js';
 import { checkJsonResult } from './runtime.js';
-import { readRunExports } from './read-runs.js';
-import { scanRunsParallel } from './scan-parallel.js';
+import { readExportsParallel, scanRunsParallel } from './scan-parallel.js';
 import { clearEnsemble, type ClearOptions, type ClearReport } from './clear.js';
 import * as lifecycle from './lifecycle.js';
 import type { HookContext as PackHookContext } from '../pack/hooks.js';
@@ -159,8 +158,9 @@ export class Themis {
   }
 
   /** What the exporters need about each run (or only `ids`), read from the run directories. */
-  exportRuns(ids?: Iterable<number>): RunExport[] {
-    return readRunExports(this.scan(ids));
+  async exportRuns(ids?: Iterable<number>): Promise<RunExport[]> {
+    const { ensemble, runs } = await scanRunsParallel(this.setupDir, ids === undefined ? {} : { ids });
+    return readExportsParallel(ensemble.root, runs);
   }
 
 
@@ -170,7 +170,7 @@ export class Themis {
    * @example await ens.writeCsv(fs.createWriteStream('runs.csv'));
    */
   async writeCsv(stream: TextSink): Promise<void> {
-    stream.write(formatCsv(buildTable(this.exportRuns())));
+    stream.write(formatCsv(buildTable(await this.exportRuns())));
   }
 
   /**
@@ -178,7 +178,7 @@ export class Themis {
    * @example await ens.writeJson(process.stdout);
    */
   async writeJson(stream: TextSink): Promise<void> {
-    stream.write(formatJson(this.exportRuns()));
+    stream.write(formatJson(await this.exportRuns()));
   }
 
   /**
@@ -186,7 +186,7 @@ export class Themis {
    * @example await ens.writeYaml(process.stdout);
    */
   async writeYaml(stream: TextSink): Promise<void> {
-    stream.write(formatYaml(this.exportRuns()));
+    stream.write(formatYaml(await this.exportRuns()));
   }
 
   /**
@@ -195,7 +195,7 @@ export class Themis {
    * @example const rows = await ens.asRecords({ includeNone: false });
    */
   async asRecords(options: { includeNone?: boolean } = {}): Promise<Record<string, unknown>[]> {
-    let runs = this.exportRuns();
+    let runs = await this.exportRuns();
     if (options.includeNone === false) runs = runs.filter((r) => r.result !== null && r.result !== undefined);
     return tableRecords(buildTable(runs));
   }

@@ -29,7 +29,7 @@ export function displayCommand(output: Output): CommandModule<GlobalOptions, Dis
     handler: async (argv) => {
       const themis = Themis.open(argv.setupDir);
       const ids = await selectRuns(themis, argv, false, 'display');
-      const runs = themis.exportRuns(ids ?? undefined);
+      const runs = await themis.exportRuns(ids ?? undefined);
       const dirs = new Map(themis.scan(ids ?? undefined).map((r) => [r.id, r.dir]));
       const root = themis.ensemble.root;
       if (argv.json) {

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as srcParallel from '../../src/api/scan-parallel.js';
 import { scanRuns } from '../../src/store/scan.js';
+import { readRunExports } from '../../src/api/read-runs.js';
 import { PROJECT_ROOT, makeTempDir } from '../helpers/cli.js';
 import { ensureBuilt } from './build.js';
 import { writeHandEnsemble, type HandRun } from './helpers.js';
@@ -14,7 +15,12 @@ beforeAll(() => {
   ensureBuilt();
   root = makeTempDir();
   const statuses = ['queued', 'running', 'successful', 'failed', 'killed', 'aborted'] as const;
-  const runs: HandRun[] = Array.from({ length: 301 }, (_, i) => ({ sample: { i: String(i) }, status: statuses[i % 6], missing: i === 17 }));
+  const runs: HandRun[] = Array.from({ length: 301 }, (_, i) => ({
+    sample: { i: String(i) },
+    status: statuses[i % 6],
+    missing: i === 17,
+    ...(i % 5 === 0 ? { result: { v: i } } : {}),
+  }));
   setupDir = writeHandEnsemble(root, runs);
   fs.writeFileSync(path.join(root, 'runs', '42', '.themis', 'status.json'), '{"format":1,'); // torn
 }, 120_000);
@@ -33,6 +39,8 @@ describe('parallel scan', () => {
     // The thread itself answers (no silent fallback behind the equality above).
     const slice = seq.runs.slice(10, 20).map((r) => ({ id: r.id, dir: r.dir }));
     expect(await built.scanSlice(slice)).toEqual(seq.runs.slice(10, 20));
+    // Exports (run.json + result.json) read in threads match too.
+    expect(await built.readExportsParallel(root, seq.runs, 4)).toEqual(readRunExports(seq.runs));
   });
 
   it('falls back to reading here when threads cannot start; local disks are not "network"', async () => {
