@@ -77,8 +77,21 @@ export async function clearEnsemble(setupDir: string, options: ClearOptions = {}
 
 function removeOurs(setupDir: string, report: ClearReport): void {
   const sp = setupPaths(setupDir);
-  const ens = readJsonSync<EnsembleRecord>(sp.ensemble);
-  const runDirs = ens && typeof ens.root === 'string' ? readIndex(setupDir, ens.root).map((e) => e.dir) : [];
+  let ens: EnsembleRecord | null = null;
+  try {
+    ens = readJsonSync<EnsembleRecord>(sp.ensemble);
+  } catch {
+    // A corrupt ensemble.json must not make the ensemble impossible to clear.
+    ens = null;
+  }
+  // Without a readable root, guess the usual layout: the setup directory sits in the root.
+  const root = ens && typeof ens.root === 'string' ? ens.root : path.dirname(sp.root);
+  let runDirs: string[] = [];
+  try {
+    runDirs = readIndex(setupDir, root).map((e) => e.dir);
+  } catch {
+    runDirs = [];
+  }
   if (fs.existsSync(sp.ensemble)) {
     removeTree(sp.ensemble);
     report.removed.push(sp.ensemble);

@@ -59,6 +59,14 @@ describe('clear', () => {
     expect(Themis.exists(setupDir)).toBe(false);
   });
 
+  it('a corrupt ensemble.json can still be cleared', async () => {
+    fs.writeFileSync(path.join(setupDir, 'ensemble.json'), '{"format": 1, "roo');
+    expect((await cli(['status', '--setup-dir', setupDir])).code).toBe(2);
+    const r = await Themis.clear(setupDir);
+    expect(r.runsCleared).toBe(2);
+    expect(fs.existsSync(setupDir)).toBe(false);
+  });
+
   it('refuses while gen/add holds the write lock', async () => {
     fs.mkdirSync(path.join(setupDir, 'write.lock'));
     fs.writeFileSync(path.join(setupDir, 'write.lock', 'owner.json'), JSON.stringify({ host: 'elsewhere', pid: 1, pidStart: null, at: 'now', command: 'add' }));
