@@ -45,6 +45,16 @@ function pidStart(pid: number): string | null {
   }
 }
 
+/** True when our child has exited but its exit event has not been handled yet (state Z). */
+function exitedUnreaped(pid: number): boolean {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return text.slice(text.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
 /** Move an existing log aside before a new attempt writes: run_0001.log, run_0002.log, … */
 function rotateLog(cwd: string, logName: string): void {
   const log = path.join(cwd, logName);
@@ -65,6 +75,9 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 
 /** TERM the step's process group now, KILL it after the grace period. */
 function stop(l: Live, reason: StopReason): void {
+  // Already exited on its own (a zombie we have not reaped yet): its own exit status stands, or a
+  // step that finished with 0 just as its packer died would be recorded "interrupted" and run again.
+  if (l.pid > 0 && exitedUnreaped(l.pid)) return;
   if (l.stoppedBy === null) l.stoppedBy = reason;
   if (l.pid <= 0) return;
   signalGroup(l.pid, 'SIGTERM');
