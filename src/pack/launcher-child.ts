@@ -27,7 +27,15 @@ let shuttingDown = false;
 const host = os.hostname();
 
 function send(msg: ChildMessage): void {
-  if (process.connected) process.send!(msg);
+  // The packer may have died with the channel still marked connected: the write then fails with
+  // EPIPE, which without a callback is an unhandled 'error' that kills us and orphans every step.
+  // 'disconnect' follows and shuts us down properly.
+  if (!process.connected) return;
+  try {
+    process.send!(msg, undefined, undefined, () => {});
+  } catch {
+    /* channel closed meanwhile: same as above */
+  }
 }
 
 function writeJson(file: string, value: unknown): void {
