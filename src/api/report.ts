@@ -26,6 +26,8 @@ export interface StatusReport {
   /** Runs that ended badly, with the reason their packer recorded (first 20 of each). */
   ended: { id: number; status: RunStatus; step: number; reason: string | null }[];
   endedCount: number;
+  /** Runs running now (first 20), where and since when. */
+  running: { id: number; step: number; host: string | null; jobId: string | null; startedAt: string | null }[];
   /** Why queued runs are not starting: the ensemble's stop, no packer, or what packers say. */
   blocked: { reason: string; runs: number[] | null; packerId: string | null }[];
   stop: StopRecord | null;
@@ -69,6 +71,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
   let unreadableCount = 0;
   const ended: StatusReport['ended'] = [];
   let endedCount = 0;
+  const running: StatusReport['running'] = [];
   const queued: number[] = [];
   const blockedRuns = new Map<string, number[]>();
   for (const r of inp.runs) {
@@ -89,6 +92,9 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
         ids.push(r.id);
         blockedRuns.set(key, ids);
       }
+    }
+    if (s === 'running' && running.length < LIST_LIMIT) {
+      running.push({ id: r.id, step: r.status.step, host: r.status.host, jobId: r.status.jobId, startedAt: r.status.startedAt });
     }
     if (s === 'failed' || s === 'aborted' || s === 'killed') {
       endedCount++;
@@ -130,6 +136,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
     unreadableCount,
     ended,
     endedCount,
+    running,
     blocked,
     stop: inp.stop,
     failedRuns: inp.failedRuns,
@@ -192,6 +199,13 @@ export function renderStatusReport(r: StatusReport): string {
   if (r.blocked.length > 0) {
     lines.push('', 'blocked:');
     for (const b of r.blocked) lines.push(`  ${b.packerId ? `[${b.packerId}] ` : ''}${b.reason}`);
+  }
+  if (r.running.length > 0) {
+    const more = r.counts.running > r.running.length ? ` (first ${r.running.length} of ${r.counts.running})` : '';
+    lines.push('', `running${more}:`);
+    for (const x of r.running) {
+      lines.push(`  run ${x.id}: step ${x.step}${x.host ? ` on ${x.host}` : ''}${x.jobId ? ` (job ${x.jobId})` : ''}${x.startedAt ? ` since ${x.startedAt}` : ''}`);
+    }
   }
   if (r.ended.length > 0) {
     const more = r.endedCount > r.ended.length ? ` (first ${r.ended.length}; \`themis status failed killed aborted\` lists them all)` : '';

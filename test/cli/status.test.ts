@@ -38,6 +38,7 @@ describe('themis status', () => {
     expect(r.stdout).toContain('run 2: failed at step 1: exit 3');
     expect(r.stdout).toContain('1 queued run and no live packer');
     expect(r.stdout).toContain('packers: none live');
+    expect(r.stdout).toContain('running:\n  run 5: step 0\n');
     expect(r.stdout).toContain('run 3: needs 64 cores on one node, nodes have 32');
   });
 
@@ -54,6 +55,7 @@ describe('themis status', () => {
     expect(rep.counts).toEqual({ queued: 1, running: 1, successful: 1, failed: 1, killed: 1, aborted: 1 });
     expect(rep.completed).toBe(4);
     expect(rep.endedCount).toBe(3);
+    expect(rep.running).toEqual([{ id: 5, step: 0, host: null, jobId: null, startedAt: null }]);
     expect(rep.ended.map((e: { id: number }) => e.id)).toEqual([2, 4, 6]);
     expect(rep.total).toBe(6);
     expect(rep.packers).toHaveLength(1);
