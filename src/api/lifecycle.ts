@@ -112,6 +112,12 @@ async function loadHooks(setupDir: string): Promise<Hooks> {
   return Hooks.load(ens.interface, setupDir, `api pid ${process.pid}`);
 }
 
+/** Which hooks the ensemble's interface module defines (none without an interface). */
+export async function hookNames(setupDir: string): Promise<HookName[]> {
+  const hooks = await loadHooks(setupDir);
+  return (['prepEnsemble', 'prepRun', 'postRun', 'postEnsemble'] as const).filter((n) => hooks.has(n));
+}
+
 /** Call one hook in this process; postRun's value is returned (null when absent), never stored. */
 export async function callHook(themis: Themis, name: HookName, id: number | null): Promise<unknown> {
   const hooks = await loadHooks(themis.setupDir);

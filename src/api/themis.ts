@@ -14,7 +14,7 @@ import { checkJsonResult } from './runtime.js';
 import { readExportsParallel, scanRunsParallel } from './scan-parallel.js';
 import { clearEnsemble, type ClearOptions, type ClearReport } from './clear.js';
 import * as lifecycle from './lifecycle.js';
-import type { HookContext as PackHookContext } from '../pack/hooks.js';
+import type { HookContext as PackHookContext, HookName } from '../pack/hooks.js';
 
 export type { OpReport } from '../store/run-ops.js';
 export type { ClearOptions, ClearReport } from './clear.js';
@@ -299,6 +299,14 @@ export class Themis {
    */
   async callPostRun(id: number): Promise<unknown> {
     return lifecycle.callHook(this, 'postRun', id);
+  }
+
+  /**
+   * The hooks the ensemble's interface module defines (empty without an interface).
+   * @example if ((await ens.interfaceHooks()).includes('postRun')) …
+   */
+  async interfaceHooks(): Promise<HookName[]> {
+    return lifecycle.hookNames(this.setupDir);
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
+import { ThemisError } from '../model/errors.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 import { selectRuns, type SelectArgs } from './select.js';
@@ -16,6 +17,11 @@ export function postCommand(output: Output): CommandModule<GlobalOptions, Global
         .option('save', { type: 'boolean', default: false, describe: 'store each return value as the run\'s result (null too)' }) as never,
     handler: async (argv) => {
       const themis = Themis.open(argv.setupDir);
+      // Without a postRun, --save would overwrite every stored result with null.
+      if (!(await themis.interfaceHooks()).includes('postRun')) {
+        const iface = themis.ensemble.interface;
+        throw new ThemisError('INPUT', iface ? `${iface} has no postRun (or post_run) export; add one, or check the module` : 'the ensemble has no interface module; make one with `themis gen --interface MODULE`');
+      }
       const ids = (await selectRuns(themis, argv, false, 'post')) ?? (await themis.filterByStatus());
       const results: { id: number; result: unknown }[] = [];
       for (const id of ids) {

@@ -52,6 +52,7 @@ expectTypeOf(t.asRecords).returns.toEqualTypeOf<Promise<Record<string, unknown>[
 expectTypeOf(t.executeLocal).returns.toEqualTypeOf<Promise<LocalExecution>>();
 expectTypeOf(t.executeAlloc).returns.toEqualTypeOf<Promise<string>>();
 expectTypeOf(t.callPostRun).returns.toEqualTypeOf<Promise<unknown>>();
+expectTypeOf(t.interfaceHooks).returns.toEqualTypeOf<Promise<('prepEnsemble' | 'prepRun' | 'postRun' | 'postEnsemble')[]>>();
 expectTypeOf(t.setResult).parameters.toEqualTypeOf<[id: number, result: unknown]>();
 expectTypeOf(t.writeCsv).parameter(0).toMatchTypeOf<{ write(chunk: string): unknown }>();
 // process.stdout is an acceptable sink.

@@ -141,7 +141,18 @@ export function prepEnsemble(ctx) { log('prepEnsemble ' + (ctx.runId === null));
     }
   });
 
+  it('post without a postRun hook is an input error and stores nothing', async () => {
+    const e = readEnsemble(setupDir);
+    fs.writeFileSync(setupPaths(setupDir).ensemble, JSON.stringify({ ...e, interface: null }));
+    const r = await cli(['post', '--save', '--setup-dir', setupDir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no interface module');
+    expect(readResult(path.join(root, 'runs/1'))).toEqual({ y: 1 });
+    expect(await Themis.open(setupDir).interfaceHooks()).toEqual([]);
+  });
+
   it('post prints postRun values; --save stores them as results', async () => {
+    expect(await Themis.open(setupDir).interfaceHooks()).toEqual(['prepEnsemble', 'prepRun', 'postRun']);
     const r = await cli(['post', '1', '--setup-dir', setupDir]);
     expect(r.stdout).toBe('run 1: {"twice":2,"handle":true}\n');
     expect(readResult(path.join(root, 'runs/1'))).toEqual({ y: 1 });
