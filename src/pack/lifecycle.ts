@@ -65,12 +65,18 @@ function formatMinutes(min: number): string {
 
 /**
  * The status after a step ends, and what to do next. Pure. The order of the rules matters:
+ * an exit 0 wins over an interrupt or a dequeue that came too late;
  * themis's own stops (interrupt, dequeue, lost claim) come first because the exit code then says
  * nothing about the application; a timeout counts as a failure; a code in `abort_on` aborts at once;
  * any other non-zero exit restarts the same step while the run's budget lasts.
  */
 export function afterStepExit(status: StatusRecord, exit: StepExit, policy: LifecyclePolicy): { status: StatusRecord; next: Next } {
   const base: StatusRecord = { ...status, exitCode: exit.code, signal: exit.signal, endedAt: exit.endedAt };
+  // A step that exited 0 on its own while being stopped had finished its work: running it again
+  // would run it twice to completion (the seed: "if the run finishes first, its real status wins").
+  if ((exit.stoppedBy === 'interrupt' || exit.stoppedBy === 'dequeue') && exit.code === 0 && exit.signal === null) {
+    exit = { ...exit, stoppedBy: null };
+  }
   const what = explainExit(exit.code, exit.signal);
   const step = `step ${status.step}`;
   if (exit.stoppedBy === 'interrupt' || exit.stoppedBy === 'lost-claim') {

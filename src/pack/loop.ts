@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { holdsClaim, inspectClaim, releaseClaim, tryClaim, type ClaimOptions } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
@@ -340,9 +341,18 @@ export class PackLoop extends HeldRuns {
       } catch (e) {
         return this.hookFailed(a, 'prepRun', e);
       }
+      if (this.interrupted || a.lost) {
+        this.freeSlot(a);
+        this.schedule();
+        return a.lost ? this.drop(a) : this.requeue(a, this.interrupted!);
+      }
     }
     a.prepped = true;
     const stepIndex = a.status.step;
+    // A requeued run counts attempts from 0 again: an exit record of an earlier life under the
+    // same name must go before the status says `running`, or a successor would believe it.
+    const exitFile = runPaths(a.dir).exitFile(stepIndex, a.status.attempt);
+    fs.rmSync(exitFile, { force: true });
     const step = a.record.steps[stepIndex]!;
     const now = new Date().toISOString();
     const next: StatusRecord = withHistory(
@@ -377,7 +387,7 @@ export class PackLoop extends HeldRuns {
       },
       logName: RUN_LOG,
       pidFile: runPaths(a.dir).pidFile,
-      exitFile: runPaths(a.dir).exitFile(stepIndex, a.status.attempt),
+      exitFile,
       timeoutMs: Math.round(step.timeout * 60_000),
     });
   }

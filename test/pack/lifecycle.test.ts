@@ -50,6 +50,12 @@ describe('step exit → run status (pure)', () => {
     expect(i.status).toMatchObject({ status: 'queued', step: 1, attempt: 3, restarts: 1 });
   });
 
+  it('an exit 0 that raced with an interrupt or a dequeue counts as done, not as interrupted', () => {
+    expect(afterStepExit(running(), exit(0, { stoppedBy: 'interrupt' }), policy()).next).toBe('next-step');
+    expect(afterStepExit(running({ step: 1 }), exit(0, { stoppedBy: 'dequeue' }), policy()).status.status).toBe('successful');
+    expect(afterStepExit(running(), exit(0, { stoppedBy: 'timeout' }), policy({ maxRestarts: 0 })).status.status).toBe('failed');
+  });
+
   it('explains exits in words', () => {
     expect(explainExit(137, null)).toBe('exit 137: killed (SIGKILL), often out of memory');
     expect(explainExit(139, null)).toContain('segmentation fault');
