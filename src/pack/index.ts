@@ -174,7 +174,8 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
   const startedAt = new Date().toISOString();
   const allocation = opts.allocation ?? null;
   const heartbeatMs = Math.max(50, (opts.heartbeatSeconds ?? DEFAULT_HEARTBEAT_MS / 1000) * 1000);
-  const leaseMs = Math.max(heartbeatMs * 2, (opts.leaseSeconds ?? DEFAULT_LEASE_MS / 1000) * 1000);
+  // A lease of fewer than three heartbeats would let one slow heartbeat lose every claim.
+  const leaseMs = Math.max(heartbeatMs * 3, (opts.leaseSeconds ?? DEFAULT_LEASE_MS / 1000) * 1000);
   const hooks = await Hooks.load(ens.interface, setupDir, `packer ${hostName()}:${process.pid}`);
   const ownIndex = Math.max(0, info.nodes.findIndex((n) => n.name === os.hostname() || n.name === os.hostname().split('.')[0]));
   const launch = { mode: opts.launcher ?? 'auto', scheduler: info.scheduler, jobId: info.jobId, ownNode: ownIndex, bind: opts.bind ?? false, schedulerSteps: 0 };

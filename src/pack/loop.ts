@@ -144,7 +144,8 @@ export class PackLoop extends HeldRuns {
       });
       // Keep what we knew of runs still waiting (how long they waited, how often passed over).
       const old = new Map(this.queue.slice(this.head).filter((c) => !c.gone).map((c) => [c.id, c]));
-      this.queue = scan.candidates.map((c) => {
+      // Runs claimed while the scan was reading are ours now, not candidates.
+      this.queue = scan.candidates.filter((c) => !this.held.has(c.id)).map((c) => {
         const o = old.get(c.id);
         return o && o.step === c.step ? o : c;
       });
@@ -265,6 +266,10 @@ export class PackLoop extends HeldRuns {
   // --- starting ---
 
   private async claimAndStart(c: Candidate, slot: Slot): Promise<void> {
+    // A scan that raced with our own claim can list a run we hold. Never claim it again: under
+    // load our own heartbeat can look older than a short lease, and we would break our own claim
+    // and start the same step twice.
+    if (this.held.has(c.id)) return this.giveBack(slot);
     const got = tryClaim(c.dir, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
     if (!got) return this.giveBack(slot);
     let status: StatusRecord | null;
