@@ -166,9 +166,9 @@ export class PackLoop extends HeldRuns {
     this.schedule();
   }
 
-  /** At least `ms` since the last scan, and at least 20 times as long as that scan took (≤ 5% CPU). */
+  /** At least `ms` since the last scan, and at least 60 times as long as that scan took (< 2% CPU). */
   private scanDue(ms: number): boolean {
-    return Date.now() - this.lastScanAt >= Math.max(ms - 5, this.lastScanMs * 20);
+    return Date.now() - this.lastScanAt >= Math.max(ms - 5, this.lastScanMs * 60);
   }
 
   private window(): Candidate[] {

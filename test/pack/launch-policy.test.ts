@@ -38,6 +38,17 @@ describe('launch policy (fake srun on PATH)', () => {
     expect(summary.schedulerSteps).toBe(2);
   }, 30_000);
 
+  it('--bind pins each direct step to the cores it was given; OMP_NUM_THREADS and THEMIS_* are set', async () => {
+    const e = makeEnsemble([]);
+    const out = path.join(e.root, 'out');
+    const app = ['/bin/sh', '-c', 'echo "$THEMIS_RUN_ID $(grep Cpus_allowed_list /proc/self/status | cut -f2) $OMP_NUM_THREADS $THEMIS_STEP $THEMIS_SETUP_DIR $THEMIS_RUN_DIR" >> "$0"', out];
+    const e2 = makeEnsemble([{ steps: [{ args: app }] }, { steps: [{ args: app }] }], { root: e.root });
+    const r = await startPack(['--setup-dir', e2.setupDir, '--cores', '2', '--bind', '--max-concurrency', '1']).done;
+    expect(r.code, r.stderr).toBe(0);
+    const lines = fs.readFileSync(out, 'utf8').trim().split('\n').sort();
+    expect(lines).toEqual([`1 0 1 0 ${e2.setupDir} ${e2.runDir(1)}`, `2 0 1 0 ${e2.setupDir} ${e2.runDir(2)}`]);
+  }, 30_000);
+
   it('--launcher direct forces every step to start directly', async () => {
     const e = makeEnsemble([]);
     const bin = path.join(e.root, 'bin');
