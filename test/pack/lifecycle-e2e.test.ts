@@ -41,6 +41,16 @@ describe('run life cycle (real processes)', () => {
     expect(fs.readdirSync(path.join(e2.setupDir, 'state', 'failed')).sort()).toEqual(['2', '4', '5']);
   }, 30_000);
 
+  it('a program that cannot be started fails its run with the reason, in the status and in run.log', async () => {
+    const e = makeEnsemble([{ steps: [{ args: ['/nonexistent/app', '-x'] }] }]);
+    const r = await startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]).done;
+    expect(r.code, r.stderr).toBe(0);
+    const s = readStatusOf(e.runDir(1));
+    expect(s).toMatchObject({ status: 'failed', exitCode: 127 });
+    expect(s.reason).toContain('command not found');
+    expect(fs.readFileSync(path.join(e.runDir(1), 'run.log'), 'utf8')).toContain('cannot start /nonexistent/app');
+  }, 30_000);
+
   it('a multi-step run resumes from the step that failed, not from the start', async () => {
     const e = makeEnsemble([]);
     const ledger = path.join(e.root, 'ledger');
