@@ -33,6 +33,8 @@ const ALIASES: Record<HookName, string[]> = {
 /** The application interface (`--interface`, an ES module), loaded once per packer. */
 export class Hooks {
   private themisHandle: unknown = undefined;
+  /** Told at once when a hook calls stopEnsemble(), so this packer stops before its next heartbeat. */
+  onStop: ((reason: string) => void) | null = null;
 
   private constructor(
     private readonly fns: Partial<Record<HookName, HookFn>>,
@@ -93,12 +95,11 @@ export class Hooks {
       runDir: run?.dir ?? null,
       setupDir: this.setupDir,
       themis: await this.themis(),
-      stopEnsemble: () =>
-        setStop(this.setupDir, {
-          reason: `stopEnsemble() called by ${name}${run ? ` of run ${run.id}` : ''}`,
-          by: this.by,
-          kind: 'stop-ensemble',
-        }),
+      stopEnsemble: () => {
+        const reason = `stopEnsemble() called by ${name}${run ? ` of run ${run.id}` : ''}`;
+        setStop(this.setupDir, { reason, by: this.by, kind: 'stop-ensemble' });
+        this.onStop?.(reason);
+      },
     };
     return await fn(ctx);
   }

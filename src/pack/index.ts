@@ -200,6 +200,7 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
   };
   const progress = () => opts.onProgress?.({ running: loop.activeCount, counts: loop.counts, pending: loop.pendingAtLastScan });
   loop = new PackLoop(cfg, ens, hooks, createPool(info.nodes), launch);
+  hooks.onStop = (reason) => loop.stopStartingRuns(`ensemble stopped: ${reason}`);
   const packerInfo = () => ({
     packerId: loop.packerId,
     host: hostName(),

@@ -73,3 +73,20 @@ export function postEnsemble({ runId, themis }) { mark('postEnsemble ' + runId +
     expect(lines.indexOf('on_completion')).toBeGreaterThan(lines.findIndex((l) => l.startsWith('postEnsemble')));
   }, 30_000);
 });
+
+describe('stopEnsemble() from a hook', () => {
+  it('stops every packer from starting runs; what was queued stays queued; exit 4', async () => {
+    const e = makeEnsemble([]);
+    const iface = path.join(e.root, 'stop.mjs');
+    fs.writeFileSync(iface, `export function postRun({ runId, stopEnsemble }) { if (runId === 2) stopEnsemble(); return runId; }\n`);
+    const n = 6;
+    const e2 = makeEnsemble(Array.from({ length: n }, () => ({ steps: [{ args: ['/bin/true'] }] })), { root: e.root, interface: iface });
+    const r = await startPack(['--setup-dir', e2.setupDir, '--cores', '1', '--heartbeat', '0.2']).done;
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toContain('stopEnsemble() called by postRun of run 2');
+    const st = statuses(e2.root, n).map((s) => s.status);
+    expect(st.slice(0, 2)).toEqual(['successful', 'successful']);
+    // At most one more run started before the flag was seen at the next heartbeat.
+    expect(st.filter((s) => s === 'queued').length).toBeGreaterThanOrEqual(n - 3);
+  }, 30_000);
+});
