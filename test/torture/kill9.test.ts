@@ -78,6 +78,19 @@ function unfinished(e: Ensemble): number[] {
   return ids;
 }
 
+/** Temp files of atomic writes by `pid` in flight in the runs' .themis dirs. */
+function tempFiles(e: Ensemble, pid: number | null): string[] {
+  const out: string[] = [];
+  for (let id = 1; id <= e.n; id++) {
+    try {
+      for (const n of fs.readdirSync(runPaths(e.runDir(id)).meta)) if (n.includes(`.tmp-${pid}-`)) out.push(`${id}/${n}`);
+    } catch {
+      /* not there */
+    }
+  }
+  return out;
+}
+
 function claimBreakHeld(e: Ensemble): boolean {
   for (let id = 1; id <= e.n; id++) if (fs.existsSync(runPaths(e.runDir(id)).claimBreak)) return true;
   return false;
@@ -100,10 +113,19 @@ describe.concurrent('kill -9 of packers at random moments', () => {
     } else if (kind === 'status-write') {
       const a = startPacker(e.setupDir, { strace: DELAY_WRITE });
       await waitFor(() => a.pid() !== null, 10_000, 'packer started');
-      await sleep(300 + Math.floor(r() * 1500));
+      // Kill during the k-th status write we see in flight (its temp file exists, rename held).
       const pid = a.pid();
+      const k = 1 + Math.floor(r() * 8);
+      const seen = new Set<string>();
+      const t0 = Date.now();
+      while (seen.size < k && Date.now() - t0 < 10_000 && a.child.exitCode === null) {
+        for (const f of tempFiles(e, pid)) seen.add(f);
+        await sleep(3);
+      }
+      await sleep(Math.floor(r() * 20));
       await killPacker(a);
       bump(figures.faults, 'kill -9 packer (status write, renames delayed)');
+      dbg(`seen ${[...seen].join(' ')} k=${k} left=${JSON.stringify(leftovers(e, pid))} exit=${a.child.exitCode}`);
       if (leftovers(e, pid).tmp > 0) bump(figures.landed, 'mid atomic write (temp file left)');
     } else {
       const a = startPacker(e.setupDir);
