@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { throwIfProblems } from '../model/errors.js';
+import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { CompositeRun, Run, runProblems, type AnyRun } from '../model/run.js';
 import type { Sample, StepSpec } from '../model/step.js';
 import { getAdapter } from '../schedulers/index.js';
@@ -192,43 +192,51 @@ function checkTokens(runs: readonly PreparedRun[], files: RunFiles): void {
  */
 export function writeRuns(stage: Stage, batch: PreparedBatch, onProgress?: (done: number) => void): void {
   const { files } = batch;
-  for (let i = 0; i < batch.runs.length; i++) {
-    const run = batch.runs[i]!;
-    const staged = stage.stagedPath(run.dir);
-    fs.mkdirSync(staged, { recursive: true });
-    const meta = path.join(staged, RUN_META_DIR);
-    fs.mkdirSync(meta);
-    const record: RunRecord = { format: FORMAT_VERSION, id: run.id, sample: run.sample, sampleKeys: Object.keys(run.sample), steps: run.steps };
-    fs.writeFileSync(path.join(meta, 'run.json'), JSON.stringify(record) + '\n');
-    fs.writeFileSync(path.join(meta, 'status.json'), JSON.stringify(newStatus(run.id)) + '\n');
-    const idText = String(run.id);
-    const sample = run.sample;
-    const raw = (name: string): string | undefined =>
-      name === 'themis_run_id' ? idText : name === 'themis_run_dir' ? run.dir : Object.prototype.hasOwnProperty.call(sample, name) ? valueText(sample[name]) : undefined;
-    for (const p of files.parse) stage.writeFile(path.join(staged, p.name), renderTemplate(p.template, raw), p.mode);
-    for (const c of files.copy) {
-      const dst = path.join(staged, c.name);
-      if (c.isDir) fs.cpSync(c.src, dst, { recursive: true, verbatimSymlinks: true });
-      else if (c.data !== null) stage.writeFile(dst, c.data, c.mode);
-      else fs.copyFileSync(c.src, dst);
-    }
-    for (const s of files.symlink) fs.symlinkSync(s.src, path.join(staged, s.name));
-    for (const s of run.scripts) {
-      // In a script, sample values are shell words: quoted, so data can never run as code.
-      const quoted = (name: string): string | undefined => {
-        if (name === LAUNCH_TOKEN) return s.launch;
-        const v = raw(name);
-        return v === undefined ? undefined : quoteShell(v);
-      };
-      stage.writeFile(path.join(staged, s.name), renderTemplate(s.template, quoted), s.mode);
-    }
-    for (const step of run.steps) {
-      if (step.cwd !== '.' && !path.isAbsolute(step.cwd)) {
-        const d = path.resolve(staged, step.cwd);
-        if (isInside(staged, d)) fs.mkdirSync(d, { recursive: true });
+  let current: (typeof batch.runs)[number] | undefined;
+  try {
+    for (let i = 0; i < batch.runs.length; i++) {
+      const run = batch.runs[i]!;
+      current = run;
+      const staged = stage.stagedPath(run.dir);
+      fs.mkdirSync(staged, { recursive: true });
+      const meta = path.join(staged, RUN_META_DIR);
+      fs.mkdirSync(meta);
+      const record: RunRecord = { format: FORMAT_VERSION, id: run.id, sample: run.sample, sampleKeys: Object.keys(run.sample), steps: run.steps };
+      fs.writeFileSync(path.join(meta, 'run.json'), JSON.stringify(record) + '\n');
+      fs.writeFileSync(path.join(meta, 'status.json'), JSON.stringify(newStatus(run.id)) + '\n');
+      const idText = String(run.id);
+      const sample = run.sample;
+      const raw = (name: string): string | undefined =>
+        name === 'themis_run_id' ? idText : name === 'themis_run_dir' ? run.dir : Object.prototype.hasOwnProperty.call(sample, name) ? valueText(sample[name]) : undefined;
+      for (const p of files.parse) stage.writeFile(path.join(staged, p.name), renderTemplate(p.template, raw), p.mode);
+      for (const c of files.copy) {
+        const dst = path.join(staged, c.name);
+        if (c.isDir) fs.cpSync(c.src, dst, { recursive: true, verbatimSymlinks: true });
+        else if (c.data !== null) stage.writeFile(dst, c.data, c.mode);
+        else fs.copyFileSync(c.src, dst);
       }
+      for (const s of files.symlink) fs.symlinkSync(s.src, path.join(staged, s.name));
+      for (const s of run.scripts) {
+        // In a script, sample values are shell words: quoted, so data can never run as code.
+        const quoted = (name: string): string | undefined => {
+          if (name === LAUNCH_TOKEN) return s.launch;
+          const v = raw(name);
+          return v === undefined ? undefined : quoteShell(v);
+        };
+        stage.writeFile(path.join(staged, s.name), renderTemplate(s.template, quoted), s.mode);
+      }
+      for (const step of run.steps) {
+        if (step.cwd !== '.' && !path.isAbsolute(step.cwd)) {
+          const d = path.resolve(staged, step.cwd);
+          if (isInside(staged, d)) fs.mkdirSync(d, { recursive: true });
+        }
+      }
+      if (onProgress) onProgress(i + 1);
     }
-    if (onProgress) onProgress(i + 1);
+  } catch (e) {
+    // A full disk or quota mid-render: say which run and what to do, not a stack trace.
+    if (e instanceof ThemisError) throw e;
+    throw new ThemisError('IO', `cannot render run ${current?.id ?? '?'} (${current?.dir ?? '?'}): ${describeFsError(e)}`, { cause: e });
   }
 }
 
