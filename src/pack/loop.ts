@@ -406,8 +406,22 @@ export class PackLoop extends HeldRuns {
     a.key = null;
     if (a.slot) this.pool = release(this.pool, a.slot);
     a.slot = null;
+    // The run's last step succeeded: start the next run on the freed cores first, then do this
+    // one's bookkeeping, so the launcher forks while we write files. Anything else (a failure that
+    // may hit max_failed_runs, a postRun that may stop the ensemble, a next step that keeps its
+    // priority for the cores) is settled before deciding, as usual.
+    const plainSuccess = exit.code === 0 && exit.signal === null && exit.stoppedBy === null && !this.hooks.has('postRun');
+    if (plainSuccess && a.status.step === a.record.steps.length - 1 && !this.interrupted) this.decideNow();
     await this.applyExit(a, exit, false);
     this.schedule();
+  }
+
+  private decideNow(): void {
+    try {
+      this.decide();
+    } catch (e) {
+      this.fatal(e);
+    }
   }
 
   // --- the end ---
