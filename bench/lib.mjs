@@ -199,6 +199,14 @@ export function genEnsemble(dir, app, samples, extra = []) {
   return timed([process.execPath, THEMIS, 'gen', app, samples, '--no-batch-script', '--scheduler', 'local', ...extra], { cwd: dir });
 }
 
+/**
+ * Flush dirty pages before a timed run: a freshly restored copy (cp -a) would otherwise be written
+ * back while it is measured, penalising whichever side ran on new files. Called before both sides.
+ */
+export function settle() {
+  spawnSync('sync', [], { stdio: 'ignore', timeout: 120_000 });
+}
+
 /** Keep a pristine copy of an ensemble beside it; restore puts it back at the same path (its root is recorded inside). */
 export function snapshot(dir) {
   const copy = `${dir}.pristine`;
@@ -207,6 +215,7 @@ export function snapshot(dir) {
   return () => {
     rm(dir);
     timed(['cp', '-a', copy, dir]);
+    settle();
   };
 }
 

@@ -3,7 +3,7 @@
 // packer's own CPU per launched run (the packer process plus its launcher child, sampled from /proc;
 // the steps themselves are not counted).
 import path from 'node:path';
-import { ensureParallel, genEnsemble, median, round, snapshot, themisRun, timed, writeCsv } from '../lib.mjs';
+import { ensureParallel, genEnsemble, median, round, settle, snapshot, themisRun, timed, writeCsv } from '../lib.mjs';
 
 export async function run(ctx) {
   const n = ctx.quick ? 100 : 2000;
@@ -43,7 +43,9 @@ export async function run(ctx) {
       const r = await themisRun(dir, ['--cores', String(p)]);
       if (r.summary.counts.successful !== n) throw new Error(`themis run: ${r.summary.counts.successful} of ${n} successful`);
       th.push({ seconds: r.seconds, cpuMs: r.self.cpuMs + r.helpers.cpuMs, packerCpuMs: r.self.cpuMs, launcherCpuMs: r.helpers.cpuMs });
+      settle();
       xa.push(timed(`seq ${n} | xargs -P${p} -n1 /bin/true`, { shell: true }));
+      if (p === 2 && !noParallel) settle();
       if (p === 2 && !noParallel) gp.push(timed(`seq ${n} | parallel -j${p} --joblog ${joblog} /bin/true`, { shell: true }));
     }
     const t = median(th.map((x) => x.seconds));

@@ -2,7 +2,7 @@
 // that reads every status file (`find runs -name status.json -exec cat {} +`), alternating.
 import fs from 'node:fs';
 import path from 'node:path';
-import { THEMIS, countStatuses, median, round, timed } from '../lib.mjs';
+import { THEMIS, countStatuses, median, round, settle, timed } from '../lib.mjs';
 
 const MIX = ['successful', 'successful', 'successful', 'successful', 'failed', 'killed', 'aborted', 'queued', 'queued', 'queued'];
 
@@ -39,6 +39,7 @@ export async function run(ctx) {
     ctx.shared.mixed = true;
   }
   const counts = countStatuses(runsDir);
+  settle();
   const th = [];
   const sh = [];
   for (let i = 0; i < repeats; i++) {
