@@ -3,6 +3,8 @@ import type { StepSpec } from '../model/step.js';
 import type { SchedulerAdapter } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
 import type { SchedulerName } from '../store/records.js';
+import { ENV, RUN_LOG, runPaths } from '../store/layout.js';
+import type { SpawnRequest } from './launcher-protocol.js';
 import { coresPerTaskOf, toPlacement, type PoolState, type Slot } from './pool.js';
 
 export type LauncherMode = 'auto' | 'direct' | 'srun' | 'jsrun' | 'lrun' | 'flux';
@@ -72,4 +74,27 @@ export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step
   const adapter = forcedAdapter(setup.mode, setup.scheduler);
   const prefix = adapter.placedLaunch(step, toPlacement(pool, slot), setup.jobId);
   return { argv: [...prefix, ...program], env, direct };
+}
+
+/** The launcher's request for one step: argv, cwd, environment, log and record files, timeout. */
+export function spawnRequest(
+  setup: LaunchSetup,
+  pool: PoolState,
+  slot: Slot,
+  r: { key: string; runId: number; runDir: string; setupDir: string; stepIndex: number; attempt: number; step: StepSpec; exitFile: string },
+): SpawnRequest {
+  const { argv, env } = launchArgv(setup, pool, slot, r.step, r.runDir);
+  return {
+    key: r.key,
+    runId: r.runId,
+    step: r.stepIndex,
+    attempt: r.attempt,
+    argv,
+    cwd: path.resolve(r.runDir, r.step.cwd),
+    env: { ...env, [ENV.runId]: String(r.runId), [ENV.runDir]: r.runDir, [ENV.setupDir]: r.setupDir, [ENV.step]: String(r.stepIndex) },
+    logName: RUN_LOG,
+    pidFile: runPaths(r.runDir).pidFile,
+    exitFile: r.exitFile,
+    timeoutMs: Math.round(r.step.timeout * 60_000),
+  };
 }

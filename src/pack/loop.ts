@@ -1,17 +1,16 @@
 import fs from 'node:fs';
-import path from 'node:path';
-import { holdsClaim, inspectClaim, releaseClaim, tryClaim, type ClaimOptions } from '../store/claim.js';
+import { inspectClaim, releaseClaim, tryClaim, type ClaimOptions } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
-import { ENV, RUN_LOG, runPaths } from '../store/layout.js';
+import { runPaths } from '../store/layout.js';
 import { hostName } from '../store/proc.js';
-import { readStatus, withHistory, writeStatus, type EnsembleRecord, type StatusRecord } from '../store/records.js';
+import { readStatus, withHistory, type EnsembleRecord, type StatusRecord } from '../store/records.js';
 import { Hooks } from './hooks.js';
 import { Launcher, type ExitRecord } from './launcher.js';
 import { settleOrphan } from './orphan.js';
 import { nextLaunches, type QueueItem } from './plan.js';
 import { release, type PoolState, type Slot } from './pool.js';
-import { dequeueRequested, loadCandidate, scanQueue, type Candidate } from './queue.js';
-import { launchArgv, type LaunchSetup } from './launch-policy.js';
+import { dequeueRequested, loadCandidate, noteBlocked, scanQueue, type Candidate } from './queue.js';
+import { spawnRequest, type LaunchSetup } from './launch-policy.js';
 import type { PackerConfig } from './types.js';
 import { HeldRuns, type Active } from './held.js';
 
@@ -250,17 +249,7 @@ export class PackLoop extends HeldRuns {
   private markBlocked(c: Candidate, reason: string): void {
     this.blocked.set(c.id, reason);
     this.log(`run ${c.id} cannot run in this allocation: ${reason}`);
-    // Say it in the run's status too (under the claim), so `themis status` shows why it waits.
-    const r = tryClaim(c.dir, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
-    if (!r) return;
-    try {
-      const s = readStatus(c.dir);
-      if (s && s.status === 'queued' && s.reason !== `blocked: ${reason}` && holdsClaim(r.claim)) {
-        writeStatus(c.dir, withHistory({ ...s, reason: `blocked: ${reason}` }, 'blocked', reason));
-      }
-    } finally {
-      releaseClaim(r.claim);
-    }
+    noteBlocked(c.dir, reason, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
   }
 
   // --- starting ---
@@ -375,26 +364,7 @@ export class PackLoop extends HeldRuns {
     this.byKey.set(key, a);
     this.counts.started++;
     this.cfg.onChange?.();
-    const { argv, env } = launchArgv(this.launch, this.pool, slot, step, a.dir);
-    this.launcher.spawn({
-      key,
-      runId: a.id,
-      step: stepIndex,
-      attempt: a.status.attempt,
-      argv,
-      cwd: path.resolve(a.dir, step.cwd),
-      env: {
-        ...env,
-        [ENV.runId]: String(a.id),
-        [ENV.runDir]: a.dir,
-        [ENV.setupDir]: this.cfg.setupDir,
-        [ENV.step]: String(stepIndex),
-      },
-      logName: RUN_LOG,
-      pidFile: runPaths(a.dir).pidFile,
-      exitFile,
-      timeoutMs: Math.round(step.timeout * 60_000),
-    });
+    this.launcher.spawn(spawnRequest(this.launch, this.pool, slot, { key, runId: a.id, runDir: a.dir, setupDir: this.cfg.setupDir, stepIndex, attempt: a.status.attempt, step, exitFile }));
   }
 
   // --- exits ---

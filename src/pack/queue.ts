@@ -3,7 +3,8 @@ import { readJsonSync } from '../store/atomic.js';
 import { runPaths, setupPaths } from '../store/layout.js';
 import { readRunRecord, type RunRecord } from '../store/records.js';
 import { readRunState } from '../store/scan.js';
-import { readEnsemble } from '../store/records.js';
+import { readEnsemble, readStatus, withHistory, writeStatus } from '../store/records.js';
+import { holdsClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
 import { readIndex, type IndexEntry } from '../store/run-index.js';
 import type { Need } from './pool.js';
 
@@ -124,4 +125,18 @@ export function loadCandidate(c: Candidate): boolean {
 /** Does the run ask to be stopped (`themis dequeue` of a running run)? */
 export function dequeueRequested(dir: string): boolean {
   return fs.existsSync(runPaths(dir).dequeueRequest);
+}
+
+/** Write why a run cannot start into its status (under its claim), so `themis status` shows it. */
+export function noteBlocked(dir: string, reason: string, who: OwnerInput, opts: ClaimOptions): void {
+  const r = tryClaim(dir, who, opts);
+  if (!r) return;
+  try {
+    const s = readStatus(dir);
+    if (s && s.status === 'queued' && s.reason !== `blocked: ${reason}` && holdsClaim(r.claim)) {
+      writeStatus(dir, withHistory({ ...s, reason: `blocked: ${reason}` }, 'blocked', reason));
+    }
+  } finally {
+    releaseClaim(r.claim);
+  }
 }
