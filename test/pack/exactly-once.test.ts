@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { alive, makeEnsemble, readStatusOf, sleep, startPack, statuses, waitFor } from './helpers.js';
+import { alive, groupMembers, makeEnsemble, readStatusOf, sleep, startPack, statuses, waitFor } from './helpers.js';
 
 const appendId = (ledger: string) => ({ steps: [{ args: ['/bin/sh', '-c', 'echo "$THEMIS_RUN_ID" >> "$0"', ledger] }] });
 
@@ -101,6 +101,7 @@ describe('exactly once, across packers', () => {
     // Nothing of the first packer's steps is still running.
     await sleep(100);
     expect(stepPids.filter(alive)).toEqual([]);
+    expect(stepPids.flatMap(groupMembers)).toEqual([]);
     // At least one run shows it was recovered from the dead packer.
     expect(st.some((s) => s.history.some((h) => h.event === 'claim broken'))).toBe(true);
     expect(readStatusOf(e2.runDir(1)).restarts).toBe(0);

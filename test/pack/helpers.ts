@@ -161,3 +161,20 @@ export function maxOverlap(intervals: { start: number; end: number; weight: numb
   }
   return max;
 }
+
+/** Live processes whose process group is `pgid` (a step and anything it started). */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Fields after the command: state (3), ppid (4), pgrp (5).
+      if (Number(f[2]) === pgid && f[0] !== 'Z') out.push(Number(name));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dequeueRuns, requeueRuns } from '../../src/store/run-ops.js';
 import { writeScript } from '../helpers/cli.js';
-import { alive, makeEnsemble, readStatusOf, startPack, statuses, waitFor } from './helpers.js';
+import { alive, groupMembers, makeEnsemble, readStatusOf, startPack, statuses, waitFor } from './helpers.js';
 
 const FAST = ['--heartbeat', '0.2', '--grace', '0.5'];
 
@@ -156,6 +156,8 @@ describe('run life cycle (real processes)', () => {
     const r = await p.done;
     expect(r.code).toBe(143);
     for (const pid of pids) expect(alive(pid)).toBe(false);
+    // Nothing the steps started is left either (the stubborn script's own sleep included).
+    for (const pid of pids) expect(groupMembers(pid)).toEqual([]);
     const st = statuses(e2.root, 3);
     expect(st.map((s) => [s.status, s.step, s.restarts])).toEqual([
       ['queued', 1, 0],
