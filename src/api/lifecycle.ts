@@ -157,16 +157,14 @@ export async function dryRun(themis: Themis, ids: number[], options: DryRunOptio
  * they changed, and submit every allocation. Returns the first allocation's job id.
  */
 export async function executeAlloc(themis: Themis, o: ExecuteAllocOptions): Promise<string> {
-  if (o.maxConcurrency !== undefined && o.maxConcurrency !== null) {
-    throw new ThemisError('USAGE', 'executeAlloc: maxConcurrency is not supported for batch allocations; the packer fills the allocation\'s cores (use a --template with --max-concurrency to cap it)');
-  }
   const release = acquireWriteLock(themis.setupDir, 'executeAlloc');
   try {
     applyAllocation(themis.setupDir, o);
   } finally {
     release();
   }
-  const report = await submitAllocations(themis.setupDir, o.env ? { env: o.env } : {});
+  // The seed's execute_alloc adds an allocation on every call, so a queued earlier job does not block.
+  const report = await submitAllocations(themis.setupDir, o.env ? { env: o.env, force: true } : { force: true });
   const first = report.jobs[0];
   if (!first) throw new ThemisError('STATE', `executeAlloc: nothing was submitted from ${themis.setupDir}`);
   return first.jobId;
@@ -185,11 +183,15 @@ function applyAllocation(setupDir: string, o: ExecuteAllocOptions): void {
     walltime: o.timeout === undefined || o.timeout === null ? a.walltime : o.timeout,
     repeats: o.repeats ?? a.repeats,
     earlyStop: o.earlyStop === undefined || o.earlyStop === null ? a.earlyStop : o.earlyStop,
+    maxConcurrency: o.maxConcurrency === undefined ? (a.maxConcurrency ?? null) : o.maxConcurrency,
   };
   const problems: string[] = [];
   if (!Number.isInteger(next.nodes) || next.nodes < 1) problems.push(`nodes: must be an integer >= 1, got ${JSON.stringify(next.nodes)}`);
   if (!(next.walltime >= 0)) problems.push(`timeout: must be minutes >= 0, got ${JSON.stringify(next.walltime)}`);
   if (!Number.isInteger(next.repeats) || next.repeats < 0) problems.push(`repeats: must be an integer >= 0, got ${JSON.stringify(next.repeats)}`);
+  if (next.maxConcurrency !== null && (!Number.isInteger(next.maxConcurrency) || next.maxConcurrency < 1)) {
+    problems.push(`maxConcurrency: must be an integer >= 1, got ${JSON.stringify(next.maxConcurrency)}`);
+  }
   if (!(next.earlyStop >= 0)) problems.push(`earlyStop: must be minutes >= 0, got ${JSON.stringify(next.earlyStop)}`);
   if (problems.length > 0) throw new ThemisError('USAGE', `executeAlloc: ${problems.join('; ')}`, { problems });
   if (JSON.stringify(next) !== JSON.stringify(a)) {

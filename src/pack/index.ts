@@ -11,6 +11,8 @@ import { readGeneration, readStop, removePacker, takeOnce, writePackerHeartbeat 
 import { ENV, setupPaths } from '../store/layout.js';
 import { hostName, pidStartTime } from '../store/proc.js';
 import { readEnsemble } from '../store/records.js';
+import { recordJobs } from '../store/jobs.js';
+import type { SchedulerName } from '../store/records.js';
 import { Hooks, runOnCompletion } from './hooks.js';
 import type { LauncherMode } from './launch-policy.js';
 import { PackLoop } from './loop.js';
@@ -155,6 +157,8 @@ function resubmit(setupDir: string, allocation: number | null, script: string, r
     rec.submissions.push({ at, jobId });
     fs.mkdirSync(path.dirname(file), { recursive: true });
     writeJsonAtomicSync(file, rec);
+    // Also in jobs.json, so `themis status` shows the resubmitted allocation beside the others.
+    if (jobId) recordJobs(setupDir, [{ allocation: allocation ?? 0, jobId, scheduler: scheduler as SchedulerName, submittedAt: at, script, by: 'repeat' }]);
     log(`resubmitted ${script} (repeat ${rec.used} of ${repeats})${jobId ? `: job ${jobId}` : ''}`);
     return { jobId, at, repeat: rec.used };
   }

@@ -113,6 +113,7 @@ export function scriptVariables(setupDir: string, ens: EnsembleRecord, allocatio
     bank: s.bank,
     earlyStop: s.earlyStop,
     repeats: s.repeats,
+    maxConcurrency: s.maxConcurrency ?? null,
     gpusPerNode,
     directives: adapter.scriptDirectives(ctx),
     outputFile,

@@ -22,6 +22,8 @@ export interface AllocationSettings {
   earlyStop: number;
   /** GPUs per node to ask for; null = derived from what the runs need. */
   gpusPerNode: number | null;
+  /** Most steps each allocation's packer runs at once (`executeAlloc({maxConcurrency})`); null = fill the cores. */
+  maxConcurrency?: number | null;
   /** A user's own Handlebars template, absolute, or null for the built-in one. */
   template: string | null;
 }

@@ -181,7 +181,10 @@ describe('executeAlloc with a fake sbatch', () => {
       const call = JSON.parse(fs.readFileSync(log, 'utf8').trim().split('\n')[0]!);
       expect(call.argv).toEqual([script]);
       expect(readEnsemble(sd).allocation).toMatchObject({ nodes: 2, partition: 'pdebug', bank: 'wbronze', name: 'sweep', walltime: 30 });
-      await expect(t.executeAlloc({ maxConcurrency: 4, env })).rejects.toMatchObject({ code: 'USAGE' });
+      // Like the seed, every executeAlloc call adds an allocation, even while the last one is queued.
+      expect(await t.executeAlloc({ maxConcurrency: 4, env })).toBe('4243');
+      expect(fs.readFileSync(script, 'utf8')).toMatch(/ --max-concurrency 4 /);
+      await expect(t.executeAlloc({ maxConcurrency: 0, env })).rejects.toThrow(/maxConcurrency: must be an integer >= 1/);
       await expect(t.executeAlloc({ nodes: 0, env })).rejects.toThrow(/nodes: must be an integer >= 1/);
     } finally {
       fs.rmSync(slurmRoot, { recursive: true, force: true });

@@ -21,6 +21,9 @@ describe('allocation time limits and --repeats', () => {
     const rec = JSON.parse(fs.readFileSync(path.join(e2.setupDir, 'state', 'repeats-0.json'), 'utf8'));
     expect(rec.used).toBe(2);
     expect(rec.submissions).toHaveLength(2);
+    // Resubmissions are also in jobs.json, where `themis status` lists allocations.
+    const jobs = JSON.parse(fs.readFileSync(path.join(e2.setupDir, 'jobs.json'), 'utf8'));
+    expect(jobs.jobs.filter((j: { by: string }) => j.by === 'repeat')).toHaveLength(2);
   }, 30_000);
 
   it('near the end of the walltime, running steps are stopped and their runs queued again', async () => {
