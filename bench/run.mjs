@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, THEMIS, machine, rm } from './lib.mjs';
+import { ROOT, THEMIS, machine, rm, settle } from './lib.mjs';
 import { genInputs, genInto } from './cases/gen.mjs';
 
 export const CASES = ['gen', 'launch', 'large', 'memory', 'status', 'packing', 'idle', 'srun'];
@@ -78,6 +78,7 @@ async function main() {
         const inputs = genInputs(path.join(work, 'big-inputs'), bigRuns);
         const dir = path.join(work, 'big');
         log(`generating the shared ${bigRuns}-run ensemble`);
+        settle();
         big = { dir, inputs, runs: bigRuns, gen: genInto(inputs, dir) };
       }
       return big;
