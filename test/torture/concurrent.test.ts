@@ -31,7 +31,7 @@ import {
 const figures = newFigures();
 afterAll(() => flushFigures('concurrent', figures));
 
-const TRIALS = LONG ? 8 : 2;
+const TRIALS = LONG ? 8 : 3;
 
 describe('packers racing requeue, dequeue and add', () => {
   it.each(Array.from({ length: TRIALS }, (_, i) => ({ i, seed: SEED + 1000 + i })))('trial $i (seed $seed)', async ({ i, seed }) => {
