@@ -50,6 +50,8 @@ export interface PreparedBatch {
 }
 
 const BUILTINS = new Set<string>(BUILTIN_TOKENS);
+/** Shared by every run without batch-script steps (100,000 empty arrays add up). */
+const NO_SCRIPTS: ScriptUse[] = [];
 
 /**
  * Check everything about a batch of new runs before anything is written: fields, programs,
@@ -152,7 +154,7 @@ export function prepareRuns(
       scripts.push(use);
       step.args[0] = path.join(dirs[i]!, use.name);
     }
-    prepared[i] = { id: ids[i]!, sample: runs[i]!.sample, steps, dir: dirs[i]!, scripts };
+    prepared[i] = { id: ids[i]!, sample: runs[i]!.sample, steps, dir: dirs[i]!, scripts: scripts.length === 0 ? NO_SCRIPTS : scripts };
   }
   const files = loadRunFiles(ctx, reserved);
   if (!ctx.keepUnknownTokens) checkTokens(prepared, files);
