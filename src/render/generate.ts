@@ -118,7 +118,7 @@ export async function generateEnsemble(opts: GenerateOptions): Promise<GenerateR
     // Rendered once into the stage only to catch template errors before anything moves.
     renderBatchScripts(stage.setup, ens, plans, { gpusPerNode: ens.gpusPerNodeNeeded });
   } catch (e) {
-    stage.cleanup();
+    stage.rollback();
     throw e;
   }
   let batchScripts: BatchScriptInfo[];
@@ -224,7 +224,7 @@ function appendBatch(
     );
     renderBatchScripts(stage.setup, next, plans, { gpusPerNode: next.gpusPerNodeNeeded });
   } catch (e) {
-    stage.cleanup();
+    stage.rollback();
     throw e;
   }
   const fresh = entriesOf({ ...prepared, runs: prepared.runs.filter((r) => !again.has(r.id)) });

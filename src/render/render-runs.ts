@@ -30,6 +30,7 @@ export interface RenderContext {
 
 /** A batch-script step's rendered copy: one per (script, launcher prefix) pair. */
 interface ScriptUse {
+  src: string;
   name: string;
   template: CompiledTemplate;
   mode: number;
@@ -122,15 +123,18 @@ export function prepareRuns(
   }
   throwIfProblems('EXISTS', 'run directories in the way', problems);
 
-  // Batch-script steps: each script is read once; its copy is named after it, numbered when two differ.
-  const uses = new Map<string, ScriptUse>();
+  // Batch-script steps: each script is read once and copied into the run directory under its own
+  // name; a second, different copy in the same run (same name, other script or launcher) gets `2-name`.
   const loaded = new Map<string, { template: CompiledTemplate; mode: number }>();
+  const uses = new Map<string, ScriptUse>();
+  const lists = new Map<string, ScriptUse[]>();
   const reserved = new Map<string, string>();
-  const scriptNames = new Set<string>();
   const prepared: PreparedRun[] = new Array(runs.length);
   for (let i = 0; i < runs.length; i++) {
     const steps = stepsOf[i]!;
-    const scripts: ScriptUse[] = [];
+    let scripts = NO_SCRIPTS;
+    let signature = '';
+    const mine: ScriptUse[] = [];
     for (const step of steps) {
       if (!step.batchScript) continue;
       const src = step.args[0]!;
@@ -140,21 +144,31 @@ export function prepareRuns(
         loaded.set(src, tpl);
       }
       const launch = tpl.template.names.includes(LAUNCH_TOKEN) ? quoteArgv(getAdapter(ctx.scheduler).launchPrefix(step)) : '';
-      const key = `${src}\0${launch}`;
-      let use = uses.get(key);
-      if (!use) {
-        const base = path.basename(src);
-        let name = base;
-        for (let n = 2; scriptNames.has(name); n++) name = `${n}-${base}`;
-        scriptNames.add(name);
-        reserved.set(name, `batch script ${src}`);
-        use = { name, template: tpl.template, mode: tpl.mode, launch };
-        uses.set(key, use);
+      const base = path.basename(src);
+      let name = base;
+      let use: ScriptUse | undefined;
+      for (let n = 2; ; n++) {
+        const same = mine.find((u) => u.name === name);
+        if (same === undefined || (same.src === src && same.launch === launch)) break;
+        name = `${n}-${base}`;
       }
-      scripts.push(use);
+      const key = `${src}\0${launch}\0${name}`;
+      use = uses.get(key);
+      if (!use) {
+        use = { src, name, template: tpl.template, mode: tpl.mode, launch };
+        uses.set(key, use);
+        reserved.set(name, `batch script ${src}`);
+      }
+      if (!mine.includes(use)) mine.push(use);
+      signature += key + '\n';
       step.args[0] = path.join(dirs[i]!, use.name);
     }
-    prepared[i] = { id: ids[i]!, sample: runs[i]!.sample, steps, dir: dirs[i]!, scripts: scripts.length === 0 ? NO_SCRIPTS : scripts };
+    if (mine.length > 0) {
+      // Runs with the same scripts share one list (100,000 runs of one application).
+      scripts = lists.get(signature) ?? mine;
+      lists.set(signature, scripts);
+    }
+    prepared[i] = { id: ids[i]!, sample: runs[i]!.sample, steps, dir: dirs[i]!, scripts };
   }
   const files = loadRunFiles(ctx, reserved);
   if (!ctx.keepUnknownTokens) checkTokens(prepared, files);

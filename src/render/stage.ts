@@ -18,6 +18,8 @@ export class Stage {
   private readonly abs: string;
   /** Final paths renamed into place so far (removed again by `rollback`). */
   readonly committed: string[] = [];
+  /** The outermost parent directory the stage had to create (removed when the gen fails). */
+  private readonly createdParent: string | null;
   /** Bits the process umask removes from new files' modes (restored with chmod where needed). */
   readonly umask: number;
 
@@ -27,7 +29,9 @@ export class Stage {
   ) {
     this.dir = setupPaths(setupDir).stagingPrefix + randomBytes(4).toString('hex');
     try {
-      fs.mkdirSync(this.dir, { recursive: true });
+      // mkdir -p returns the first directory it made: a parent of the setup directory that a failed gen must remove again.
+      this.createdParent = fs.mkdirSync(path.dirname(this.dir), { recursive: true }) ?? null;
+      fs.mkdirSync(this.dir);
     } catch (e) {
       throw new ThemisError('IO', `cannot create the staging directory ${this.dir}: ${describeFsError(e)}`, { cause: e });
     }
@@ -90,11 +94,12 @@ export class Stage {
     this.committed.push(final);
   }
 
-  /** Undo a commit that failed half way, then remove the staging directory. */
+  /** Undo a commit that failed half way (or give up before it), then remove the staging directory. */
   rollback(): void {
     for (const p of this.committed.reverse()) removeTree(p);
     this.committed.length = 0;
     this.cleanup();
+    if (this.createdParent !== null) removeTree(this.createdParent);
   }
 
   cleanup(): void {

@@ -185,3 +185,57 @@ describe('themis add', () => {
   });
 });
 
+
+describe('themis gen: more options', () => {
+  it('--vary-all, an absolute template, --keep-unknown-tokens, a symlinked directory, LSF launch prefixes', () => {
+    const root = workspace('composite');
+    const abs = path.join(root, 'abs-runs');
+    fs.writeFileSync(path.join(root, 'vary.csv'), 'x,tasks,args,timeout\na,2,"-v --n 1",\nb,,,1.5\n');
+    fs.writeFileSync(path.join(root, 'job.sh'), '#!/bin/sh\n%%themis_launch%% ./a.out %%x%% %%nope%%\n', { mode: 0o750 });
+    fs.mkdirSync(path.join(root, 'lib'));
+    const r = gen(root, [
+      './job.sh', 'vary.csv', '--vary-all', '-n', '4', '-c', '2', '--scheduler', 'lsf', '-r', `${abs}/{x}-{run_id:04}`,
+      '--keep-unknown-tokens', '--symlink', 'lib', '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const a = JSON.parse(fs.readFileSync(path.join(abs, 'a-0001/.themis/run.json'), 'utf8'));
+    const b = JSON.parse(fs.readFileSync(path.join(abs, 'b-0002/.themis/run.json'), 'utf8'));
+    expect(a.steps[0]).toMatchObject({ args: [path.join(abs, 'a-0001/job.sh'), '-v', '--n', '1'], tasks: 2, coresPerTask: 2, timeout: 0 });
+    expect(b.steps[0]).toMatchObject({ args: [path.join(abs, 'b-0002/job.sh')], tasks: 4, coresPerTask: 2, timeout: 1.5 });
+    expect(a.sample).toEqual({ x: 'a', tasks: '2', args: '-v --n 1', timeout: '' });
+    const script = fs.readFileSync(path.join(abs, 'a-0001/job.sh'), 'utf8');
+    expect(script).toMatch(/^#!\/bin\/sh\n(jsrun|lrun) .*\.\/a\.out a %%nope%%\n$/);
+    expect(fs.statSync(path.join(abs, 'a-0001/job.sh')).mode & 0o777).toBe(0o750);
+    expect(fs.readlinkSync(path.join(abs, 'b-0002/lib'))).toBe(path.join(root, 'lib'));
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe(
+      '{"id":1,"dir":"abs-runs/a-0001"}\n{"id":2,"dir":"abs-runs/b-0002"}\n',
+    );
+    expect(JSON.parse(r.stdout).batchScripts[0].command).toMatch(/^bsub < /);
+  });
+
+  it('a failed gen into a new nested --setup-dir leaves no directory behind', () => {
+    const root = workspace('composite');
+    fs.writeFileSync(path.join(root, 'bad.csv'), 'x\n..\n');
+    const before = listTree(root);
+    const r = gen(root, ['./prep.sh', 'bad.csv', '--setup-dir', 'deep/er/setup', '-r', '{x}', '--scheduler', 'local']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/run 1: sample value x="\.\." is "\.\."/);
+    expect(listTree(root)).toEqual(before);
+  });
+});
+
+describe('themis gen: one script in two steps of a run', () => {
+  it('gets two copies when the launcher prefixes differ (job.sh, 2-job.sh)', () => {
+    const root = workspace('composite');
+    fs.writeFileSync(path.join(root, 'job.sh'), '#!/bin/sh\n%%themis_launch%% ./a.out\n', { mode: 0o755 });
+    fs.writeFileSync(path.join(root, 'two.csv'), 'args,tasks\n./job.sh,1\n./job.sh,8\n./job.sh,1\n');
+    fs.writeFileSync(path.join(root, 's.csv'), 'x\n1\n');
+    const r = gen(root, ['--steps', 'two.csv', 's.csv', '--scheduler', 'slurm']);
+    expect(r.stderr).toBe('');
+    const rec = JSON.parse(fs.readFileSync(path.join(root, 'runs/1/.themis/run.json'), 'utf8'));
+    expect(rec.steps.map((s: { args: string[] }) => path.basename(s.args[0]!))).toEqual(['job.sh', '2-job.sh', 'job.sh']);
+    expect(fs.readFileSync(path.join(root, 'runs/1/job.sh'), 'utf8')).toMatch(/-n 1 /);
+    expect(fs.readFileSync(path.join(root, 'runs/1/2-job.sh'), 'utf8')).toMatch(/-n 8 /);
+  });
+});
