@@ -12,7 +12,7 @@ import { resolveProgram } from './program.js';
 import { compileRunDirTemplate } from './run-dirs.js';
 import { prepareRuns, runCores, writeRuns, type PreparedBatch, type RenderContext } from './render-runs.js';
 import { expandSources } from './sources.js';
-import { Stage, removeEnsembleTree } from './stage.js';
+import { Stage, removeEnsembleTree, removeStaleStages } from './stage.js';
 import { acquireWriteLock } from './write-lock.js';
 
 export interface GenerateOptions {
@@ -82,6 +82,7 @@ export async function generateEnsemble(opts: GenerateOptions): Promise<GenerateR
   const setupDir = path.resolve(opts.setupDir ?? DEFAULT_SETUP_DIR);
   const root = path.resolve(opts.root ?? process.cwd());
   if (opts.overwrite && opts.resume) throw new ThemisError('USAGE', '--overwrite and --resume contradict each other; pass one');
+  removeStaleStages(setupDir);
   const exists = ensembleExists(setupDir);
   if (exists && opts.resume) return resumeEnsemble(setupDir, opts);
   if (exists && !opts.overwrite) {

@@ -1,8 +1,12 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { RUN_META_DIR, setupPaths } from '../store/layout.js';
+import { isProcessAlive, pidStartTime } from '../store/proc.js';
+
+const OWNER = 'owner.json';
 
 /**
  * Staging for atomic `gen`/`add`: every run directory and the setup directory are written under
@@ -35,6 +39,8 @@ export class Stage {
     } catch (e) {
       throw new ThemisError('IO', `cannot create the staging directory ${this.dir}: ${describeFsError(e)}`, { cause: e });
     }
+    // Who is staging, so a later gen can remove what a killed one left behind.
+    fs.writeFileSync(path.join(this.dir, OWNER), JSON.stringify({ host: os.hostname(), pid: process.pid, pidStart: pidStartTime(process.pid) }));
     this.setup = path.join(this.dir, 'setup');
     this.tree = path.join(this.dir, 'tree');
     this.abs = path.join(this.dir, 'abs');
@@ -156,4 +162,25 @@ export function removeEnsembleTree(setupDir: string, root: string, runDirs: read
     }
   }
   removeTree(path.resolve(setupDir));
+}
+
+/** Remove staging directories of gens that were killed (same host, process gone); others are left alone. */
+export function removeStaleStages(setupDir: string): void {
+  const prefix = setupPaths(setupDir).stagingPrefix;
+  let names: string[];
+  try {
+    names = fs.readdirSync(path.dirname(prefix));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = path.join(path.dirname(prefix), name);
+    if (!dir.startsWith(prefix)) continue;
+    try {
+      const o = JSON.parse(fs.readFileSync(path.join(dir, OWNER), 'utf8')) as { host: string; pid: number; pidStart: string | null };
+      if (o.host === os.hostname() && !isProcessAlive(o.pid, o.pidStart)) removeTree(dir);
+    } catch {
+      // No readable owner: too young to judge, or not ours; leave it.
+    }
+  }
 }

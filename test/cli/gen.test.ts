@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setupPaths } from '../../src/store/layout.js';
 import { FIXTURES, listTree, makeTempDir, runThemis } from '../helpers/cli.js';
 
 const GOLDEN = path.join(FIXTURES, 'gen');
@@ -237,5 +238,22 @@ describe('themis gen: one script in two steps of a run', () => {
     expect(rec.steps.map((s: { args: string[] }) => path.basename(s.args[0]!))).toEqual(['job.sh', '2-job.sh', 'job.sh']);
     expect(fs.readFileSync(path.join(root, 'runs/1/job.sh'), 'utf8')).toMatch(/-n 1 /);
     expect(fs.readFileSync(path.join(root, 'runs/1/2-job.sh'), 'utf8')).toMatch(/-n 8 /);
+  });
+});
+
+describe('themis gen after a killed gen', () => {
+  it('removes the staging directory a dead gen left, keeps one of a live gen', () => {
+    const root = workspace('composite');
+    const dead = setupPaths(path.join(root, '.themis_setup')).stagingPrefix + 'deadbeef';
+    const live = setupPaths(path.join(root, '.themis_setup')).stagingPrefix + '0a0a0a0a';
+    fs.mkdirSync(path.join(dead, 'tree/runs/1'), { recursive: true });
+    fs.writeFileSync(path.join(dead, 'owner.json'), JSON.stringify({ host: os.hostname(), pid: 2 ** 22 + 7, pidStart: null }));
+    fs.mkdirSync(live);
+    fs.writeFileSync(path.join(live, 'owner.json'), JSON.stringify({ host: os.hostname(), pid: process.pid, pidStart: null }));
+    fs.writeFileSync(path.join(root, 's.csv'), 'x\n1\n');
+    const r = gen(root, ['./prep.sh', 's.csv', '--scheduler', 'local', '--keep-unknown-tokens']);
+    expect(r.stderr).toBe('');
+    expect(fs.existsSync(dead)).toBe(false);
+    expect(fs.existsSync(live)).toBe(true);
   });
 });
