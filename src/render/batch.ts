@@ -168,8 +168,10 @@ function writeBatchScript(
   let text = render(vars);
   if (!text.endsWith('\n')) text += '\n';
   writeFileAtomicSync(vars.script, text, { mode: 0o755 });
-  // The umask may have masked the mode at open(); the script must be executable.
-  fs.chmodSync(vars.script, 0o755);
+  // The umask may have masked the execute bits at open(); the script must be executable by
+  // whoever may read it, but keep the umask's say on who that is (umask 077: 0700, not 0755).
+  const m = fs.statSync(vars.script).mode & 0o777;
+  fs.chmodSync(vars.script, m | 0o100 | ((m & 0o044) >> 2));
   const plan: PlanRecord = { format: FORMAT_VERSION, allocation, runIds: vars.runIds };
   writeJsonAtomicSync(setupPaths(setupDir).planFile(allocation), plan);
   return { allocation, path: vars.script, submit: getAdapter(ens.scheduler).submitCommand(vars.script), runIds: vars.runIds };
