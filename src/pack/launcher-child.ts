@@ -1,16 +1,17 @@
 /**
- * The launcher: a small, long-lived child of the packer that does all the forking. Node copies
+ * The launcher in Node, the fallback for the native `themis-spawner` (src/native/spawner.c) where
+ * no C compiler built it: a small, long-lived child of the packer that does all the forking. Node copies
  * the parent's memory to fork, so spawning from a packer that holds a big queue gets slow; this
  * process stays tiny. It also owns the steps' lives: it writes `step.pid.json` when a step starts
  * and `exit-<step>-<attempt>.json` when it ends (even after the packer died), enforces timeouts,
- * and when the packer goes away (IPC closed) it stops every step's process group and exits, so no
+ * and when the packer goes away (its stdin closes) it stops every step's process group and exits, so no
  * step outlives its packer. It imports almost nothing on purpose.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildMessage, ExitRecord, ParentMessage, SpawnRequest, StopReason } from './launcher-protocol.js';
+import { ParentDecoder, encodeChild, type ChildMessage, type ExitRecord, type ParentMessage, type SpawnRequest, type StopReason } from './launcher-protocol.js';
 
 interface Live {
   req: SpawnRequest;
@@ -26,15 +27,22 @@ let graceMs = 10_000;
 let shuttingDown = false;
 const host = os.hostname();
 
+let packerGone = false;
+
 function send(msg: ChildMessage): void {
-  // The packer may have died with the channel still marked connected: the write then fails with
-  // EPIPE, which without a callback is an unhandled 'error' that kills us and orphans every step.
-  // 'disconnect' follows and shuts us down properly.
-  if (!process.connected) return;
-  try {
-    process.send!(msg, undefined, undefined, () => {});
-  } catch {
-    /* channel closed meanwhile: same as above */
+  // A plain blocking write to fd 1 (never process.stdout: its EPIPE 'error' event, when the packer
+  // has died, would kill us and orphan every step). The end of stdin shuts us down properly.
+  if (packerGone) return;
+  const buf = Buffer.from(encodeChild(msg));
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(1, buf, off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      packerGone = true;
+      return;
+    }
   }
 }
 
@@ -174,7 +182,7 @@ function start(req: SpawnRequest): void {
     t.unref();
     l.timers.push(t);
   }
-  send({ t: 'started', key: req.key, pid: l.pid, startedAt: l.startedAt });
+  send({ t: 'started', key: req.key, pid: l.pid });
 }
 
 /** The packer is gone or asked us to quit: stop every step, record their exits, then exit. */
@@ -187,7 +195,7 @@ function shutdown(): void {
   setTimeout(() => process.exit(0), graceMs + 5000).unref();
 }
 
-process.on('message', (msg: ParentMessage) => {
+function handle(msg: ParentMessage): void {
   switch (msg.t) {
     case 'init':
       graceMs = msg.graceMs;
@@ -207,8 +215,23 @@ process.on('message', (msg: ParentMessage) => {
       shutdown();
       break;
   }
+}
+
+const decoder = new ParentDecoder();
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk: string) => {
+  let msgs: ParentMessage[];
+  try {
+    msgs = decoder.push(chunk);
+  } catch (e) {
+    process.stderr.write(`themis launcher: protocol error: ${(e as Error).message}\n`);
+    return shutdown();
+  }
+  for (const m of msgs) handle(m);
 });
-process.on('disconnect', shutdown);
+// The packer is gone (or closed the channel on purpose): stop everything.
+process.stdin.on('end', shutdown);
+process.stdin.on('error', shutdown);
 // Terminal and scheduler signals are the packer's to handle; it tells us what to stop. Dying
 // here on SIGINT would orphan every step.
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGHUP'] as const) process.on(sig, () => {});

@@ -1,4 +1,13 @@
-/** Messages between the packer and its launcher child (JSON over the IPC channel). */
+/**
+ * Messages between the packer and its launcher (the native `themis-spawner`, or the Node fallback
+ * `launcher-child.ts`), on the launcher's stdin and stdout.
+ *
+ * Packer to launcher: every field ends with a NUL byte (argv, environment and paths cannot hold
+ * one, so nothing needs escaping), counts before lists:
+ *   `I graceMs` · `S key runId step attempt timeoutMs cwd logName pidFile exitFile nArgv argv… nEnv K=V…`
+ *   · `K key reason` · `Q` (stop every step, then exit). Closing stdin means the packer is gone.
+ * Launcher to packer, one line each: `R pid` (ready) · `S key pid` (started) · `E key <ExitRecord JSON>`.
+ */
 
 export type StopReason = 'timeout' | 'dequeue' | 'interrupt' | 'lost-claim';
 
@@ -42,5 +51,138 @@ export type ParentMessage =
 
 export type ChildMessage =
   | { t: 'ready'; pid: number }
-  | { t: 'started'; key: string; pid: number; startedAt: string }
+  | { t: 'started'; key: string; pid: number }
   | { t: 'exit'; key: string; exit: ExitRecord };
+
+const NUL = '\0';
+
+function noNul(what: string, s: string): string {
+  if (s.includes(NUL)) throw new Error(`${what} contains a NUL byte: ${JSON.stringify(s)}`);
+  return s;
+}
+
+/** One packer-to-launcher message, as the bytes to write. */
+export function encodeParent(msg: ParentMessage): string {
+  switch (msg.t) {
+    case 'init':
+      return `I${NUL}${Math.max(0, Math.round(msg.graceMs))}${NUL}`;
+    case 'kill':
+      return `K${NUL}${msg.key}${NUL}${msg.reason}${NUL}`;
+    case 'shutdown':
+      return `Q${NUL}`;
+    case 'spawn': {
+      const r = msg.req;
+      const env = Object.entries(r.env).map(([k, v]) => noNul(`environment variable ${k}`, `${k}=${v}`));
+      const fields = [
+        'S',
+        r.key,
+        String(r.runId),
+        String(r.step),
+        String(r.attempt),
+        String(Math.max(0, Math.round(r.timeoutMs))),
+        noNul('cwd', r.cwd),
+        noNul('log name', r.logName),
+        noNul('pid file', r.pidFile),
+        noNul('exit file', r.exitFile),
+        String(r.argv.length),
+        ...r.argv.map((a) => noNul('argument', a)),
+        String(env.length),
+        ...env,
+      ];
+      return fields.join(NUL) + NUL;
+    }
+  }
+}
+
+/** Incremental reader of packer-to-launcher messages (the Node launcher's side). */
+export class ParentDecoder {
+  private buf = '';
+
+  /** Feed a chunk; returns the complete messages it finished. Throws on a malformed message. */
+  push(chunk: string): ParentMessage[] {
+    this.buf += chunk;
+    const out: ParentMessage[] = [];
+    let pos = 0;
+    const field = (): string | null => {
+      const end = this.buf.indexOf(NUL, pos);
+      if (end < 0) return null;
+      const f = this.buf.slice(pos, end);
+      pos = end + 1;
+      return f;
+    };
+    for (;;) {
+      const start = pos;
+      const m = this.one(field);
+      if (m === null) {
+        pos = start;
+        break;
+      }
+      out.push(m);
+    }
+    this.buf = this.buf.slice(pos);
+    return out;
+  }
+
+  private one(field: () => string | null): ParentMessage | null {
+    const t = field();
+    if (t === null) return null;
+    if (t === 'Q') return { t: 'shutdown' };
+    if (t === 'I') {
+      const g = field();
+      return g === null ? null : { t: 'init', graceMs: Number(g) };
+    }
+    if (t === 'K') {
+      const key = field();
+      const reason = key === null ? null : field();
+      return reason === null ? null : { t: 'kill', key: key!, reason: reason as StopReason };
+    }
+    if (t !== 'S') throw new Error(`unknown launcher message ${JSON.stringify(t)}`);
+    const f: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const x = field();
+      if (x === null) return null;
+      f.push(x);
+    }
+    const argv: string[] = [];
+    for (let i = 0, n = Number(f[9]); i < n; i++) {
+      const x = field();
+      if (x === null) return null;
+      argv.push(x);
+    }
+    const nEnv = field();
+    if (nEnv === null) return null;
+    const env: Record<string, string> = {};
+    for (let i = 0, n = Number(nEnv); i < n; i++) {
+      const kv = field();
+      if (kv === null) return null;
+      const eq = kv.indexOf('=');
+      env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    const [key, runId, step, attempt, timeoutMs, cwd, logName, pidFile, exitFile] = f as [string, string, string, string, string, string, string, string, string];
+    return { t: 'spawn', req: { key, runId: Number(runId), step: Number(step), attempt: Number(attempt), timeoutMs: Number(timeoutMs), cwd, logName, pidFile, exitFile, argv, env } };
+  }
+}
+
+/** One launcher-to-packer message, as a line. */
+export function encodeChild(msg: ChildMessage): string {
+  if (msg.t === 'ready') return `R ${msg.pid}\n`;
+  if (msg.t === 'started') return `S ${msg.key} ${msg.pid}\n`;
+  return `E ${msg.key} ${JSON.stringify(msg.exit)}\n`;
+}
+
+/** Parse one launcher-to-packer line (without its newline); null when it is not one. */
+export function decodeChild(line: string): ChildMessage | null {
+  const sp = line.indexOf(' ', 2);
+  if (line.startsWith('R ')) return { t: 'ready', pid: Number(line.slice(2)) };
+  if (sp < 0) return null;
+  const key = line.slice(2, sp);
+  if (line.startsWith('S ')) return { t: 'started', key, pid: Number(line.slice(sp + 1)) };
+  if (line.startsWith('E ')) {
+    try {
+      return { t: 'exit', key, exit: JSON.parse(line.slice(sp + 1)) as ExitRecord };
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}

@@ -1,20 +1,45 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ThemisError } from '../model/errors.js';
-import type { ChildMessage, ExitRecord, ParentMessage, SpawnRequest, StopReason } from './launcher-protocol.js';
+import { decodeChild, encodeParent, type ChildMessage, type ExitRecord, type ParentMessage, type SpawnRequest, type StopReason } from './launcher-protocol.js';
 
 export type { ExitRecord, SpawnRequest, StopReason } from './launcher-protocol.js';
 
-/** The compiled child next to this module, or dist/ when running from sources (tests). */
+/** `THEMIS_LAUNCHER=node` forces the Node launcher, `native` requires the compiled one. */
+export const LAUNCHER_ENV = 'THEMIS_LAUNCHER';
+/** Another native launcher binary than the one built next to this module. */
+export const NATIVE_ENV = 'THEMIS_NATIVE_SPAWNER';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The first of `candidates` (relative to this module) that exists: next to it in dist/, or dist/ from sources (tests). */
+function locate(candidates: string[]): string | null {
+  for (const c of candidates) {
+    const p = path.resolve(here, c);
+    if (fs.existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** The Node launcher. */
 function childPath(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const sibling = path.join(here, 'launcher-child.js');
-  if (fs.existsSync(sibling)) return sibling;
-  const built = path.resolve(here, '../../dist/pack/launcher-child.js');
-  if (fs.existsSync(built)) return built;
-  throw new ThemisError('NOT_FOUND', `themis launcher not found at ${sibling}; build themis first (npm run build)`);
+  const p = locate(['launcher-child.js', '../../dist/pack/launcher-child.js']);
+  if (!p) throw new ThemisError('NOT_FOUND', `themis launcher not found at ${path.join(here, 'launcher-child.js')}; build themis first (npm run build)`);
+  return p;
+}
+
+/** The native launcher built by `npm run build` from src/native/spawner.c, when a C compiler was there. */
+export function nativeSpawnerPath(): string | null {
+  const p = process.env[NATIVE_ENV] || locate(['../native/themis-spawner', '../../dist/native/themis-spawner']);
+  if (!p) return null;
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return p;
+  } catch {
+    return null;
+  }
 }
 
 export interface LauncherEvents {
@@ -24,56 +49,100 @@ export interface LauncherEvents {
   lost(reason: string): void;
 }
 
+/** Start one launcher process and wait for its `R` line; rejects when it cannot start. */
+function startProcess(kind: 'native' | 'node'): Promise<{ child: ChildProcess; pid: number; lines: LineReader }> {
+  const child =
+    kind === 'native'
+      ? spawn(nativeSpawnerPath()!, [], { stdio: ['pipe', 'pipe', 'inherit'] })
+      : // A small heap forks faster: the launcher allocates little, so a tiny young generation is enough.
+        spawn(process.execPath, ['--max-old-space-size=64', '--max-semi-space-size=1', childPath()], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // A launcher that died makes writes fail with EPIPE; its 'exit' event says what happened.
+  child.stdin!.on('error', () => {});
+  const lines = new LineReader(child);
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null, signal: string | null) =>
+      reject(new ThemisError('IO', `themis launcher (${kind}) exited at start (${signal ?? `code ${code}`})`));
+    child.once('exit', onExit);
+    child.once('error', (e) => reject(new ThemisError('IO', `themis launcher (${kind}) cannot start: ${e.message}`, { cause: e })));
+    lines.onMessage = (m) => {
+      if (m.t !== 'ready') return;
+      child.off('exit', onExit);
+      lines.onMessage = null;
+      resolve({ child, pid: m.pid, lines });
+    };
+  });
+}
+
+/** Splits the launcher's stdout into messages. */
+class LineReader {
+  onMessage: ((m: ChildMessage) => void) | null = null;
+  private rest = '';
+  constructor(child: ChildProcess) {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      let text = this.rest + chunk;
+      let nl = text.indexOf('\n');
+      let from = 0;
+      while (nl >= 0) {
+        const m = decodeChild(text.slice(from, nl));
+        if (m) this.onMessage?.(m);
+        from = nl + 1;
+        nl = text.indexOf('\n', from);
+      }
+      this.rest = from === 0 ? text : text.slice(from);
+      text = '';
+    });
+  }
+}
+
 /**
- * The packer's handle on its launcher child. Messages are fire-and-forget; answers come back as
- * events. Closing the channel is how the packer says "stop everything": the child then TERMs and
- * KILLs its steps, records their exits and exits.
+ * The packer's handle on its launcher: the native `themis-spawner` when it was built (and starts),
+ * else the Node launcher child. Messages are fire-and-forget; answers come back as events. Closing
+ * its stdin is how the packer says "stop everything": the launcher then TERMs and KILLs its steps,
+ * records their exits and exits.
  */
 export class Launcher {
   private constructor(
     private readonly child: ChildProcess,
     readonly pid: number,
+    readonly kind: 'native' | 'node',
   ) {}
 
   static async start(graceMs: number, events: LauncherEvents): Promise<Launcher> {
-    const child = fork(childPath(), [], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      // A small heap forks faster: the launcher allocates little, so a tiny young generation is enough.
-      execArgv: ['--max-old-space-size=64', '--max-semi-space-size=1'],
-      serialization: 'json',
-    });
-    const ready = await new Promise<number>((resolve, reject) => {
-      const onMsg = (m: ChildMessage) => {
-        if (m.t === 'ready') {
-          child.off('exit', onExit);
-          resolve(m.pid);
-        }
-      };
-      const onExit = (code: number | null) => reject(new ThemisError('IO', `themis launcher exited at start (code ${code})`));
-      child.once('message', onMsg);
-      child.once('exit', onExit);
-      child.once('error', reject);
-    });
-    const l = new Launcher(child, ready);
-    let closing = false;
-    l.closing = () => {
-      closing = true;
-    };
-    child.on('message', (m: ChildMessage) => {
+    const want = process.env[LAUNCHER_ENV];
+    let started: Awaited<ReturnType<typeof startProcess>> | null = null;
+    let kind: 'native' | 'node' = 'node';
+    if (want !== 'node' && nativeSpawnerPath() !== null) {
+      try {
+        started = await startProcess('native');
+        kind = 'native';
+      } catch (e) {
+        // Built for another machine, or not runnable here: the Node launcher does the same job.
+        if (want === 'native') throw e;
+      }
+    } else if (want === 'native') {
+      throw new ThemisError('NOT_FOUND', `${LAUNCHER_ENV}=native but the native launcher was not built (no C compiler at \`npm run build\`?)`);
+    }
+    started ??= await startProcess('node');
+    const { child, pid, lines } = started;
+    const l = new Launcher(child, pid, kind);
+    lines.onMessage = (m) => {
       if (m.t === 'started') events.started(m.key, m.pid);
       else if (m.t === 'exit') events.exit(m.key, m.exit);
-    });
+    };
     child.on('exit', (code, signal) => {
-      if (!closing) events.lost(`launcher exited unexpectedly (${signal ?? `code ${code}`})`);
+      if (!l.closing) events.lost(`launcher exited unexpectedly (${signal ?? `code ${code}`})`);
     });
     l.send({ t: 'init', graceMs });
     return l;
   }
 
-  private closing: () => void = () => {};
+  private closing = false;
 
   private send(msg: ParentMessage): void {
-    if (this.child.connected) this.child.send(msg);
+    const stdin = this.child.stdin!;
+    if (!stdin.writable) return;
+    stdin.write(encodeParent(msg));
   }
 
   spawn(req: SpawnRequest): void {
@@ -84,17 +153,17 @@ export class Launcher {
     this.send({ t: 'kill', key, reason });
   }
 
-  /** Ask the child to stop every step (TERM, then KILL after grace) and exit once all are recorded. */
+  /** Ask the launcher to stop every step (TERM, then KILL after grace) and exit once all are recorded. */
   shutdown(): void {
     this.send({ t: 'shutdown' });
   }
 
-  /** Close the channel and wait for the child to exit (it stops any step still running first). */
+  /** Close the channel and wait for the launcher to exit (it stops any step still running first). */
   async close(): Promise<void> {
-    this.closing();
+    this.closing = true;
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    if (this.child.connected) this.child.disconnect();
+    this.child.stdin!.end();
     await gone;
   }
 }

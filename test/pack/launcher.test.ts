@@ -1,0 +1,197 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LAUNCHER_ENV, Launcher, nativeSpawnerPath, type ExitRecord } from '../../src/pack/launcher.js';
+import { ParentDecoder, decodeChild, encodeChild, encodeParent, type SpawnRequest } from '../../src/pack/launcher-protocol.js';
+import { PROJECT_ROOT as ROOT, makeTempDir } from '../helpers/cli.js';
+
+
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2)[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A launcher of the given kind with its events collected. */
+async function open(kind: 'native' | 'node', graceMs = 500) {
+  const before = process.env[LAUNCHER_ENV];
+  process.env[LAUNCHER_ENV] = kind;
+  const exits = new Map<string, ExitRecord>();
+  const started = new Map<string, number>();
+  const lost: string[] = [];
+  try {
+    const l = await Launcher.start(graceMs, {
+      started: (key, pid) => started.set(key, pid),
+      exit: (key, exit) => exits.set(key, exit),
+      lost: (why) => lost.push(why),
+    });
+    return { l, exits, started, lost };
+  } finally {
+    if (before === undefined) delete process.env[LAUNCHER_ENV];
+    else process.env[LAUNCHER_ENV] = before;
+  }
+}
+
+function request(dir: string, key: string, argv: string[], extra: Partial<SpawnRequest> = {}): SpawnRequest {
+  const meta = path.join(dir, '.themis');
+  fs.mkdirSync(meta, { recursive: true });
+  const [runId, step, attempt] = key.split(':').map(Number) as [number, number, number];
+  return {
+    key,
+    runId,
+    step,
+    attempt,
+    argv,
+    cwd: dir,
+    env: { THEMIS_TEST_VALUE: 'a b\tc', PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    logName: 'run.log',
+    pidFile: path.join(meta, 'step.pid.json'),
+    exitFile: path.join(meta, `exit-${step}-${attempt}.json`),
+    timeoutMs: 0,
+    ...extra,
+  };
+}
+
+describe('launcher protocol', () => {
+  it('round-trips spawn requests split at any byte, and exit lines', () => {
+    const req = request(makeTempDir('themis-proto-'), '7:1:2', ['/bin/echo', '', 'with space', 'new\nline', 'ünï'], { timeoutMs: 1500 });
+    const bytes = encodeParent({ t: 'init', graceMs: 250 }) + encodeParent({ t: 'spawn', req }) + encodeParent({ t: 'kill', key: '7:1:2', reason: 'dequeue' }) + encodeParent({ t: 'shutdown' });
+    for (const cut of [1, 5, 17, bytes.length - 1]) {
+      const d = new ParentDecoder();
+      const msgs = [...d.push(bytes.slice(0, cut)), ...d.push(bytes.slice(cut))];
+      expect(msgs).toEqual([{ t: 'init', graceMs: 250 }, { t: 'spawn', req }, { t: 'kill', key: '7:1:2', reason: 'dequeue' }, { t: 'shutdown' }]);
+    }
+    const exit: ExitRecord = { format: 1, runId: 7, step: 1, attempt: 2, code: null, signal: 'SIGTERM', stoppedBy: 'timeout', startedAt: 'a', endedAt: 'b', host: 'h', pid: 9 };
+    expect(decodeChild(encodeChild({ t: 'exit', key: '7:1:2', exit }).trimEnd())).toEqual({ t: 'exit', key: '7:1:2', exit });
+    expect(decodeChild(encodeChild({ t: 'started', key: '7:1:2', pid: 9 }).trimEnd())).toEqual({ t: 'started', key: '7:1:2', pid: 9 });
+    expect(() => encodeParent({ t: 'spawn', req: { ...req, argv: ['a\0b'] } })).toThrow(/NUL/);
+  });
+});
+
+const kinds: ('native' | 'node')[] = ['node'];
+// The native launcher is built by `npm run build` wherever a C compiler exists (CI has one).
+if (nativeSpawnerPath() !== null || spawnSync('sh', ['-c', 'command -v cc'], { encoding: 'utf8' }).status === 0) kinds.unshift('native');
+
+describe.each(kinds)('the %s launcher', (kind) => {
+  let launcher: Launcher | null = null;
+  afterEach(async () => {
+    await launcher?.close();
+    launcher = null;
+  });
+
+  it('is the kind asked for', async () => {
+    expect(kind === 'node' || nativeSpawnerPath() !== null, 'native launcher not built: run `npm run build` with a C compiler').toBe(true);
+    const o = await open(kind);
+    launcher = o.l;
+    expect(o.l.kind).toBe(kind);
+  });
+
+  it('runs a step in its own process group with its environment and log, and records its exit', async () => {
+    const dir = makeTempDir('themis-launcher-');
+    const o = await open(kind);
+    launcher = o.l;
+    const req = request(dir, '1:0:0', ['sh', '-c', 'echo "out $THEMIS_TEST_VALUE"; echo err >&2; ps -o pgid= -p $$ > pgid; read x || echo "stdin empty"; exit 3']);
+    o.l.spawn(req);
+    await waitFor(() => o.exits.has('1:0:0'), 10_000, 'the exit');
+    const exit = o.exits.get('1:0:0')!;
+    expect(exit).toMatchObject({ format: 1, runId: 1, step: 0, attempt: 0, code: 3, signal: null, stoppedBy: null, pid: o.started.get('1:0:0') });
+    expect(JSON.parse(fs.readFileSync(req.exitFile, 'utf8'))).toEqual(exit);
+    expect(fs.existsSync(req.pidFile)).toBe(false);
+    expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('out a b\tc\nerr\nstdin empty\n');
+    expect(Number(fs.readFileSync(path.join(dir, 'pgid'), 'utf8'))).toBe(exit.pid);
+    expect(new Date(exit.endedAt).getTime()).toBeGreaterThanOrEqual(new Date(exit.startedAt).getTime());
+    // A second attempt rotates the log.
+    o.l.spawn(request(dir, '1:0:1', ['sh', '-c', 'echo second']));
+    await waitFor(() => o.exits.has('1:0:1'), 10_000, 'the second exit');
+    expect(o.exits.get('1:0:1')!.code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'run_0001.log'), 'utf8')).toContain('out a b');
+    expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('second\n');
+  });
+
+  it('writes the pid file while the step runs; kill stops the whole group with the reason; a missing program exits 127', async () => {
+    const dir = makeTempDir('themis-launcher-');
+    const o = await open(kind);
+    launcher = o.l;
+    const req = request(dir, '2:0:0', ['sh', '-c', 'sleep 30 & sleep 30; wait']);
+    o.l.spawn(req);
+    await waitFor(() => fs.existsSync(req.pidFile) && fs.statSync(req.pidFile).size > 0, 10_000, 'the pid file');
+    const rec = JSON.parse(fs.readFileSync(req.pidFile, 'utf8'));
+    expect(rec).toMatchObject({ format: 1, runId: 2, step: 0, attempt: 0, pid: rec.pgid, launcherPid: o.l.pid });
+    expect(rec.pidStart).toMatch(/^\d+$/);
+    o.l.kill('2:0:0', 'dequeue');
+    await waitFor(() => o.exits.has('2:0:0'), 10_000, 'the stopped exit');
+    expect(o.exits.get('2:0:0')).toMatchObject({ code: null, signal: 'SIGTERM', stoppedBy: 'dequeue' });
+    const missing = request(makeTempDir('themis-launcher-'), '3:0:0', ['/nonexistent/app', '-x']);
+    o.l.spawn(missing);
+    await waitFor(() => o.exits.has('3:0:0'), 10_000, 'the failed start');
+    expect(o.exits.get('3:0:0')!.code).toBe(127);
+    expect(fs.readFileSync(path.join(missing.cwd, 'run.log'), 'utf8')).toContain('cannot start /nonexistent/app');
+  });
+
+  it('enforces the timeout, TERM then KILL after the grace period', async () => {
+    const dir = makeTempDir('themis-launcher-');
+    const o = await open(kind, 300);
+    launcher = o.l;
+    o.l.spawn(request(dir, '4:0:0', ['sh', '-c', 'trap "" TERM; sleep 30'], { timeoutMs: 200 }));
+    await waitFor(() => o.exits.has('4:0:0'), 10_000, 'the timed-out exit');
+    expect(o.exits.get('4:0:0')).toMatchObject({ code: null, signal: 'SIGKILL', stoppedBy: 'timeout' });
+  });
+
+  it('when the packer goes away (stdin closed), stops every step, records it as interrupted and exits', async () => {
+    const dir = makeTempDir('themis-launcher-');
+    const o = await open(kind);
+    const req = request(dir, '5:0:0', ['sleep', '30']);
+    o.l.spawn(req);
+    await waitFor(() => o.started.has('5:0:0'), 10_000, 'the start');
+    const pid = o.started.get('5:0:0')!;
+    await o.l.close();
+    expect(alive(pid)).toBe(false);
+    expect(alive(o.l.pid)).toBe(false);
+    expect(JSON.parse(fs.readFileSync(req.exitFile, 'utf8'))).toMatchObject({ signal: 'SIGTERM', stoppedBy: 'interrupt' });
+    expect(o.lost).toEqual([]);
+  });
+});
+
+describe('the build', () => {
+  it('without a working C compiler leaves no native launcher and says so (the Node launcher is used)', () => {
+    const dir = makeTempDir('themis-build-');
+    fs.mkdirSync(path.join(dir, 'src/native'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'src/native/spawner.c'), path.join(dir, 'src/native/spawner.c'));
+    fs.mkdirSync(path.join(dir, 'dist/native'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'dist/native/themis-spawner'), 'stale');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/postbuild.mjs')], { cwd: dir, env: { ...process.env, CC: '/nonexistent/cc' }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('the Node launcher will be used');
+    expect(fs.existsSync(path.join(dir, 'dist/native/themis-spawner'))).toBe(false);
+  });
+
+  it('a native launcher that cannot run makes the packer fall back to the Node one', async () => {
+    // As if dist/ came from another machine: the packer must still work.
+    const dir = makeTempDir('themis-build-');
+    const fake = path.join(dir, 'themis-spawner');
+    fs.writeFileSync(fake, '#!/nonexistent/interpreter\n', { mode: 0o755 });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `
+      const { Launcher } = await import(${JSON.stringify(path.join(ROOT, 'dist/pack/launcher.js'))});
+      const l = await Launcher.start(100, { started() {}, exit() {}, lost() {} });
+      console.log(l.kind);
+      await l.close();`], { env: { ...process.env, THEMIS_NATIVE_SPAWNER: fake, [LAUNCHER_ENV]: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const code = await new Promise((r) => child.on('exit', r));
+    expect(code).toBe(0);
+    expect(out.trim()).toBe('node');
+  });
+});
