@@ -346,7 +346,11 @@ export class PackLoop extends HeldRuns {
     // A requeued run counts attempts from 0 again: an exit record of an earlier life under the
     // same name must go before the status says `running`, or a successor would believe it.
     const exitFile = runPaths(a.dir).exitFile(stepIndex, a.status.attempt);
-    fs.rmSync(exitFile, { force: true });
+    try {
+      fs.unlinkSync(exitFile);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
     const step = a.record.steps[stepIndex]!;
     const now = new Date().toISOString();
     const next: StatusRecord = withHistory(

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
-import { writeJsonAtomicSync } from './atomic.js';
 import { runPaths } from './layout.js';
 import { hostName, isProcessAlive, pidStartTime } from './proc.js';
 
@@ -31,6 +30,12 @@ export interface ClaimOwner {
 export interface Claim {
   runDir: string;
   owner: ClaimOwner;
+  /**
+   * When we last saw owner.json carry our token right as its mtime was set (creation, heartbeat),
+   * on both clocks, and how long that proves we still hold it: a claim is only ever broken when
+   * older than the lease, so within half a lease of our own touch nobody can have taken it.
+   */
+  confirmed?: { mono: number; wall: number; forMs: number };
 }
 
 export interface ClaimOptions {
@@ -55,6 +60,10 @@ function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
 }
 
+/** Tokens: one random prefix per process and a counter (unique, without a random draw per claim). */
+const tokenPrefix = randomBytes(8).toString('hex');
+let tokenCount = 0;
+
 function newOwner(who: OwnerInput): ClaimOwner {
   return {
     host: hostName(),
@@ -62,7 +71,7 @@ function newOwner(who: OwnerInput): ClaimOwner {
     pidStart: myPidStart,
     jobId: who.jobId,
     packerId: who.packerId,
-    token: randomBytes(12).toString('hex'),
+    token: `${tokenPrefix}${(++tokenCount).toString(36)}`,
     since: new Date().toISOString(),
   };
 }
@@ -158,14 +167,36 @@ function moveClaimAside(claimDir: string, token: string | null, why: string): bo
   return true;
 }
 
+/**
+ * Write owner.json straight into the claim dir we just made (exclusive create, no temp + rename):
+ * until it is complete, readers find it unparsable, which they treat as "no owner yet", aged by
+ * its own mtime, exactly like a claimer that died right after mkdir.
+ */
 function writeOwner(claimDir: string, owner: ClaimOwner): void {
-  // The temp file lives inside the claim dir, so a dead writer's leftovers go away with the claim.
-  writeJsonAtomicSync(path.join(claimDir, 'owner.json'), owner);
+  const file = path.join(claimDir, 'owner.json');
+  try {
+    fs.writeFileSync(file, JSON.stringify(owner, null, 1) + '\n', { flag: 'wx' });
+  } catch (e) {
+    throw new ThemisError('IO', `cannot write ${file}: ${describeFsError(e)}`, { cause: e });
+  }
+}
+
+function clocks(): { mono: number; wall: number } {
+  return { mono: performance.now(), wall: Date.now() };
+}
+
+/** True while our own last confirmation is younger than half a lease on both clocks (see Claim). */
+function provenFresh(claim: Claim): boolean {
+  const c = claim.confirmed;
+  if (!c) return false;
+  const wall = Date.now() - c.wall;
+  return performance.now() - c.mono < c.forMs && wall >= 0 && wall < c.forMs;
 }
 
 /** mkdir the claim dir and write our owner; null when it already exists or the run dir is gone. */
-function claimFresh(runDir: string, who: OwnerInput): Claim | null {
+function claimFresh(runDir: string, who: OwnerInput, leaseMs?: number): Claim | null {
   const p = runPaths(runDir);
+  const t0 = clocks();
   try {
     fs.mkdirSync(p.claim);
   } catch (e) {
@@ -182,7 +213,7 @@ function claimFresh(runDir: string, who: OwnerInput): Claim | null {
     removeAside(p.claim);
     throw e;
   }
-  return { runDir, owner };
+  return { runDir, owner, ...(leaseMs ? { confirmed: { ...t0, forMs: leaseMs / 2 } } : {}) };
 }
 
 /** Judge a claim: age from owner.json's mtime (or the claim dir's, when owner.json is missing). */
@@ -265,12 +296,12 @@ function unlockBreak(runDir: string): void {
  * the file system refuses (full disk, permissions).
  */
 export function tryClaim(runDir: string, who: OwnerInput, opts: ClaimOptions): { claim: Claim; broken: ClaimOwner | null } | null {
-  const fresh = claimFresh(runDir, who);
+  const fresh = claimFresh(runDir, who, opts.leaseMs);
   if (fresh) return { claim: fresh, broken: null };
   const judged = inspectClaim(runDir, opts);
   if (judged === null) {
     // Released between our mkdir and our look: one more plain attempt.
-    const again = claimFresh(runDir, who);
+    const again = claimFresh(runDir, who, opts.leaseMs);
     return again ? { claim: again, broken: null } : null;
   }
   if (!judged.stale) return null;
@@ -282,7 +313,7 @@ export function tryClaim(runDir: string, who: OwnerInput, opts: ClaimOptions): {
     if (now === null || !now.stale || (now.owner?.token ?? null) !== judgedToken) return null;
     const p = runPaths(runDir);
     if (!moveClaimAside(p.claim, judgedToken, 'broken')) return null;
-    const mine = claimFresh(runDir, who);
+    const mine = claimFresh(runDir, who, opts.leaseMs);
     if (!mine) return null; // a plain claimer got in after the rename: it won fairly
     const unknown: ClaimOwner = { host: 'unknown', pid: 0, pidStart: null, jobId: null, packerId: '(owner.json never written)', token: '', since: '' };
     return { claim: mine, broken: judged.owner ?? unknown };
@@ -297,6 +328,7 @@ export function tryClaim(runDir: string, who: OwnerInput, opts: ClaimOptions): {
  * node's clock), and if the claim was broken meanwhile we only touch the old, moved-aside file.
  */
 export function heartbeatClaim(claim: Claim): boolean {
+  const t0 = clocks();
   let fd: number;
   try {
     fd = fs.openSync(runPaths(claim.runDir).claimOwner, 'r+');
@@ -313,6 +345,7 @@ export function heartbeatClaim(claim: Claim): boolean {
     }
     if (token !== claim.owner.token) return false;
     fs.writeSync(fd, text.slice(0, 1), 0, 'utf8');
+    if (claim.confirmed) claim.confirmed = { ...t0, forMs: claim.confirmed.forMs };
     return true;
   } catch {
     return false;
@@ -326,9 +359,29 @@ export function holdsClaim(claim: Claim): boolean {
   return readOwner(runPaths(claim.runDir).claimOwner)?.token === claim.owner.token;
 }
 
-/** Give the claim up; does nothing when it is no longer ours. */
+/**
+ * Give the claim up; does nothing when it is no longer ours. While our own last touch is younger
+ * than half a lease nobody can have broken it (and so replaced it) since we checked the token, so
+ * owner.json and the dir are removed in place; otherwise the claim is moved aside first and
+ * checked again there, which is safe against a breaker that replaced it meanwhile.
+ */
 export function releaseClaim(claim: Claim): void {
   const p = runPaths(claim.runDir);
   if (!holdsClaim(claim)) return;
+  if (provenFresh(claim)) {
+    let unlinked = false;
+    try {
+      fs.unlinkSync(p.claimOwner);
+      unlinked = true;
+      fs.rmdirSync(p.claim);
+      return;
+    } catch {
+      // Not empty (an old writer's temp file): move the now owner-less dir aside and remove it.
+      if (unlinked) {
+        moveClaimAside(p.claim, null, 'released');
+        return;
+      }
+    }
+  }
   moveClaimAside(p.claim, claim.owner.token, 'released');
 }
