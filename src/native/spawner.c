@@ -36,6 +36,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* posix_spawn with a working directory (glibc 2.29+): the parent skips copying its page tables. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29)) && !defined(THEMIS_FORK_ONLY)
+#define HAVE_SPAWN_CHDIR 1
+#include <spawn.h>
+#endif
+
 extern char **environ;
 
 enum { BY_NONE = 0, BY_TIMEOUT, BY_DEQUEUE, BY_INTERRUPT, BY_LOST_CLAIM };
@@ -436,6 +442,70 @@ static int open_log(const char *cwd, const char *log_name) {
   return open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
 }
 
+#ifdef HAVE_SPAWN_CHDIR
+/* A bare program name looked up in the step's PATH, as execvp in the child would; NULL: not found. */
+static const char *resolve_program(const char *prog, char **envp, const char *cwd, char *buf, size_t n) {
+  if (strchr(prog, '/')) return prog;
+  const char *path = "/bin:/usr/bin";
+  for (char **e = envp; *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) {
+      path = *e + 5;
+      break;
+    }
+  for (const char *p = path;;) {
+    const char *colon = strchr(p, ':');
+    int len = colon ? (int)(colon - p) : (int)strlen(p);
+    int k;
+    if (len > 0 && p[0] == '/') k = snprintf(buf, n, "%.*s/%s", len, p, prog);
+    else k = snprintf(buf, n, "%s/%.*s%s%s", cwd, len, p, len ? "/" : "", prog); /* relative entry: from the step's cwd */
+    struct stat st;
+    if (k > 0 && (size_t)k < n && stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0) return buf;
+    if (!colon) return NULL;
+    p = colon + 1;
+  }
+}
+
+/*
+ * Start the step with posix_spawn: own process group, default signals, empty mask, stdin from
+ * /dev/null, stdout and stderr to the log, the step's cwd. Returns the pid, or -1 with *err set;
+ * ENOEXEC (a script without #!) is left to the fork path, whose execvp runs it with /bin/sh.
+ */
+static pid_t spawn_step(const spawn_req *r, int fd, char **envp, int *err) {
+  char found[PATH_MAX];
+  const char *prog = resolve_program(r->argv[0], envp, r->cwd, found, sizeof found);
+  if (!prog) {
+    *err = ENOENT;
+    return -1;
+  }
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_init(&at);
+  posix_spawn_file_actions_init(&fa);
+  sigset_t none, dfl;
+  sigemptyset(&none);
+  sigemptyset(&dfl);
+  int reset[] = {SIGINT, SIGTERM, SIGUSR1, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT};
+  for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) sigaddset(&dfl, reset[i]);
+  posix_spawnattr_setpgroup(&at, 0);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &dfl);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawn_file_actions_adddup2(&fa, fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, fd, 2);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addchdir_np(&fa, r->cwd);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, prog, &fa, &at, (char *const *)r->argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  if (rc != 0) {
+    *err = rc;
+    return -1;
+  }
+  return pid;
+}
+#endif
+
 static void start(const spawn_req *r) {
   step_t *s = calloc(1, sizeof *s);
   if (!s) exit(70);
@@ -463,7 +533,22 @@ static void start(const spawn_req *r) {
     return;
   }
   char **envp = merged_env(r);
-  pid_t pid = envp ? fork() : -1;
+  pid_t pid = -1;
+#ifdef HAVE_SPAWN_CHDIR
+  int spawn_errno = ENOMEM;
+  if (envp) {
+    pid = spawn_step(r, fd, envp, &spawn_errno);
+    if (pid < 0 && spawn_errno != ENOEXEC) {
+      free(envp);
+      close(fd);
+      snprintf(msg, sizeof msg, "themis: cannot start %s: %s\n", r->argv[0], strerror(spawn_errno));
+      append_log(r->cwd, r->log_name, msg);
+      finish(s, 0, 0, spawn_errno == ENOENT ? 127 : 126);
+      return;
+    }
+  }
+#endif
+  if (envp && pid < 0) pid = fork();
   if (pid == 0) {
     /* The child: own process group, default signals, stdin /dev/null, output to the log. */
     setpgid(0, 0);
