@@ -180,7 +180,16 @@ describe('clocks', () => {
     fs.utimesSync(runPaths(e.runDir(2)).claimOwner, old, old);
     bump(figures.faults, 'claim with an old mtime (silent owner)');
     bump(figures.faults, 'claim with a fresh mtime but an old clock');
+    // The far-away owner of run 1 is alive: it heartbeats by rewriting a byte of owner.json in
+    // place (so the file server stamps the mtime), until this packer has gone.
+    const owner1 = runPaths(e.runDir(1)).claimOwner;
+    const beat = setInterval(() => {
+      const fd = fs.openSync(owner1, 'r+');
+      fs.writeSync(fd, '{', 0);
+      fs.closeSync(fd);
+    }, 300);
     const p = startPacker(e.setupDir, { args: ['--cores', '2', '--heartbeat', '0.2', '--lease', '3', '--rescan', '1'] });
+    void p.done.then(() => clearInterval(beat));
     await waitFor(() => statusOf(e.runDir(2)).status === 'successful', 20_000, 'run 2 taken over');
     await sleep(500);
     // Run 1's claim is younger than the lease: still the far-away packer's.

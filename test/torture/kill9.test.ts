@@ -40,8 +40,8 @@ const TRIALS = Number(process.env.THEMIS_TORTURE_TRIALS ?? (LONG ? 60 : 21));
 const RUNS = 10;
 const KINDS = ['random', 'status-write', 'claim-break'] as const;
 const RENAMES = 'rename,renameat,renameat2';
-/** Renames held 60 ms: a packer spends most of its time between a temp file's write and its rename. */
-const DELAY_WRITE = { delayUs: 60_000, calls: RENAMES };
+/** Renames held 150 ms: a packer spends most of its time between a temp file's write and its rename. */
+const DELAY_WRITE = { delayUs: 150_000, calls: RENAMES };
 /** Renames held 150 ms: breaking a claim (rename aside, write owner.json) keeps the mutex for 300 ms+. */
 const DELAY_BREAK = { delayUs: 150_000, calls: RENAMES };
 
@@ -112,7 +112,7 @@ describe.concurrent('kill -9 of packers at random moments', () => {
       bump(figures.faults, 'kill -9 packer (random moment)');
     } else if (kind === 'status-write') {
       const a = startPacker(e.setupDir, { strace: DELAY_WRITE });
-      await waitFor(() => a.pid() !== null, 10_000, 'packer started');
+      await waitFor(() => a.pid() !== null || a.child.exitCode !== null, 20_000, 'packer started');
       // Kill during the k-th status write we see in flight (its temp file exists, rename held).
       const pid = a.pid();
       const k = 1 + Math.floor(r() * 8);
@@ -122,7 +122,6 @@ describe.concurrent('kill -9 of packers at random moments', () => {
         for (const f of tempFiles(e, pid)) seen.add(f);
         await sleep(3);
       }
-      await sleep(Math.floor(r() * 20));
       await killPacker(a);
       bump(figures.faults, 'kill -9 packer (status write, renames delayed)');
       dbg(`seen ${[...seen].join(' ')} k=${k} left=${JSON.stringify(leftovers(e, pid))} exit=${a.child.exitCode}`);

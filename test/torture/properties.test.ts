@@ -20,7 +20,7 @@ import { LONG, SEED, bump, flushFigures, newFigures } from './helpers.js';
 const figures = newFigures();
 afterAll(() => flushFigures('properties', figures));
 
-const RUNS = LONG ? 2000 : 300;
+const RUNS = LONG ? 5000 : 1000;
 const params = (kind: string) => {
   bump(figures.badInputsByKind, kind, RUNS);
   figures.badInputs += RUNS;
