@@ -279,6 +279,7 @@ function printReport(output: Output, r: GenerateReport, json: boolean): void {
   }
   const verb = { created: 'created', overwritten: 'replaced', resumed: 'resumed', added: 'added runs to' }[r.action];
   output.out(`${verb} the ensemble in ${r.setupDir} (scheduler ${r.scheduler})`);
+  if (r.action === 'resumed') output.out('  (--resume keeps the existing ensemble\'s settings; ensemble options given now are not applied)');
   output.out(`  ${ids.length} run${ids.length === 1 ? '' : 's'} rendered (ids ${range})${r.skipped ? `, ${r.skipped} already on disk` : ''}; ${r.totalRuns} in total`);
   output.out(`  batch script${r.batchScripts.length === 1 ? '' : 's'}:`);
   for (const b of r.batchScripts) output.out(`    ${b.path}  (${b.runIds.length} runs planned)`);

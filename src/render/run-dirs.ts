@@ -80,7 +80,15 @@ export function renderRunDir(t: DirTemplate, id: number, sample: Sample, problem
     }
     const v = valueText(sample[p.key]);
     const bad =
-      v === '' ? 'is empty' : v === '.' || v === '..' ? `is ${JSON.stringify(v)}` : v.includes('/') ? 'contains "/"' : v.includes('\0') ? 'contains a NUL byte' : null;
+      v === ''
+        ? 'is empty'
+        : v === '.' || v === '..'
+          ? `is ${JSON.stringify(v)}`
+          : v.includes('/')
+            ? 'contains "/"'
+            : /[\x00-\x1f\x7f]/.test(v)
+              ? 'contains a control character (newline, tab, …)'
+              : null;
     if (bad) {
       problems.push(
         `run ${id}: sample value ${p.key}=${JSON.stringify(v)} ${bad}, so it cannot name a directory in --run-dir-names ${JSON.stringify(t.source)}; ` +
@@ -121,6 +129,11 @@ export function planRunDirs(
     if (rel === null) continue;
     const abs = path.resolve(root, rel);
     dirs[i] = abs;
+    const long = abs.split('/').find((part) => Buffer.byteLength(part) > 255);
+    if (long !== undefined) {
+      problems.push(`run ${id}: the name ${JSON.stringify(long.slice(0, 40) + '…')} in its run directory is longer than 255 bytes, which file systems refuse; shorten --run-dir-names`);
+      continue;
+    }
     if (abs === root || isInside(abs, root)) {
       problems.push(`run ${id}: run directory ${abs} would be the ensemble root or contain it; put {run_id} or a sample key in --run-dir-names`);
       continue;

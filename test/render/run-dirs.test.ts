@@ -51,6 +51,12 @@ describe('planRunDirs', () => {
     }
   });
 
+  it('control characters and over-long names are refused', () => {
+    const t = compileRunDirTemplate('runs/{x}');
+    expect(() => planRunDirs(t, root, setup, [{ id: 1, sample: { x: 'a\nb' } }])).toThrow(/run 1: sample value x="a\\nb" contains a control character/);
+    expect(() => planRunDirs(t, root, setup, [{ id: 2, sample: { x: 'y'.repeat(256) } }])).toThrow(/run 2: the name "y+…" in its run directory is longer than 255 bytes/);
+  });
+
   it('a missing key names the run and the key', () => {
     expect(() => planRunDirs(compileRunDirTemplate('{nope}'), root, setup, [{ id: 3, sample: { x: 1 } }])).toThrow(/run 3: --run-dir-names uses \{nope\} but the sample has no "nope"/);
   });
