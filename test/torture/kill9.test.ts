@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,6 +36,14 @@ import {
 
 const figures = newFigures();
 afterAll(() => flushFigures('kill9', figures));
+
+/** strace (with ptrace allowed) holds the packer inside its windows; without it every kill is at a random moment. */
+const STRACE = spawnSync('strace', ['-qq', '-o', '/dev/null', 'true']).status === 0;
+if (!STRACE) {
+  const why = 'strace missing or ptrace not allowed: status-write and claim-break kills fall back to random moments';
+  console.log(`torture/kill9: ${why}`);
+  figures.notes.push(`kill9: ${why}`);
+}
 
 const TRIALS = Number(process.env.THEMIS_TORTURE_TRIALS ?? (LONG ? 60 : 21));
 const RUNS = 10;
@@ -97,7 +106,7 @@ function claimBreakHeld(e: Ensemble): boolean {
 }
 
 describe.concurrent('kill -9 of packers at random moments', () => {
-  const seeds = Array.from({ length: TRIALS }, (_, i) => ({ i, kind: KINDS[i % KINDS.length]!, seed: SEED + i }));
+  const seeds = Array.from({ length: TRIALS }, (_, i) => ({ i, kind: STRACE ? KINDS[i % KINDS.length]! : 'random', seed: SEED + i }));
   it.each(seeds)('trial $i ($kind, seed $seed): a successor finishes, nothing lost or run twice', async ({ i, kind, seed }) => {
     const r = rng(seed);
     const T0 = Date.now();
@@ -203,8 +212,10 @@ describe('kill -9 windows', () => {
     const landedMidWrite = figures.landed['mid atomic write (temp file left)'] ?? 0;
     const landedBreak = figures.landed['inside claim-break mutex'] ?? 0;
     console.log(`kill -9 windows hit: ${landedMidWrite} mid atomic write, ${landedBreak} inside the claim-break mutex (of ${TRIALS} trials)`);
-    expect(landedMidWrite).toBeGreaterThan(0);
-    expect(landedBreak).toBeGreaterThan(0);
+    if (STRACE) {
+      expect(landedMidWrite).toBeGreaterThan(0);
+      expect(landedBreak).toBeGreaterThan(0);
+    }
     void path;
   });
 });
