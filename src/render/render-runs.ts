@@ -229,7 +229,10 @@ export function writeRuns(stage: Stage, batch: PreparedBatch, onProgress?: (done
         const dst = path.join(staged, c.name);
         if (c.isDir) fs.cpSync(c.src, dst, { recursive: true, verbatimSymlinks: true });
         else if (c.data !== null) stage.writeFile(dst, c.data, c.mode);
-        else fs.copyFileSync(c.src, dst);
+        else {
+          fs.copyFileSync(c.src, dst);
+          stage.fixMode(dst, c.mode);
+        }
       }
       for (const s of files.symlink) fs.symlinkSync(s.src, path.join(staged, s.name));
       for (const s of run.scripts) {

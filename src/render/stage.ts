@@ -57,10 +57,20 @@ export class Stage {
     return path.join(this.abs, finalDir);
   }
 
-  /** Write a file with exactly these mode bits (open() applies the umask; chmod undoes it). */
+  /** Write a file with the source's mode bits, as far as the user's umask allows them. */
   writeFile(file: string, data: string | Uint8Array, mode: number): void {
     fs.writeFileSync(file, data, { mode });
-    if ((mode & this.umask) !== 0) fs.chmodSync(file, mode);
+    this.fixMode(file, mode);
+  }
+
+  /**
+   * open() applied the umask: give back only the owner's execute bit it may have taken (a script
+   * must stay runnable), never what the umask withholds (a 0666 source under umask 077 is 0600,
+   * not world-writable). Also for copies made by copyFile, which copies the mode as it is.
+   */
+  fixMode(file: string, mode: number): void {
+    const want = (mode & ~this.umask & 0o7777) | (mode & 0o100);
+    if ((fs.statSync(file).mode & 0o7777) !== want) fs.chmodSync(file, want);
   }
 
   /** Move the staged run directories into place: a new top directory moves whole, an existing one is merged into. */
