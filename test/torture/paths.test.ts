@@ -113,7 +113,15 @@ describe('file modes follow the umask', () => {
     const sh = (cmd: string) => spawnSync('sh', ['-c', `umask ${mask}; ${cmd}`], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
     const node = JSON.stringify(process.execPath);
     const bin = JSON.stringify(path.resolve('dist/bin/themis.js'));
-    const g = sh(`${node} ${bin} gen ${JSON.stringify(LEDGER_APP)} s.csv --no-batch-script -a "${ledger} 0.3" --scheduler local`);
+    // World-writable sources to parse and copy: their copies must still follow the umask.
+    const src = makeTempDir('themis-umask-src-');
+    fs.writeFileSync(path.join(src, 'deck.in'), 'x=%%x%%\n', { mode: 0o666 });
+    fs.writeFileSync(path.join(src, 'data.bin'), Buffer.alloc(2_000_000, 7), { mode: 0o666 });
+    fs.writeFileSync(path.join(src, 'small.txt'), 'small\n', { mode: 0o777 });
+    for (const f of ['deck.in', 'data.bin', 'small.txt']) fs.chmodSync(path.join(src, f), f === 'small.txt' ? 0o777 : 0o666);
+    const g = sh(
+      `${node} ${bin} gen ${JSON.stringify(LEDGER_APP)} s.csv --no-batch-script -a "${ledger} 0.3" --scheduler local --parse ${src}/deck.in --copy ${src}/data.bin --copy ${src}/small.txt`,
+    );
     expect(g.status, g.stderr).toBe(0);
     // Look at the claims and heartbeat files while the packer holds them, then at the rest.
     const p = startPacker(path.join(root, '.themis_setup'), { shell: `umask ${mask}` });
