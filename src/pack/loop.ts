@@ -241,7 +241,8 @@ export class PackLoop extends HeldRuns {
       }
     }
     // Out of candidates: look for new work (add, requeue, stale claims), at most once per heartbeat.
-    const idle = !this.stopStarting && this.window().length === 0;
+    // (A full window whose runs all started or blocked may have more behind it: look again then.)
+    const idle = !this.stopStarting && cands.every((c) => c.gone) && (cands.length < WINDOW || this.window().length === 0);
     if (idle && !this.scanning && this.held.size > 0 && this.scanDue(Math.min(this.cfg.heartbeatMs, 2000))) void this.rescan();
     this.checkDone();
   }

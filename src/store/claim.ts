@@ -78,7 +78,39 @@ function newOwner(who: OwnerInput): ClaimOwner {
 
 /** owner.json, or null when missing or unreadable (a claimer that died before writing it). */
 function readOwner(file: string): ClaimOwner | null {
-  return parseOwner(readStamped(file)?.text ?? null);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    // owner.json is a few hundred bytes: one read usually has it all, and a complete parse says so
+    // (no fstat, no read to EOF). Otherwise read on to the end and judge that.
+    let n = fs.readSync(fd, ownerBuf, 0, ownerBuf.length, 0);
+    const first = parseOwner(ownerBuf.toString('utf8', 0, n));
+    if (first) return first;
+    for (let r = n; r > 0 && n < ownerBuf.length; n += r) r = fs.readSync(fd, ownerBuf, n, ownerBuf.length - n, n);
+    if (n >= ownerBuf.length) return parseOwner(fs.readFileSync(file, 'utf8'));
+    return parseOwner(ownerBuf.toString('utf8', 0, n));
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+const ownerBuf = Buffer.allocUnsafe(16 * 1024);
+
+/** owner.json of a claim we made (computed once per claim). */
+const ownerFiles = new WeakMap<Claim, string>();
+function ownerFileOf(claim: Claim): string {
+  let f = ownerFiles.get(claim);
+  if (f === undefined) {
+    f = runPaths(claim.runDir).claimOwner;
+    ownerFiles.set(claim, f);
+  }
+  return f;
 }
 
 function parseOwner(text: string | null): ClaimOwner | null {
@@ -356,7 +388,7 @@ export function heartbeatClaim(claim: Claim): boolean {
 
 /** True while owner.json still carries our token. Check before every status write. */
 export function holdsClaim(claim: Claim): boolean {
-  return readOwner(runPaths(claim.runDir).claimOwner)?.token === claim.owner.token;
+  return readOwner(ownerFileOf(claim))?.token === claim.owner.token;
 }
 
 /**
