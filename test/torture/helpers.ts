@@ -123,12 +123,22 @@ export function startPacker(setupDir: string, opts: { args?: string[]; env?: Nod
     if (!opts.strace) return child.pid ?? null;
     try {
       const kids = fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      return kids[0] ?? null;
+      // Only ever a themis-pack process: never signal a pid we are not sure of.
+      return kids.find(isPacker) ?? null;
     } catch {
       return null;
     }
   };
   return { child, pid, done };
+}
+
+/** Is `pid` a running themis-pack (checked before any kill by pid)? */
+export function isPacker(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').includes(PACK_BIN);
+  } catch {
+    return false;
+  }
 }
 
 /** kill -9 the packer (and its strace, which then detaches from the launchers). */

@@ -51,6 +51,8 @@ const VALUES = [
   '#SBATCH --wrap=touch canary-directive',
 ];
 
+const dirName = (v: string) => v.replace(/[\u0000-\u001f\u007f]/g, '_');
+
 function csvField(s: string): string {
   return `"${s.replace(/"/g, '""')}"`;
 }
@@ -92,14 +94,15 @@ describe('hostile sample values in batch scripts, app scripts, decks and argv', 
     // The app is a batch script: themis replaces %%tokens%% with shell-quoted words.
     fs.writeFileSync(path.join(root, 'app.sh'), '#!/bin/sh\nprintf "%s" %%label%% > label.out\nprintf "%s\\0" "$@" > args.out\n', { mode: 0o755 });
     fs.writeFileSync(path.join(root, 'deck.in'), 'label=%%label%%\nnote=%%note%%\nend\n');
-    const rows = VALUES.map((v, i) => [v, `../../${v}/$(touch canary-note-${i})`, `--flag ${quoteShell(v)} ${quoteShell(`$(touch canary-args-${i})`)}`]);
-    fs.writeFileSync(path.join(root, 'samples.csv'), ['label,note,args', ...rows.map((r) => r.map(csvField).join(','))].join('\n') + '\n');
+    // Run-directory names refuse control characters (newline, tab, …): `name` is the value without them.
+    const rows = VALUES.map((v, i) => [v, `../../${v}/$(touch canary-note-${i})`, `--flag ${quoteShell(v)} ${quoteShell(`$(touch canary-args-${i})`)}`, dirName(v)]);
+    fs.writeFileSync(path.join(root, 'samples.csv'), ['label,note,args,name', ...rows.map((r) => r.map(csvField).join(','))].join('\n') + '\n');
   });
 
   it.each(SCHEDULERS)('%s: gen renders, bash runs the batch script, no canary, exact bytes', (scheduler) => {
     const setup = path.join(root, `setup-${scheduler}`);
     const g = themis(
-      ['gen', './app.sh', 'samples.csv', '--parse', 'deck.in', '--vary-all', '--scheduler', scheduler, '-m', jobName, '-p', 'part$(touch canary-part)', '-b', "bank';touch canary-bank", '--run-dir-names', `runs-${scheduler}/{run_id:02}-{label}`, '--setup-dir', setup],
+      ['gen', './app.sh', 'samples.csv', '--parse', 'deck.in', '--vary-all', '--scheduler', scheduler, '-m', jobName, '-p', 'part$(touch canary-part)', '-b', "bank';touch canary-bank", '--run-dir-names', `runs-${scheduler}/{run_id:02}-{name}`, '--setup-dir', setup],
       root,
     );
     bump(figures.faults, `hostile values rendered (${scheduler})`);
@@ -125,7 +128,7 @@ describe('hostile sample values in batch scripts, app scripts, decks and argv', 
     for (const name of runs) {
       const id = Number(name.slice(0, 2));
       const v = VALUES[id - 1]!;
-      expect(name).toBe(`${String(id).padStart(2, '0')}-${v}`);
+      expect(name).toBe(`${String(id).padStart(2, '0')}-${dirName(v)}`);
       const dir = path.join(root, `runs-${scheduler}`, name);
       // Exact bytes: in the deck (raw), through the shell (quoted word), as argv.
       expect(fs.readFileSync(path.join(dir, 'deck.in'), 'utf8')).toBe(`label=${v}\nnote=../../${v}/$(touch canary-note-${id - 1})\nend\n`);
