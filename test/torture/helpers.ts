@@ -124,7 +124,21 @@ export function startPacker(setupDir: string, opts: { args?: string[]; env?: Nod
     try {
       const kids = fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
       // Only ever a themis-pack process: never signal a pid we are not sure of.
-      return kids.find(isPacker) ?? null;
+      const found = kids.find(isPacker);
+      if (found !== undefined) return found;
+      // Fallback: the heartbeat files of live packers, whose parent is our strace.
+      const dir = setupPaths(setupDir).packersDir;
+      for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+        try {
+          const hb = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { pid: number };
+          const stat = fs.readFileSync(`/proc/${hb.pid}/stat`, 'utf8');
+          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+          if (ppid === child.pid && isPacker(hb.pid)) return hb.pid;
+        } catch {
+          /* gone or torn */
+        }
+      }
+      return null;
     } catch {
       return null;
     }
