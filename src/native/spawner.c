@@ -87,17 +87,22 @@ static void out_append(const char *s, size_t n) {
   out_len += n;
 }
 
+/* stdout is non-blocking: a packer busy elsewhere never stalls reaping, timeouts or stops here;
+   what the pipe does not take now stays buffered and goes when poll says it can. */
 static void out_flush(void) {
   size_t off = 0;
   while (off < out_len) {
     ssize_t w = write(1, out_buf + off, out_len - off);
     if (w < 0) {
       if (errno == EINTR) continue;
-      break; /* the packer is gone: nobody to tell */
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      off = out_len; /* the packer is gone: nobody to tell */
+      break;
     }
     off += (size_t)w;
   }
-  out_len = 0;
+  if (off > 0) memmove(out_buf, out_buf + off, out_len - off);
+  out_len -= off;
 }
 
 /* ---------- small helpers ---------- */
@@ -804,6 +809,7 @@ int main(void) {
   fcntl(0, F_SETFD, FD_CLOEXEC);
   fcntl(1, F_SETFD, FD_CLOEXEC);
   fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+  fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigchld;
@@ -833,9 +839,10 @@ int main(void) {
     }
     if (shutting_down && (next == 0 || shutdown_deadline < next)) next = shutdown_deadline;
     int timeout = -1;
-    if (next > 0) timeout = next <= now ? 0 : (int)(next - now) + 1;
-    struct pollfd fds[2] = {{sig_pipe[0], POLLIN, 0}, {0, POLLIN, 0}};
-    int n = poll(fds, input_open ? 2 : 1, timeout);
+    if (next > 0) timeout = next <= now ? 0 : next - now > 60000 ? 60000 : (int)(next - now) + 1;
+    /* fd -1 is skipped: polling a pipe whose reader is gone would report POLLERR at once, forever. */
+    struct pollfd fds[3] = {{sig_pipe[0], POLLIN, 0}, {out_len > 0 ? 1 : -1, POLLOUT, 0}, {0, POLLIN, 0}};
+    int n = poll(fds, input_open ? 3 : 2, timeout);
     if (n < 0 && errno != EINTR) return 70;
     if (n > 0 && (fds[0].revents & POLLIN)) {
       char drain[256];
@@ -843,7 +850,7 @@ int main(void) {
       }
     }
     reap();
-    if (input_open && n > 0 && fds[1].revents) {
+    if (input_open && n > 0 && fds[2].revents) {
       if (!read_input()) {
         input_open = 0;
         handle_input();
@@ -866,6 +873,11 @@ int main(void) {
       s = nx;
     }
     out_flush();
-    if (shutting_down && (live_count == 0 || mono_ms() >= shutdown_deadline)) return 0;
+    if (shutting_down && (live_count == 0 || mono_ms() >= shutdown_deadline)) {
+      /* The last exits must reach a packer that is still reading: wait for the pipe this once. */
+      fcntl(1, F_SETFL, fcntl(1, F_GETFL) & ~O_NONBLOCK);
+      out_flush();
+      return 0;
+    }
   }
 }
