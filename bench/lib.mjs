@@ -78,18 +78,18 @@ function childPids(pid) {
   }
 }
 
-function isNodeProcess(pid) {
+function commOf(pid) {
   try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'latin1').trim() === 'node';
+    return fs.readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
   } catch {
-    return false;
+    return null;
   }
 }
 
 /**
  * Start a command and wait for it, sampling every `intervalMs` the CPU time and peak RSS of the
- * process itself and of its Node children (the packer's launcher child), not of the steps those
- * children start. Resolves {seconds, code, signal, stdout, stderr, self, helpers, samples}.
+ * process itself and of its direct children (the packer's launcher: `themis-spawner` or a Node
+ * child), not of the steps those children start (grandchildren). Resolves {seconds, code, signal, stdout, stderr, self, helpers, samples}.
  * `onSample(elapsedMs, sample, child)` may act on the process (e.g. send SIGTERM).
  */
 export function track(argv, { cwd, env, intervalMs = 25, onSample } = {}) {
@@ -110,10 +110,9 @@ export function track(argv, { cwd, env, intervalMs = 25, onSample } = {}) {
         self.cpuMs = Math.max(self.cpuMs, s.cpuMs);
         self.hwmMB = Math.max(self.hwmMB, s.hwmMB);
         for (const c of childPids(child.pid)) {
-          if (!helpers.has(c) && !isNodeProcess(c)) continue;
           const cs = procSample(c);
           if (!cs) continue;
-          const h = helpers.get(c) ?? { cpuMs: 0, hwmMB: 0 };
+          const h = helpers.get(c) ?? { cpuMs: 0, hwmMB: 0, comm: commOf(c) };
           h.cpuMs = Math.max(h.cpuMs, cs.cpuMs);
           h.hwmMB = Math.max(h.hwmMB, cs.hwmMB);
           helpers.set(c, h);
@@ -143,7 +142,7 @@ export function track(argv, { cwd, env, intervalMs = 25, onSample } = {}) {
         stdout,
         stderr,
         self,
-        helpers: { cpuMs: hv.reduce((a, h) => a + h.cpuMs, 0), hwmMB: Math.max(0, ...hv.map((h) => h.hwmMB)) },
+        helpers: { cpuMs: hv.reduce((a, h) => a + h.cpuMs, 0), hwmMB: Math.max(0, ...hv.map((h) => h.hwmMB)), names: [...new Set(hv.map((h) => h.comm))] },
         samples,
       });
     });

@@ -43,6 +43,7 @@ export async function run(ctx) {
       const r = await themisRun(dir, ['--cores', String(p)]);
       if (r.summary.counts.successful !== n) throw new Error(`themis run: ${r.summary.counts.successful} of ${n} successful`);
       th.push({ seconds: r.seconds, cpuMs: r.self.cpuMs + r.helpers.cpuMs, packerCpuMs: r.self.cpuMs, launcherCpuMs: r.helpers.cpuMs });
+      details.launcher = r.helpers.names;
       settle();
       xa.push(timed(`seq ${n} | xargs -P${p} -n1 /bin/true`, { shell: true }));
       if (p === 2 && !noParallel) settle();
