@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { ThemisError } from '../model/errors.js';
 import { inspectClaim, releaseClaim, tryClaim, type ClaimOptions } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
 import { runPaths } from '../store/layout.js';
@@ -260,7 +261,18 @@ export class PackLoop extends HeldRuns {
     // load our own heartbeat can look older than a short lease, and we would break our own claim
     // and start the same step twice.
     if (this.held.has(c.id)) return this.giveBack(slot);
-    const got = tryClaim(c.dir, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
+    let got: ReturnType<typeof tryClaim>;
+    try {
+      got = tryClaim(c.dir, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
+    } catch (e) {
+      // One run directory refusing its claim (read-only, deleted meanwhile, a symlinked .themis)
+      // must not stop the whole packer: skip that run, say why, carry on with the others.
+      if (!(e instanceof ThemisError)) throw e;
+      this.giveBack(slot);
+      this.blocked.set(c.id, e.message);
+      this.log(`run ${c.id} not started: ${e.message}`);
+      return;
+    }
     if (!got) return this.giveBack(slot);
     let status: StatusRecord | null;
     try {

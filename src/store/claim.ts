@@ -228,6 +228,16 @@ function provenFresh(claim: Claim): boolean {
 /** mkdir the claim dir and write our owner; null when it already exists or the run dir is gone. */
 function claimFresh(runDir: string, who: OwnerInput, leaseMs?: number): Claim | null {
   const p = runPaths(runDir);
+  // A .themis replaced by a symlink would have us write claims and statuses wherever it points.
+  let meta: fs.Stats | null = null;
+  try {
+    meta = fs.lstatSync(p.meta);
+  } catch {
+    /* missing: mkdir below says so */
+  }
+  if (meta?.isSymbolicLink()) {
+    throw new ThemisError('STATE', `cannot claim run ${runDir}: ${p.meta} is a symbolic link; themis does not write through links: replace it with the run's own directory (or remove the run)`);
+  }
   const t0 = clocks();
   try {
     fs.mkdirSync(p.claim);
