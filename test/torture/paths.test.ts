@@ -91,13 +91,10 @@ describe('symlinks planted where themis writes', () => {
     const p = await startPacker(e.setupDir).done;
     expect(p.stderr).not.toMatch(/unexpected error/);
     const after = fs.readdirSync(target).sort();
-    if (JSON.stringify(after) !== JSON.stringify(before) || readLedger(e.ledger).ends.has(2)) {
-      // Known bug (reported): the packer follows a symlinked .themis and runs the run, writing its
-      // claim, status and exit files in the link's target.
-      bump(figures.knownBugs, "a run's .themis replaced by a symlink is followed (claim, status, exit written in the target)");
-    } else {
-      expect(p.stderr).toContain(runPaths(e.runDir(2)).meta);
-    }
+    // Refused, not followed (fixed: the packer used to claim and run it inside the link's target).
+    expect(after).toEqual(before);
+    expect(readLedger(e.ledger).ends.has(2)).toBe(false);
+    expect(p.stderr).toContain(`${runPaths(e.runDir(2)).meta} is a symbolic link`);
     for (const id of [1, 3]) expect(JSON.parse(fs.readFileSync(runPaths(e.runDir(id)).status, 'utf8')).status).toBe('successful');
     figures.trials++;
     figures.runsChecked += 3;
