@@ -231,7 +231,10 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     const stop = readStop(setupDir);
     if (stop) loop.stopStarting = `ensemble stopped: ${stop.reason} (remove ${setupPaths(setupDir).stopFile} or requeue to go on)`;
     else await prepEnsemble(setupDir, hooks, log);
-    const walltimeEnd = opts.walltime && opts.walltime > 0 ? now() + opts.walltime * 60_000 : info.endsAt === null ? null : info.endsAt + (now() - Date.now());
+    // The end is a real moment (real start + --walltime, or the scheduler's end time), compared
+    // with the packer's clock: a clock override (tests) then brings the end closer, as intended.
+    const ends = [opts.walltime && opts.walltime > 0 ? Date.now() + opts.walltime * 60_000 : null, info.endsAt].filter((t): t is number => t !== null);
+    const walltimeEnd = ends.length > 0 ? Math.min(...ends) : null;
     if (walltimeEnd !== null) {
       const earlyMs = (opts.earlyStop ?? 0) * 60_000;
       const stopAt = walltimeEnd - earlyMs - now();

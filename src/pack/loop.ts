@@ -16,6 +16,10 @@ import type { PackerConfig } from './types.js';
 import { HeldRuns, type Active } from './held.js';
 
 const WINDOW = 256;
+/** Signals a scheduler sends a whole job when it cancels it or its time is up. */
+const EXTERNAL_STOP_SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGUSR1']);
+/** How long a step killed by such a signal waits for the packer's own stop before it counts as a failure. */
+const EXTERNAL_STOP_SETTLE_MS = 2000;
 
 /**
  * The packer's event loop. Everything happens in response to an event: a step exit (from the
@@ -86,10 +90,27 @@ export class PackLoop extends HeldRuns {
     this.checkDone();
   }
 
+  /** Resolves after `ms`, or as soon as the packer is interrupted. */
+  private settle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.settling.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.settling.add(done);
+    });
+  }
+
+  private readonly settling = new Set<() => void>();
+
   /** Signal or allocation end: start nothing, stop every step, put the runs back in the queue. */
   interrupt(why: string): void {
     if (this.interrupted) return;
     this.interrupted = why;
+    for (const wake of this.settling) wake();
+    this.settling.clear();
     this.stopStartingRuns(why);
     for (const a of this.byKey.values()) this.launcher.kill(a.key!, 'interrupt');
     this.checkDone();
@@ -389,6 +410,13 @@ export class PackLoop extends HeldRuns {
   private async onExit(key: string, exit: ExitRecord): Promise<void> {
     const a = this.byKey.get(key);
     if (!a) return;
+    if (exit.stoppedBy === null && EXTERNAL_STOP_SIGNALS.has(exit.signal ?? '') && !this.interrupted) {
+      // `scancel` and a job's time limit signal every process of the job at once: the step may die
+      // before our own SIGTERM handler runs. Wait briefly; if we are told to stop meanwhile, the
+      // step was interrupted with the allocation (back to the queue), not a failure of the run.
+      await this.settle(EXTERNAL_STOP_SETTLE_MS);
+      if (this.interrupted) exit = { ...exit, stoppedBy: 'interrupt' };
+    }
     this.byKey.delete(key);
     a.key = null;
     if (a.slot) this.pool = release(this.pool, a.slot);

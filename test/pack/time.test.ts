@@ -26,6 +26,38 @@ describe('allocation time limits and --repeats', () => {
     expect(jobs.jobs.filter((j: { by: string }) => j.by === 'repeat')).toHaveLength(2);
   }, 30_000);
 
+  it('the clock override brings the end of the allocation closer: early stop starts nothing', async () => {
+    const runs = Array.from({ length: 2 }, () => ({ steps: [{ args: ['/bin/true'] }] }));
+    // 10-minute allocation, the packer's clock starts 9.5 minutes in: 30 s left, early stop is 1 minute.
+    const shifted = makeEnsemble(runs);
+    const args = (setupDir: string) => ['--setup-dir', setupDir, '--walltime', '10', '--early-stop', '1', '--heartbeat', '0.2'];
+    const r = await startPack(args(shifted.setupDir), { THEMIS_CLOCK_OFFSET_MS: String(Date.now() + 570_000) }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('no time to start runs');
+    expect(statuses(shifted.root, 2).map((s) => s.status)).toEqual(['queued', 'queued']);
+    // The same allocation on the real clock has 9 minutes to start them.
+    const plain = makeEnsemble(runs);
+    const r2 = await startPack(args(plain.setupDir)).done;
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(statuses(plain.root, 2).map((s) => s.status)).toEqual(['successful', 'successful']);
+  }, 30_000);
+
+  it('a step killed by the scheduler together with the packer (scancel) goes back to the queue, not failed', async () => {
+    const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
+    const p = startPack(['--setup-dir', e.setupDir, '--heartbeat', '0.2', '--grace', '0.5']);
+    const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
+    await waitFor(() => fs.existsSync(pidFile), 10_000, 'run 1 to start');
+    const pid = JSON.parse(fs.readFileSync(pidFile, 'utf8')).pid as number;
+    // scancel signals every process of the job at once; here the step even goes first.
+    process.kill(-pid, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 150)); // the packer sees the exit before its own signal
+    process.kill(p.child.pid!, 'SIGTERM');
+    const r = await p.done;
+    expect(r.code, r.stderr).toBe(143);
+    const [s] = statuses(e.root, 1);
+    expect(s).toMatchObject({ status: 'queued', step: 0, restarts: 0 });
+  }, 30_000);
+
   it('near the end of the walltime, running steps are stopped and their runs queued again', async () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }, { steps: [{ args: ['/bin/true'] }] }]);
     // 0.1 min = 6 s; the packer interrupts grace + 2 s before the end, 3.5 s after its start.
