@@ -167,9 +167,11 @@ describe.concurrent('kill -9 of packers at random moments', () => {
       await sleep(1100);
       const d = themis(['doctor', '--lease', '1', '--json'], e.root);
       expect(d.stderr).toBe('');
+      expect(d.stdout, d.stderr).not.toBe('');
       const report = JSON.parse(d.stdout) as { findings: { kind: string; problem: string }[] };
       expect(report.findings.filter((f) => f.kind === 'unreadable-status')).toEqual([]);
       const fix = themis(['doctor', '--repair', '--lease', '1', '--json'], e.root);
+      expect(fix.stdout, fix.stderr).not.toBe('');
       const fixed = JSON.parse(fix.stdout) as { findings: { kind: string; outcome?: string; note?: string }[] };
       expect(fixed.findings.filter((f) => f.outcome === 'failed')).toEqual([]);
       bump(figures.faults, 'doctor --repair after kill');
@@ -210,6 +212,7 @@ describe.concurrent('kill -9 of packers at random moments', () => {
     if (i % 3 === 2) {
       // Doctor finds nothing it cannot fix once the work is done (leftovers older than the lease are swept).
       const after = themis(['doctor', '--repair', '--lease', '1', '--json'], e.root);
+      expect(after.stdout, after.stderr).not.toBe('');
       const rep = JSON.parse(after.stdout) as { findings: { kind: string; severity: string; outcome?: string }[] };
       expect(rep.findings.filter((f) => f.severity === 'problem' && f.outcome !== 'repaired')).toEqual([]);
     }

@@ -18,7 +18,13 @@ afterAll(() => flushFigures('paths', figures));
 function tree(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return; // removed while we looked (a claim released)
+    }
+    for (const e of entries) {
       const p = path.join(d, e.name);
       out.push(p);
       if (e.isDirectory()) walk(p);
