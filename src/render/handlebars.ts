@@ -97,6 +97,16 @@ export function compileTemplate(text: string, where: string): CompiledTemplate {
         );
       }
       const msg = (e as Error).message.replace(/\s+/g, ' ').trim();
+      // Handlebars says `"nodez" not defined in [object Object] - 2:2`: name the variable and line instead.
+      const undef = /^"([^"]+)" not defined in .* - (\d+):(\d+)$/.exec(msg);
+      if (undef) {
+        throw new ThemisError(
+          'INPUT',
+          `template ${where}:${undef[2]}: variable "${undef[1]}" is not defined; ` +
+            'see the README section "Batch-script templates" for the variables a template may use',
+          { cause: e },
+        );
+      }
       const hint = /not defined in/.test(msg) ? '; see the README section "Batch-script templates" for the variables a template may use' : '';
       throw new ThemisError('INPUT', `template ${where}: ${msg}${hint}`, { cause: e });
     }

@@ -244,6 +244,12 @@ describe('GPUs and user templates', () => {
     expect(fs.existsSync(setupPaths(setupDir).batchScript('themis', 1))).toBe(false);
   });
 
+  it('a plain unknown variable (not a helper argument) is named with its line, not "[object Object]"', () => {
+    const render = compileTemplate('#!/bin/bash\n#SBATCH -N {{nodez}}\n', 'mine.sh.hbs');
+    expect(() => render({ nodes: 1 })).toThrow(/^template mine\.sh\.hbs:2: variable "nodez" is not defined/);
+    expect(() => render({ nodes: 1 })).not.toThrow(/object Object/);
+  });
+
   it('a template with a syntax error is an input error', () => {
     expect(() => compileTemplate('{{#if x}}', 'broken.hbs')({ x: 1 })).toThrow(/broken\.hbs/);
   });

@@ -54,6 +54,8 @@ describe('launch commands', () => {
     expect(flux.launchPrefix(step({ tasks: 2, coresPerTask: 3, gpusPerTask: 4, timeout: 5 }))).toEqual([
       'flux', 'run', '-n', '2', '-c', '3', '-g', '4', '-t', '5m',
     ]);
+    // Fractions of a minute are exact in seconds (Flux Standard Duration).
+    expect(flux.launchPrefix(step({ timeout: 0.5 }))).toEqual(['flux', 'run', '-n', '1', '-c', '1', '-t', '30s']);
     expect(flux.placedLaunch(step({ tasks: 4 }), twoNodes, null)).toEqual([
       'flux', 'run', '-N', '2', '-n', '4', '-c', '1', '--requires=host:n1,n2',
     ]);

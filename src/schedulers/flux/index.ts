@@ -4,8 +4,8 @@ import { oneLine, quoteShell } from '../../render/handlebars.js';
 const q = (v: unknown) => quoteShell(oneLine(v));
 import { expandNodelist } from '../nodelist.js';
 
-/** Flux durations take a unit; whole minutes rounded up, like the other adapters. */
-const fsd = (m: number) => `${Math.ceil(m)}m`;
+/** Flux Standard Duration: whole minutes as `Nm`, fractions exactly in seconds (0.5 min = `30s`). */
+const fsd = (m: number) => (Number.isInteger(m) ? `${m}m` : `${Math.ceil(m * 60)}s`);
 
 function resourceFlags(step: StepResources): string[] {
   const argv = ['-n', String(step.tasks), '-c', String(step.coresPerTask)];
