@@ -118,6 +118,7 @@ describe('corrupt status files', () => {
     for (const id of [2, 3, 4]) expect(s.stdout + s.stderr, `status names run ${id}`).toContain(st(id));
     const d = themis(['doctor', '--json'], e.root);
     noBug(d.stderr);
+    expect(d.stdout, d.stderr).not.toBe('');
     const findings = (JSON.parse(d.stdout) as { findings: { kind: string; runId: number; path: string; problem: string }[] }).findings;
     for (const id of bad) {
       const f = findings.find((x) => x.runId === id);
