@@ -18,6 +18,11 @@ import { HeldRuns, type Active } from './held.js';
 const WINDOW = 256;
 /** Signals a scheduler sends a whole job when it cancels it or its time is up. */
 const EXTERNAL_STOP_SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGUSR1']);
+/** Exit codes a shell gives when its foreground child died of one of them (a script running `sleep`). */
+const EXTERNAL_STOP_CODES = new Set([129, 130, 137, 138, 143]);
+function mayBeJobWideStop(exit: ExitRecord): boolean {
+  return EXTERNAL_STOP_SIGNALS.has(exit.signal ?? '') || (exit.code !== null && EXTERNAL_STOP_CODES.has(exit.code));
+}
 /** How long a step killed by such a signal waits for the packer's own stop before it counts as a failure. */
 const EXTERNAL_STOP_SETTLE_MS = 2000;
 
@@ -410,11 +415,11 @@ export class PackLoop extends HeldRuns {
   private async onExit(key: string, exit: ExitRecord): Promise<void> {
     const a = this.byKey.get(key);
     if (!a) return;
-    if (exit.stoppedBy === null && EXTERNAL_STOP_SIGNALS.has(exit.signal ?? '') && !this.interrupted) {
+    if (exit.stoppedBy === null && mayBeJobWideStop(exit)) {
       // `scancel` and a job's time limit signal every process of the job at once: the step may die
-      // before our own SIGTERM handler runs. Wait briefly; if we are told to stop meanwhile, the
-      // step was interrupted with the allocation (back to the queue), not a failure of the run.
-      await this.settle(EXTERNAL_STOP_SETTLE_MS);
+      // just before or just after our own SIGTERM arrives. If we are told to stop within a short
+      // window, the step was interrupted with the allocation (back to the queue), not a failure.
+      if (!this.interrupted) await this.settle(EXTERNAL_STOP_SETTLE_MS);
       if (this.interrupted) exit = { ...exit, stoppedBy: 'interrupt' };
     }
     this.byKey.delete(key);
