@@ -49,6 +49,8 @@ export abstract class HeldRuns {
   protected changes = 0;
   stopStarting: string | null = null;
   interrupted: string | null = null;
+  /** Set when the packer gave up on an error (it exits 1 after putting its runs back). */
+  error: string | null = null;
 
   constructor(
     protected readonly cfg: PackerConfig,
@@ -185,7 +187,19 @@ export abstract class HeldRuns {
       this.log(`run ${a.id}: claim lost; leaving its status to the new holder`);
       return false;
     }
-    writeStatus(a.dir, s);
+    try {
+      writeStatus(a.dir, s);
+    } catch (e) {
+      // Disk full, read-only, or the run directory gone. Leave the run as a dead packer would: the
+      // claim is kept (no release) and goes stale after the lease, and whoever breaks it finishes
+      // the bookkeeping from the step's exit record. Start nothing new: the next write would fail too.
+      const why = (e as Error)?.message ?? String(e);
+      a.lost = true;
+      this.error ??= why;
+      this.log(`run ${a.id}: cannot write its status (${why}); it will be recovered after the lease by another packer or \`themis doctor --repair\``);
+      this.stopStartingRuns(`cannot write status files: ${why}`);
+      return false;
+    }
     a.status = s;
     return true;
   }

@@ -44,8 +44,6 @@ export class PackLoop extends HeldRuns {
   private readonly problemsLogged = new Set<number>();
   private lastPending = -1;
   private suspects = 0;
-  /** Set when the packer gave up on an error (it exits 1 after putting its runs back). */
-  error: string | null = null;
   private recheck: NodeJS.Timeout | null = null;
   private finished!: (reason: string) => void;
   readonly done: Promise<string>;
