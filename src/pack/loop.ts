@@ -44,6 +44,8 @@ export class PackLoop extends HeldRuns {
   private readonly problemsLogged = new Set<number>();
   private lastPending = -1;
   private suspects = 0;
+  /** Queued runs whose claim someone else holds (a claimer that died before writing owner.json). */
+  private readonly contested = new Set<number>();
   private recheck: NodeJS.Timeout | null = null;
   private finished!: (reason: string) => void;
   readonly done: Promise<string>;
@@ -176,6 +178,7 @@ export class PackLoop extends HeldRuns {
       this.head = 0;
       this.lastPending = scan.pending;
       this.suspects = scan.suspects;
+      this.contested.clear();
       this.lastScanAt = Date.now();
       this.lastScanMs = this.lastScanAt - t0;
       for (const p of scan.problems) {
@@ -297,7 +300,11 @@ export class PackLoop extends HeldRuns {
       this.log(`run ${c.id} not started: ${e.message}`);
       return;
     }
-    if (!got) return this.giveBack(slot);
+    if (!got) {
+      this.contested.add(c.id);
+      return this.giveBack(slot);
+    }
+    this.contested.delete(c.id);
     let status: StatusRecord | null;
     try {
       status = readStatus(c.dir);
@@ -453,11 +460,11 @@ export class PackLoop extends HeldRuns {
       void this.rescan();
       return;
     }
-    if (this.suspects > 0) {
-      // Runs held by a packer that went silent: wait for their claims to go stale and take them
-      // over, rather than leave them `running` with nobody to finish them.
+    if (this.suspects > 0 || this.contested.size > 0) {
+      // Runs held by a packer that went silent (or a queued run whose claimer died mid-claim):
+      // wait for their claims to go stale and take them over, rather than leave them unfinished.
       if (!this.recheck) {
-        this.log(`${this.suspects} runs are held by packers that stopped heartbeating; waiting to take them over`);
+        this.log(`${this.suspects + this.contested.size} runs are held by packers that stopped heartbeating or never finished claiming; waiting to take them over`);
         this.recheck = setTimeout(() => {
           this.recheck = null;
           void this.rescan();
