@@ -315,7 +315,9 @@ function repairRun(f: Finding, opts: ClaimOptions): string | null {
     let s: StatusRecord = state.status;
     if (got.broken) s = withHistory(s, 'claim broken', `by themis doctor: stale claim of ${who(got.broken)}`);
     if (s.status === 'running' && !fs.existsSync(runPaths(dir).exitFile(s.step, s.attempt))) {
-      s = withHistory({ ...s, status: 'queued', reason: null }, 'requeued', `by themis doctor: its packer was gone; resumes at step ${s.step}`);
+      // A new attempt number, as the packer's own recovery does: a late exit record from the orphan
+      // (still running on another host?) can then never be taken for the retry's.
+      s = withHistory({ ...s, status: 'queued', reason: null, attempt: s.attempt + 1 }, 'requeued', `by themis doctor: its packer was gone; resumes at step ${s.step}`);
     }
     if (s !== state.status) writeStatus(dir, s);
     return null;

@@ -81,7 +81,8 @@ describe('themis doctor', () => {
     const r = runDoctor(e.setup, { repair: true });
     const out = (id: number) => r.findings.find((f) => f.runId === id)!.outcome;
     expect([1, 2, 4, 5, 8, 9].map(out)).toEqual(['repaired', 'repaired', 'repaired', 'repaired', 'repaired', 'repaired']);
-    expect(readStatus(e.dir(1))).toMatchObject({ status: 'queued', step: 1, attempt: 2 });
+    // A fresh attempt number: a late exit record of the orphan cannot be credited to the retry.
+    expect(readStatus(e.dir(1))).toMatchObject({ status: 'queued', step: 1, attempt: 3 });
     expect(readStatus(e.dir(1))!.history.slice(-2).map((h) => h.event)).toEqual(['claim broken', 'requeued']);
     expect(readStatus(e.dir(2))!.status).toBe('running'); // the next packer settles it from its exit file
     expect(fs.existsSync(runPaths(e.dir(2)).claim)).toBe(false);
