@@ -181,19 +181,9 @@ describe.concurrent('kill -9 of packers at random moments', () => {
     const res = await fin.done;
     dbg('finisher done');
     expect(res.code, res.stderr).toBe(0);
-    const left = unfinished(e);
-    if (left.length > 0) {
-      const ownerless = left.filter((id) => fs.existsSync(runPaths(e.runDir(id)).claim) && !fs.existsSync(runPaths(e.runDir(id)).claimOwner));
-      expect(ownerless, `runs left unfinished by a successor that exited 0: ${left.join(', ')}`).toEqual(left);
-      // Known bug (reported): a packer killed between mkdir claim/ and writing owner.json leaves
-      // an owner-less claim on a queued run; a successor that meets it before the lease has passed
-      // counts it as another packer's and exits 0 ("nothing left to run"). The next packer takes
-      // it over once the lease has passed; nothing is lost, but the first successor stopped early.
-      bump(figures.knownBugs, 'successor exited 0 leaving a queued run behind an owner-less claim (the next packer ran it)', left.length);
-      await sleep(1100);
-      const again = await startPacker(e.setupDir).done;
-      expect(again.code, again.stderr).toBe(0);
-    }
+    // A successor waits out an owner-less claim (a claimer killed between mkdir claim/ and writing
+    // owner.json) instead of exiting with that run still queued.
+    expect(unfinished(e), 'runs left unfinished by a successor that exited 0').toEqual([]);
     await sleep(50);
     const expectDone = Array.from({ length: RUNS }, (_, k) => k + 1);
     let c = checkConsistency(e.setupDir, { ledger: e.ledger, leaseMs: 1000, expectDone });
