@@ -65,6 +65,16 @@ async function main() {
   }
   const selected = opts.cases.length ? CASES.filter((c) => opts.cases.includes(c)) : CASES;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'themis-bench-'));
+  // Interrupted (Ctrl-C, a timeout): do not leave a 100k-run tree behind.
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, () => {
+      if (!opts.keep) {
+        process.stderr.write(`bench: ${sig}: removing ${work}\n`);
+        rm(work);
+      }
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
   const bigRuns = opts.runs ?? (opts.quick ? 2000 : 100_000);
   let big = null;
   const ctx = {
