@@ -1,4 +1,4 @@
-import { stringify as yamlStringify } from 'yaml';
+import { createRequire } from 'node:module';
 import type { RunStatus } from '../model/status.js';
 import type { Sample, StepSpec } from '../model/step.js';
 
@@ -167,7 +167,9 @@ export function formatJson(runs: readonly RunExport[]): string {
 
 /** Plain YAML (no language-specific tags, unlike the seed's PyYAML output). */
 export function formatYaml(runs: readonly RunExport[]): string {
-  return yamlStringify(runs.map(exportRun), { aliasDuplicateObjects: false });
+  // Loaded on first use: `yaml` costs ~25 ms to import, and most commands never write YAML.
+  const { stringify } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return stringify(runs.map(exportRun), { aliasDuplicateObjects: false });
 }
 
 /** One plain object per run (the seed's `as_dataframe`): the CSV table's rows as objects. */

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { execa } from 'execa';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { ensureBatchScripts, fileSafeName, type BatchScriptInfo } from '../render/batch.js';
 import { quoteArgv, quoteShell } from '../render/handlebars.js';
@@ -107,7 +106,7 @@ async function submitOne(setupDir: string, ens: EnsembleRecord, info: BatchScrip
   if (adapter.submitDetached) return String(startDetached(setupDir, ens, info, env));
   const cmd = info.submit;
   const shown = displayCommand(cmd);
-  const r = await execa(cmd.argv[0]!, cmd.argv.slice(1), {
+  const r = await (await loadExeca())(cmd.argv[0]!, cmd.argv.slice(1), {
     reject: false,
     env,
     extendEnv: false,
@@ -167,4 +166,9 @@ function startDetached(setupDir: string, ens: EnsembleRecord, info: BatchScriptI
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** execa costs ~90 ms to import: load it only when a scheduler command really runs. */
+async function loadExeca(): Promise<typeof import('execa').execa> {
+  return (await import('execa')).execa;
 }

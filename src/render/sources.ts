@@ -1,9 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import fg from 'fast-glob';
+import { createRequire } from 'node:module';
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { RUN_META_DIR } from '../store/layout.js';
 import { compileTemplate, decodeTextFile, type CompiledTemplate } from './tokens.js';
+
+/** fast-glob costs ~30 ms to import: only `gen` expanding patterns needs it. */
+let fastGlob: typeof import('fast-glob') | null = null;
+const fg = (): typeof import('fast-glob') => (fastGlob ??= createRequire(import.meta.url)('fast-glob') as typeof import('fast-glob'));
 
 /**
  * The files every run directory gets: `--parse` (token-replaced copies), `--copy`, `--symlink`.
@@ -23,10 +27,10 @@ export function expandSources(patterns: readonly string[], flag: string, cwd: st
       continue;
     }
     let matches: string[] = [];
-    if (fg.isDynamicPattern(pattern)) {
-      matches = fg.sync(pattern, { cwd, absolute: true, onlyFiles: false, dot: true, followSymbolicLinks: false }).sort();
+    if (fg().isDynamicPattern(pattern)) {
+      matches = fg().sync(pattern, { cwd, absolute: true, onlyFiles: false, dot: true, followSymbolicLinks: false }).sort();
     }
-    if (matches.length === 0) problems.push(`${flag} ${pattern}: no such file${fg.isDynamicPattern(pattern) ? ' (the pattern matches nothing)' : ''} in ${cwd}`);
+    if (matches.length === 0) problems.push(`${flag} ${pattern}: no such file${fg().isDynamicPattern(pattern) ? ' (the pattern matches nothing)' : ''} in ${cwd}`);
     out.push(...matches.map((m) => path.resolve(m)));
   }
   throwIfProblems('INPUT', `${flag}: missing files`, problems);

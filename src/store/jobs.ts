@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import { execa } from 'execa';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import type { JobState } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
@@ -108,7 +107,7 @@ export async function allocationStates(setupDir: string, options: { env?: NodeJS
     const adapter = getAdapter(scheduler);
     const ids = jobs.map((j) => j.jobId);
     const cmd = adapter.jobStatesCommand(ids);
-    const r = await execa(cmd.argv[0]!, cmd.argv.slice(1), {
+    const r = await (await loadExeca())(cmd.argv[0]!, cmd.argv.slice(1), {
       reject: false,
       env: options.env ?? process.env,
       extendEnv: false,
@@ -139,4 +138,9 @@ export async function allocationStates(setupDir: string, options: { env?: NodeJS
     });
   }
   return out;
+}
+
+/** execa costs ~90 ms to import: load it only when a scheduler command really runs. */
+async function loadExeca(): Promise<typeof import('execa').execa> {
+  return (await import('execa')).execa;
 }
