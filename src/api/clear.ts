@@ -106,7 +106,7 @@ function removeOurs(setupDir: string, report: ClearReport): void {
   const ours = themisEntries(setupDir);
   for (const name of fs.readdirSync(sp.root)) {
     // Temp files of atomic writes that a crash left behind are ours too.
-    if (ours.has(name) || (name.endsWith('.lock') && ours.has(name.slice(0, -5))) || /^\..+\.tmp-\d+-[0-9a-f]+$/.test(name)) {
+    if (ours.has(name) || (name.endsWith('.lock') && ours.has(name.slice(0, -5))) || /^\..+\.tmp-\d+-[0-9a-f]+(-[0-9a-z]+)?$/.test(name)) {
       const p = path.join(sp.root, name);
       // The write lock is ours too, but we hold it: the caller releases it.
       if (p === sp.writeLock) continue;

@@ -3,9 +3,14 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
 
+// Unique per process (random, so two hosts with the same pid never collide on a shared file
+// system) plus a counter: no random draw per write on the packer's hot path.
+const TEMP_PREFIX = `${process.pid}-${randomBytes(4).toString('hex')}`;
+let tempCounter = 0;
+
 /** A temp name in the same directory (rename is only atomic within one file system). */
 export function tempPathFor(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${TEMP_PREFIX}-${(tempCounter++).toString(36)}`);
 }
 
 /**
