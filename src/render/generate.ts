@@ -14,6 +14,9 @@ import { prepareRuns, runCores, writeRuns, type PreparedBatch, type RenderContex
 import { expandSources } from './sources.js';
 import { Stage, removeEnsembleTree, removeStaleStages } from './stage.js';
 import { acquireWriteLock } from './write-lock.js';
+import { DEFAULT_LEASE_MS } from '../store/claim.js';
+import { fileServerNow } from '../store/clock.js';
+import { listPackers } from '../store/ensemble-state.js';
 
 export interface GenerateOptions {
   setupDir?: string;
@@ -95,6 +98,7 @@ export async function generateEnsemble(opts: GenerateOptions): Promise<GenerateR
     );
   }
   if (!exists) checkSetupDirFree(setupDir, Boolean(opts.overwrite));
+  if (exists) refuseWhilePackersRun(setupDir);
   const ens = buildEnsemble(opts, setupDir, root);
   const runs = opts.runs ?? [];
   let oldDirs: string[] = [];
@@ -297,6 +301,17 @@ function contextOf(ens: EnsembleRecord, env: NodeJS.ProcessEnv = process.env): R
     keepUnknownTokens: ens.keepUnknownTokens,
     env,
   };
+}
+
+/** --overwrite removes run directories: never under a packer that is still running their steps. */
+function refuseWhilePackersRun(setupDir: string): void {
+  const live = listPackers(setupDir, { leaseMs: DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) }).filter((p) => p.alive);
+  if (live.length === 0) return;
+  const who = live.map((p) => `${p.packerId} (host ${p.host}, pid ${p.pid}${p.jobId ? `, job ${p.jobId}` : ''})`).join(', ');
+  throw new ThemisError(
+    'STATE',
+    `cannot --overwrite ${setupDir}: packers are still working on it: ${who}; stop them (scancel the job, or signal the packer) first`,
+  );
 }
 
 /** A setup directory without ensemble.json: fine when empty; leftovers of a crashed gen only with --overwrite. */

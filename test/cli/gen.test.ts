@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setupPaths } from '../../src/store/layout.js';
+import { removePacker, writePackerHeartbeat, type PackerInfo } from '../../src/store/ensemble-state.js';
+import { hostName, pidStartTime } from '../../src/store/proc.js';
 import { FIXTURES, listTree, makeTempDir, runThemis } from '../helpers/cli.js';
 
 const GOLDEN = path.join(FIXTURES, 'gen');
@@ -121,6 +123,22 @@ describe('themis gen (subprocess, golden trees)', () => {
     expect(fs.readFileSync(path.join(root, 'runs/2/deck.in'), 'utf8')).toContain('viscosity = 2.5\r\n');
     expect(fs.readFileSync(path.join(root, 'runs/4/deck.in'), 'utf8')).toContain('label = "mud"');
     expect(fs.readFileSync(path.join(root, '.themis_setup/index/000002.jsonl'), 'utf8')).toBe('{"id":4,"dir":"runs/4"}\n');
+  });
+
+  it('--overwrite refuses while a packer is alive on the old ensemble, and changes nothing', () => {
+    // A live packer's heartbeat file (this test process stands in for it).
+    const info: PackerInfo = {
+      packerId: 'test-packer', host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid), jobId: '77',
+      allocation: 1, startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), running: [1],
+    };
+    const sd = path.join(root, '.themis_setup');
+    writePackerHeartbeat(sd, info);
+    const before = listTree(root).filter((n) => !n.includes('clock-probe'));
+    const r = gen(root, ['./input/sim.sh', '--overwrite', '--scheduler', 'local', '--no-batch-script']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot --overwrite .*packers are still working on it: test-packer \(host .*, pid \d+, job 77\)/);
+    expect(listTree(root).filter((n) => !n.includes('clock-probe'))).toEqual(before);
+    removePacker(sd, 'test-packer');
   });
 
   it('--overwrite removes the old ensemble and its run directories first', () => {
