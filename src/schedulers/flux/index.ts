@@ -1,8 +1,9 @@
-import type { AllocationInfo, JobState, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
+import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
 import { oneLine, quoteShell } from '../../render/handlebars.js';
 
 const q = (v: unknown) => quoteShell(oneLine(v));
 import { expandNodelist } from '../nodelist.js';
+import { parseIdStateLines } from '../job-states.js';
 
 /** Flux Standard Duration: whole minutes as `Nm`, fractions exactly in seconds (0.5 min = `30s`). */
 const fsd = (m: number) => (Number.isInteger(m) ? `${m}m` : `${Math.ceil(m * 60)}s`);
@@ -87,16 +88,6 @@ export const fluxAdapter: SchedulerAdapter = {
   },
 
   parseJobStates(stdout, jobIds) {
-    const seen = new Map<string, string>();
-    for (const line of stdout.split('\n')) {
-      const [id, state] = line.trim().split(/\s+/);
-      if (id && state) seen.set(id, state.toUpperCase());
-    }
-    const out = new Map<string, JobState>();
-    for (const id of jobIds) {
-      const st = seen.get(id);
-      out.set(id, st === undefined ? 'gone' : PENDING.has(st) ? 'pending' : RUNNING.has(st) ? 'running' : 'gone');
-    }
-    return out;
+    return parseIdStateLines(stdout, jobIds, { pending: PENDING, running: RUNNING });
   },
 };

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
-import type { AllocationInfo, JobState, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
+import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
 import { quoteDirective } from '../../render/handlebars.js';
+import { parseIdStateLines } from '../job-states.js';
 
 export type LsfLauncher = 'jsrun' | 'lrun';
 
@@ -99,17 +100,7 @@ export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapte
     },
 
     parseJobStates(stdout, jobIds) {
-      const seen = new Map<string, string>();
-      for (const line of stdout.split('\n')) {
-        const [id, state] = line.trim().split(/\s+/);
-        if (id && state && /^\d+$/.test(id)) seen.set(id, state.toUpperCase());
-      }
-      const out = new Map<string, JobState>();
-      for (const id of jobIds) {
-        const st = seen.get(id);
-        out.set(id, st === undefined ? 'gone' : PENDING.has(st) ? 'pending' : RUNNING.has(st) ? 'running' : 'gone');
-      }
-      return out;
+      return parseIdStateLines(stdout, jobIds, { pending: PENDING, running: RUNNING }, /^\d+$/);
     },
   };
 }

@@ -1,6 +1,7 @@
-import type { AllocationInfo, JobState, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
+import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
 import { quoteDirective } from '../../render/handlebars.js';
 import { expandCounts, expandNodelist } from '../nodelist.js';
+import { parseIdStateLines } from '../job-states.js';
 
 /** Minutes for a `-t` flag: whole minutes, rounded up (a 0.5-minute timeout must not become 0 = none). */
 const wholeMinutes = (m: number) => Math.ceil(m);
@@ -107,16 +108,6 @@ export const slurmAdapter: SchedulerAdapter = {
   },
 
   parseJobStates(stdout, jobIds) {
-    const seen = new Map<string, string>();
-    for (const line of stdout.split('\n')) {
-      const [id, state] = line.trim().split(/\s+/);
-      if (id && state) seen.set(id, state.toUpperCase());
-    }
-    const out = new Map<string, JobState>();
-    for (const id of jobIds) {
-      const st = seen.get(id);
-      out.set(id, st === undefined ? 'gone' : PENDING.has(st) ? 'pending' : RUNNING.has(st) ? 'running' : 'gone');
-    }
-    return out;
+    return parseIdStateLines(stdout, jobIds, { pending: PENDING, running: RUNNING });
   },
 };
