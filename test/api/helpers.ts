@@ -5,6 +5,7 @@ import { STEP_DEFAULTS, type Sample, type StepSpec } from '../../src/model/step.
 import { FORMAT_VERSION, runPaths, setupPaths } from '../../src/store/layout.js';
 import { newStatus, writeEnsemble, writeResult, writeStatus, type EnsembleRecord, type RunRecord } from '../../src/store/records.js';
 import { writeIndexBatch } from '../../src/store/run-index.js';
+import { testEnsembleRecord } from '../helpers/ensemble.js';
 
 /** A run to write by hand: what `gen` and the packer would have left on disk. */
 export interface HandRun {
@@ -20,39 +21,8 @@ export interface HandRun {
 }
 
 export function ensembleRecord(root: string, setupDir: string, extra: Partial<EnsembleRecord> = {}): EnsembleRecord {
-  return {
-    format: FORMAT_VERSION,
-    kind: 'themis-ensemble',
-    createdAt: '2026-01-01T00:00:00.000Z',
-    root,
-    setupDir: path.resolve(setupDir),
-    application: '/bin/true',
-    appIsBatchScript: false,
-    runDirNames: 'runs/{run_id}',
-    parse: [],
-    copy: [],
-    symlink: [],
-    maxRestarts: 0,
-    maxFailedRuns: null,
-    abortOn: [],
-    interface: null,
-    scheduler: 'local',
-    allocation: {
-      nodes: 1,
-      walltime: 0,
-      partition: null,
-      bank: null,
-      name: 'themis',
-      allocations: 1,
-      repeats: 0,
-      earlyStop: 0,
-      gpusPerNode: null,
-      template: null,
-    },
-    onCompletion: null,
-    keepUnknownTokens: false,
-    ...extra,
-  };
+  // A fixed date keeps exported golden files stable.
+  return testEnsembleRecord(root, setupDir, { createdAt: '2026-01-01T00:00:00.000Z', application: '/bin/true', ...extra });
 }
 
 /**

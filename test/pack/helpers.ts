@@ -6,6 +6,7 @@ import { FORMAT_VERSION, runPaths, setupPaths } from '../../src/store/layout.js'
 import { newStatus, type EnsembleRecord, type RunRecord, type StatusRecord } from '../../src/store/records.js';
 import { formatIndexBatch } from '../../src/store/run-index.js';
 import { makeTempDir, PACK_BIN, writeScript } from '../helpers/cli.js';
+import { testEnsembleRecord } from '../helpers/ensemble.js';
 
 export interface FixtureRun {
   steps: (Partial<StepSpec> & { args: string[] })[];
@@ -24,28 +25,8 @@ export function makeEnsemble(
   const setupDir = path.join(root, '.themis_setup');
   const sp = setupPaths(setupDir);
   fs.mkdirSync(sp.indexDir, { recursive: true });
-  const ens: EnsembleRecord = {
-    format: FORMAT_VERSION,
-    kind: 'themis-ensemble',
-    createdAt: new Date().toISOString(),
-    root,
-    setupDir,
-    application: null,
-    appIsBatchScript: false,
-    runDirNames: 'runs/{run_id}',
-    parse: [],
-    copy: [],
-    symlink: [],
-    maxRestarts: 0,
-    maxFailedRuns: null,
-    abortOn: [],
-    interface: null,
-    scheduler: 'local',
-    allocation: { nodes: 1, walltime: 0, partition: null, bank: null, name: 'themis', allocations: 1, repeats: 0, earlyStop: 0, gpusPerNode: null, template: null },
-    onCompletion: null,
-    keepUnknownTokens: false,
-    ...opts,
-  };
+  const { root: _root, ...fields } = opts;
+  const ens: EnsembleRecord = testEnsembleRecord(root, setupDir, fields);
   fs.writeFileSync(sp.ensemble, JSON.stringify(ens));
   const entries = runs.map((r, i) => {
     const id = i + 1;

@@ -5,35 +5,14 @@ import { newStatus, writeEnsemble, writeStatus, type EnsembleRecord, type Status
 import { writeIndexBatch } from '../../src/store/run-index.js';
 import { STEP_DEFAULTS } from '../../src/model/step.js';
 import { makeTempDir } from '../helpers/cli.js';
+import { testEnsembleRecord } from '../helpers/ensemble.js';
 
 /** A minimal ensemble on disk: ensemble.json, one index batch, run dirs with status.json. */
 export function makeEnsemble(n: number, status: (id: number) => Partial<StatusRecord> = () => ({})): { root: string; setup: string; dir: (id: number) => string } {
   const root = makeTempDir('themis-store-');
   const setup = path.join(root, '.themis_setup');
   fs.mkdirSync(setup, { recursive: true });
-  const ens: EnsembleRecord = {
-    format: FORMAT_VERSION,
-    kind: 'themis-ensemble',
-    createdAt: new Date().toISOString(),
-    root,
-    setupDir: setup,
-    application: '/bin/true',
-    appIsBatchScript: false,
-    runDirNames: 'runs/{run_id}',
-    parse: [],
-    copy: [],
-    symlink: [],
-    maxRestarts: 0,
-    maxFailedRuns: null,
-    abortOn: [],
-    interface: null,
-    scheduler: 'local',
-    allocation: {
-      nodes: 1, walltime: 0, partition: null, bank: null, name: 'themis', allocations: 1, repeats: 0, earlyStop: 0, gpusPerNode: null, template: null,
-    },
-    onCompletion: null,
-    keepUnknownTokens: true,
-  };
+  const ens: EnsembleRecord = testEnsembleRecord(root, setup, { application: '/bin/true', keepUnknownTokens: true });
   writeEnsemble(setup, ens);
   const dir = (id: number) => path.join(root, 'runs', String(id));
   const entries = [];
