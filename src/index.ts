@@ -18,7 +18,7 @@ export {
   type HookContext,
 } from './api/themis.js';
 export type { ExportedRun, ExportedStep } from './api/export.js';
-export type { StatusReport, PackerSummary as PackerStatus } from './api/report.js';
+export type { StatusReport, PackerStatus } from './api/report.js';
 export { gatherStatus } from './api/report.js';
 export { currentRun, sample, setResult, resultFromFile, parseFile, type CurrentRun, type RuntimeOptions } from './api/runtime.js';
 export type { HookName } from './pack/hooks.js';

@@ -33,11 +33,11 @@ export interface StatusReport {
   stop: StopRecord | null;
   failedRuns: number;
   maxFailedRuns: number | null;
-  packers: PackerSummary[];
+  packers: PackerStatus[];
   allocations: AllocationState[];
 }
 
-export interface PackerSummary {
+export interface PackerStatus {
   packerId: string;
   host: string;
   pid: number;
