@@ -1,13 +1,11 @@
-import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
 /** `themis clear [--force]`: remove what themis made for its own use; never user files. */
-export function clearCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions & { force: boolean }> {
+export function clearCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions & { force: boolean }> {
   return {
-    command: 'clear',
-    describe: 'remove the ensemble\'s own files (setup directory records, batch scripts, logs, each run\'s .themis/), keeping run directories and your files',
     builder: (y) => y.option('force', { type: 'boolean', default: false, describe: 'clear even while packers look alive' }) as never,
     handler: async (argv) => {
       const report = await Themis.clear(argv.setupDir, { force: argv.force });

@@ -1,6 +1,6 @@
-import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
 import { ThemisError } from '../model/errors.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
@@ -12,10 +12,8 @@ interface CompletionArgs extends GlobalOptions {
 }
 
 /** `themis completion [--stdout F] [--stderr F] [--cwd D] -- CMD ARGS…`: run once the ensemble completes. */
-export function completionCommand(output: Output): CommandModule<GlobalOptions, CompletionArgs> {
+export function completionCommand(output: Output): CommandBody<GlobalOptions, CompletionArgs> {
   return {
-    command: 'completion [command..]',
-    describe: 'run a command once every run has finished (after postEnsemble); only the last one set is kept',
     builder: (y) =>
       y
         .positional('command', { type: 'string', array: true, describe: 'the program and its arguments (put them after --)' })

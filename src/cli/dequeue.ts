@@ -1,17 +1,14 @@
-import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
 import { ThemisError } from '../model/errors.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 import { reportOp } from './requeue.js';
 import { selectRuns, type SelectArgs } from './select.js';
 
 /** `themis dequeue IDS [--status queued]` (alias `kill`). */
-export function dequeueCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions & SelectArgs> {
+export function dequeueCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions & SelectArgs> {
   return {
-    command: 'dequeue [ids..]',
-    aliases: ['kill'],
-    describe: 'stop runs: queued ones never start, running ones are stopped by their packer; both end killed',
     builder: (y) =>
       y
         .positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15' })

@@ -1,8 +1,8 @@
 import path from 'node:path';
-import type { CommandModule } from 'yargs';
 import { cellText } from '../api/export.js';
 import { table } from '../api/report.js';
 import { Themis } from '../api/themis.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 import { selectRuns, type SelectArgs } from './select.js';
@@ -17,10 +17,8 @@ function clip(text: string, width: number): string {
 }
 
 /** `themis display [IDS]`: a table of runs; one line per step (run fields on its first line). */
-export function displayCommand(output: Output): CommandModule<GlobalOptions, DisplayArgs> {
+export function displayCommand(output: Output): CommandBody<GlobalOptions, DisplayArgs> {
   return {
-    command: 'display [ids..]',
-    describe: 'a table of runs: status, directory, args, resources, sample and result (one line per step)',
     builder: (y) =>
       y
         .positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15 (default: all)' })

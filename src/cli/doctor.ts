@@ -1,6 +1,6 @@
-import type { CommandModule } from 'yargs';
 import { ThemisError } from '../model/errors.js';
 import { runDoctor, type DoctorReport, type Finding } from '../store/doctor.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import { EXIT, type Output } from './output.js';
 
@@ -46,10 +46,8 @@ export function remainingProblems(r: DoctorReport): number {
 }
 
 /** `themis doctor [--repair] [--lease S]`. */
-export function doctorCommand(output: Output): CommandModule<GlobalOptions, DoctorArgs> {
+export function doctorCommand(output: Output): CommandBody<GlobalOptions, DoctorArgs> {
   return {
-    command: 'doctor',
-    describe: 'check the ensemble for what crashes leave behind (stale claims, orphaned runs, unreadable files) and explain the fix',
     builder: (y) =>
       y
         .option('repair', { type: 'boolean', default: false, describe: 'fix what is safe: break stale claims, requeue orphaned runs at their step, remove leftovers' })

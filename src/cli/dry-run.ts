@@ -1,15 +1,12 @@
-import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 import { selectRuns, type SelectArgs } from './select.js';
 
 /** `themis dry-run [IDS]`: call prepRun for runs without running them (default: every queued run). */
-export function dryRunCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions & SelectArgs> {
+export function dryRunCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions & SelectArgs> {
   return {
-    command: 'dry-run [ids..]',
-    aliases: ['dryrun'],
-    describe: 'check runs without running them: call the interface\'s prepRun for each (default: every queued run), serially',
     builder: (y) =>
       y
         .positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15' })

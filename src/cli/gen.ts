@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv } from 'yargs';
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { CompositeRun, Run, Step, parseIntField, parseMinutes, type AnyRun } from '../model/run.js';
 import { parseSamples, parseStepsCsv, varyAll, type VaryAllResources } from '../model/samples.js';
@@ -9,6 +9,7 @@ import { addRuns, generateEnsemble, type GenerateReport } from '../render/genera
 import type { CommandSpec } from '../schedulers/adapter.js';
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
 import { readEnsemble, type SchedulerName } from '../store/records.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import { progressLine, type Output } from './output.js';
 
@@ -48,27 +49,6 @@ interface GenArgs extends RunArgs {
   symlink?: string | string[];
   runDirNames?: string;
   keepUnknownTokens: boolean;
-}
-
-/**
- * yargs refuses an option value that starts with `-` (`-a "-x 1"`); glue such values to their
- * flag (`--args=-x 1`) for the commands that take application arguments.
- */
-export function glueArgsValues(argv: readonly string[]): string[] {
-  const cmd = argv.find((a) => !a.startsWith('-'));
-  if (!cmd || !['gen', 'create', 'add'].includes(cmd)) return [...argv];
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const next = argv[i + 1];
-    if ((a === '-a' || a === '--args') && next !== undefined && next.startsWith('-') && next !== '--') {
-      out.push(`--args=${next}`);
-      i++;
-    } else {
-      out.push(a);
-    }
-  }
-  return out;
 }
 
 function runOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
@@ -163,10 +143,8 @@ function allocationOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
 }
 
 /** `themis gen APPLICATION [SAMPLES]` (alias `create`): render every run directory and the batch scripts. */
-export function genCommand(output: Output): CommandModule<GlobalOptions, GenArgs> {
+export function genCommand(output: Output): CommandBody<GlobalOptions, GenArgs> {
   return {
-    command: ['gen [application] [samples]', 'create'],
-    describe: 'create an ensemble: one run directory per sample and one batch script per allocation',
     builder: (y) =>
       allocationOptions(runOptions(y))
         .option('max-restarts', { type: 'string', describe: 'restarts per failed run (-1 = unlimited) [default: 0]' })
@@ -241,10 +219,8 @@ export function genCommand(output: Output): CommandModule<GlobalOptions, GenArgs
 }
 
 /** `themis add SAMPLES`: append runs to an existing ensemble (safe while packers run). */
-export function addCommand(output: Output): CommandModule<GlobalOptions, RunArgs> {
+export function addCommand(output: Output): CommandBody<GlobalOptions, RunArgs> {
   return {
-    command: 'add [samples]',
-    describe: 'add runs to an existing ensemble (ids continue; safe while packers run)',
     builder: (y) =>
       runOptions(y)
         .example('$0 add more.csv', 'one new run per row, with the ensemble\'s application')

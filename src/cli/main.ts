@@ -1,7 +1,6 @@
-import yargs, { type Argv } from 'yargs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { ThemisError } from '../model/errors.js';
-import { commands } from './commands.js';
-import { glueArgsValues } from './gen.js';
+import { commands, type CommandBody, type CommandEntry } from './commands.js';
 import { EXIT, processOutput, type Output } from './output.js';
 
 /** Options every command takes. */
@@ -9,6 +8,44 @@ export interface GlobalOptions {
   setupDir: string;
   json: boolean;
   verbose: number;
+}
+
+/**
+ * yargs refuses an option value that starts with `-` (`-a "-x 1"`); glue such values to their
+ * flag (`--args=-x 1`) for the commands that take application arguments.
+ */
+export function glueArgsValues(argv: readonly string[]): string[] {
+  const cmd = argv.find((a) => !a.startsWith('-'));
+  if (!cmd || !['gen', 'create', 'add'].includes(cmd)) return [...argv];
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if ((a === '-a' || a === '--args') && next !== undefined && next.startsWith('-') && next !== '--') {
+      out.push(`--args=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/**
+ * A command for yargs that imports its module only when the command is being run (or asked for
+ * its --help): the builder loads the module, then defines the command's options as before.
+ */
+function lazyCommand({ load, ...head }: CommandEntry, output: Output): CommandModule<any, any> {
+  let body: CommandBody | undefined;
+  return {
+    ...head,
+    builder: async (y) => {
+      body = (await load())(output);
+      const options = body.builder;
+      return typeof options === 'function' ? options(y) : options ? y.options(options) : y;
+    },
+    handler: (argv) => body!.handler(argv),
+  };
 }
 
 export function buildCli(argv: string[], output: Output = processOutput): Argv {
@@ -36,7 +73,7 @@ export function buildCli(argv: string[], output: Output = processOutput): Argv {
       if (err) throw err;
       throw new ThemisError('USAGE', `${msg}\nRun with --help for usage.`);
     });
-  for (const make of commands) cli = cli.command(make(output));
+  for (const entry of commands) cli = cli.command(lazyCommand(entry, output));
   return cli;
 }
 

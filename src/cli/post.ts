@@ -1,15 +1,13 @@
-import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
 import { ThemisError } from '../model/errors.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 import { selectRuns, type SelectArgs } from './select.js';
 
 /** `themis post [IDS] [--save]`: call postRun in this process; --save stores each value as the result. */
-export function postCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions & SelectArgs & { save: boolean }> {
+export function postCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions & SelectArgs & { save: boolean }> {
   return {
-    command: 'post [ids..]',
-    describe: 'call the interface\'s postRun for runs (default: all) in this process and print what it returns',
     builder: (y) =>
       y
         .positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15' })

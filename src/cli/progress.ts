@@ -1,14 +1,12 @@
-import type { CommandModule } from 'yargs';
 import { gatherStatus, progressBar } from '../api/report.js';
 import { RUN_STATUSES } from '../model/status.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
 /** `themis progress [-v]`: completed/total, completed = successful + failed + killed + aborted. */
-export function progressCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions> {
+export function progressCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions> {
   return {
-    command: 'progress',
-    describe: 'completed/total runs (completed = successful, failed, killed or aborted); -v adds a line per status',
     builder: (y) => y.example('$0 progress -v', 'counts per status, then the bar') as never,
     handler: async (argv) => {
       const r = await gatherStatus(argv.setupDir, { allocations: false });

@@ -1,6 +1,6 @@
-import type { CommandModule } from 'yargs';
 import { Themis, type OpReport } from '../api/themis.js';
 import { ThemisError } from '../model/errors.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import { EXIT, type Output } from './output.js';
 import { formatIds, selectRuns, type SelectArgs } from './select.js';
@@ -32,11 +32,8 @@ export function reportOp(output: Output, report: OpReport, done: string, json: b
 }
 
 /** `themis requeue IDS [--hard] [--status failed]` (alias `restart`). */
-export function requeueCommand(output: Output): CommandModule<GlobalOptions, RequeueArgs> {
+export function requeueCommand(output: Output): CommandBody<GlobalOptions, RequeueArgs> {
   return {
-    command: 'requeue [ids..]',
-    aliases: ['restart'],
-    describe: 'queue finished runs again with a fresh restart budget (soft: resume at the step that stopped; --hard: from step 0)',
     builder: (y) =>
       y
         .positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15' })

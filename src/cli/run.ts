@@ -1,7 +1,7 @@
-import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
 import { ThemisError } from '../model/errors.js';
 import { runPacker, type PackerProgress } from '../pack/index.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
@@ -33,10 +33,8 @@ function progressText(p: PackerProgress): string {
 }
 
 /** `themis run`: the packer on this machine (the seed's execute_local), blocking by default. */
-export function runCommand(output: Output): CommandModule<GlobalOptions, RunArgs> {
+export function runCommand(output: Output): CommandBody<GlobalOptions, RunArgs> {
   return {
-    command: 'run',
-    describe: 'run the queued runs here, packed onto this machine\'s cores and GPUs',
     builder: (y) =>
       y
         .option('max-concurrency', { type: 'number', describe: 'most steps running at once' })

@@ -1,5 +1,5 @@
-import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
@@ -8,10 +8,8 @@ interface RunDirsArgs extends GlobalOptions {
 }
 
 /** `themis rundirs [--json] [--nonexistent]`: absolute run directories, one per line. */
-export function rundirsCommand(output: Output): CommandModule<GlobalOptions, RunDirsArgs> {
+export function rundirsCommand(output: Output): CommandBody<GlobalOptions, RunDirsArgs> {
   return {
-    command: 'rundirs',
-    describe: 'print the run directories (absolute), one per line in id order',
     builder: (y) =>
       y.option('nonexistent', { alias: 'n', type: 'boolean', default: false, describe: 'include directories that do not exist (yet)' }) as never,
     handler: async (argv) => {

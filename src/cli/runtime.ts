@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { parseFile, resultFromFile, sample, setResult } from '../api/runtime.js';
 import { cellText } from '../api/export.js';
 import { ThemisError } from '../model/errors.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
@@ -11,10 +12,8 @@ import type { Output } from './output.js';
  */
 
 /** `themis sample [KEY] [--json]`. */
-export function sampleCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions & { key?: string }> {
+export function sampleCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions & { key?: string }> {
   return {
-    command: 'sample [key]',
-    describe: 'inside a run: print its sample (KEY=VALUE lines), or one value',
     builder: (y) => y.positional('key', { type: 'string', describe: 'one sample key' }).example('$0 sample viscosity', 'prints 0.1') as never,
     handler: async (argv) => {
       if (argv.key !== undefined) {
@@ -29,10 +28,8 @@ export function sampleCommand(output: Output): CommandModule<GlobalOptions, Glob
 }
 
 /** `themis result set JSON` and `themis result file PATH`. */
-export function resultCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions> {
+export function resultCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions> {
   return {
-    command: 'result <action>',
-    describe: 'inside a run: store its result (shown by `themis write`)',
     builder: (y) =>
       y
         .command({
@@ -66,10 +63,8 @@ export function resultCommand(output: Output): CommandModule<GlobalOptions, Glob
 }
 
 /** `themis parse SRC DEST`: replace %%tokens%% with the run's sample. */
-export function parseCommand(output: Output): CommandModule<GlobalOptions, GlobalOptions & { src: string; dest: string }> {
+export function parseCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions & { src: string; dest: string }> {
   return {
-    command: 'parse <src> <dest>',
-    describe: 'inside a run: copy SRC to DEST replacing %%name%% with the run\'s sample (and themis_run_id, themis_run_dir)',
     builder: (y) => y.positional('src', { type: 'string' }).positional('dest', { type: 'string' }) as never,
     handler: async (argv) => {
       await parseFile(argv.src, argv.dest);

@@ -1,7 +1,7 @@
-import type { CommandModule } from 'yargs';
 import { gatherStatus, renderStatusReport } from '../api/report.js';
 import { Themis } from '../api/themis.js';
 import type { RunStatus } from '../model/status.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
@@ -15,10 +15,8 @@ interface StatusArgs extends GlobalOptions {
  * `themis status`: the whole picture (counts, progress, blocked runs, packers, allocations), or with
  * status names the matching run ids (the seed's `filter_by_status`/`count_by_status`).
  */
-export function statusCommand(output: Output): CommandModule<GlobalOptions, StatusArgs> {
+export function statusCommand(output: Output): CommandBody<GlobalOptions, StatusArgs> {
   return {
-    command: 'status [names..]',
-    describe: 'show the ensemble: counts per status, progress, blocked runs, live packers, allocations; or the ids of runs with the given statuses',
     builder: (y) =>
       y
         .positional('names', { type: 'string', array: true, describe: 'statuses: queued running successful failed killed aborted' })

@@ -1,6 +1,6 @@
-import type { CommandModule } from 'yargs';
 import { submitAllocations } from '../api/submit.js';
 import { ThemisError } from '../model/errors.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
@@ -10,10 +10,8 @@ interface SubmitArgs extends GlobalOptions {
 }
 
 /** `themis submit`: hand each allocation's batch script to the scheduler and record the job ids. */
-export function submitCommand(output: Output): CommandModule<GlobalOptions, SubmitArgs> {
+export function submitCommand(output: Output): CommandBody<GlobalOptions, SubmitArgs> {
   return {
-    command: 'submit',
-    describe: 'submit the batch scripts (sbatch, bsub, flux batch, or start them here) and record the job ids',
     builder: (y) =>
       y
         .option('allocation', {

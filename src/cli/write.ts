@@ -1,7 +1,7 @@
 import path from 'node:path';
-import type { CommandModule } from 'yargs';
 import { Themis } from '../api/themis.js';
 import { writeFileAtomicSync } from '../store/atomic.js';
+import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
@@ -11,10 +11,8 @@ interface WriteArgs extends GlobalOptions {
 }
 
 /** `themis write csv|json|yaml [-o FILE]`: every run's status, sample, steps and result. */
-export function writeCommand(output: Output): CommandModule<GlobalOptions, WriteArgs> {
+export function writeCommand(output: Output): CommandBody<GlobalOptions, WriteArgs> {
   return {
-    command: 'write <format>',
-    describe: 'export every run (id, status, resources, sample, result) as CSV, JSON or YAML',
     builder: (y) =>
       y
         .positional('format', { choices: ['csv', 'json', 'yaml'] as const, describe: 'output format' })
