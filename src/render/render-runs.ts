@@ -6,7 +6,7 @@ import type { Sample, StepSpec } from '../model/step.js';
 import { getAdapter } from '../schedulers/index.js';
 import { FORMAT_VERSION, RUN_META_DIR } from '../store/layout.js';
 import { newStatus, type RunRecord, type SchedulerName } from '../store/records.js';
-import { quoteArgv, quoteShell } from './handlebars.js';
+import { quoteArgv, quoteShell } from './quote.js';
 import { resolveProgram } from './program.js';
 import { compileRunDirTemplate, isInside, planRunDirs } from './run-dirs.js';
 import { loadRunFiles, loadScriptTemplate, type RunFiles } from './sources.js';

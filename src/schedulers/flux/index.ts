@@ -1,5 +1,5 @@
 import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
-import { oneLine, quoteShell } from '../../render/handlebars.js';
+import { oneLine, quoteShell } from '../../render/quote.js';
 
 const q = (v: unknown) => quoteShell(oneLine(v));
 import { expandNodelist } from '../nodelist.js';
