@@ -1,4 +1,3 @@
-import { Themis } from '../api/themis.js';
 import { ThemisError } from '../model/errors.js';
 import { runPacker, type PackerProgress } from '../pack/index.js';
 import type { CommandBody } from './commands.js';
@@ -50,6 +49,8 @@ export function runCommand(output: Output): CommandBody<GlobalOptions, RunArgs> 
       positive('cores', argv.cores, true);
       positive('gpus', argv.gpus, true, 0);
       if (argv.detach) {
+        // The whole API only for --detach: the blocking path needs just the packer.
+        const { Themis } = await import('../api/themis.js');
         const started = await Themis.open(argv.setupDir).executeLocal({
           blocking: false,
           timeout: argv.timeout ?? null,
