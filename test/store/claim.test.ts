@@ -6,7 +6,9 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   heartbeatClaim,
   holdsClaim,
+  dropSharedOwner,
   inspectClaim,
+  readClaimOwner,
   releaseClaim,
   tryClaim,
   type ClaimOptions,
@@ -76,12 +78,13 @@ describe('fileServerNow', () => {
 describe('tryClaim / releaseClaim', () => {
   const opts: ClaimOptions = { leaseMs: 60_000, now: Date.now };
 
-  it('gives a run to one claimer, writes owner.json, releases cleanly', () => {
+  it('gives a run to one claimer, records its owner, releases cleanly', () => {
     const { dir } = ensemble(1);
     const got = tryClaim(dir(1), { jobId: '42', packerId: 'p1' }, opts);
     expect(got).not.toBeNull();
     expect(got!.broken).toBeNull();
-    const owner = JSON.parse(fs.readFileSync(runPaths(dir(1)).claimOwner, 'utf8'));
+    const owner = readClaimOwner(dir(1));
+    expect(fs.statSync(runPaths(dir(1)).claim).isFile()).toBe(true);
     expect(owner).toMatchObject({ host: hostName(), pid: process.pid, jobId: '42', packerId: 'p1', token: got!.claim.owner.token });
     expect(tryClaim(dir(1), who, opts)).toBeNull();
     expect(holdsClaim(got!.claim)).toBe(true);
@@ -131,7 +134,7 @@ describe('tryClaim / releaseClaim', () => {
     expect(tryClaim(dir(1), who, opts)).toBeNull();
   });
 
-  it('judges a claim without owner.json by the claim dir age', () => {
+  it('judges an old-style claim dir without owner.json by the dir age', () => {
     const { dir } = ensemble(2);
     fs.mkdirSync(runPaths(dir(1)).claim);
     expect(inspectClaim(dir(1), opts)).toMatchObject({ owner: null, stale: false });
@@ -139,7 +142,7 @@ describe('tryClaim / releaseClaim', () => {
     fs.mkdirSync(runPaths(dir(2)).claim);
     const old = new Date(Date.now() - 120_000);
     fs.utimesSync(runPaths(dir(2)).claim, old, old);
-    expect(inspectClaim(dir(2), opts)!.why).toMatch(/no owner\.json/);
+    expect(inspectClaim(dir(2), opts)!.why).toMatch(/no readable owner/);
     const got = tryClaim(dir(2), who, opts)!;
     expect(got.broken!.packerId).toMatch(/never written/);
   });
@@ -159,6 +162,59 @@ describe('tryClaim / releaseClaim', () => {
   });
 });
 
+describe('a packer\'s shared owner file', () => {
+  it('links every claim to one owner file: one write refreshes them all, release and exit leave nothing', async () => {
+    const { setup, dir } = ensemble(3);
+    const ownerDir = path.join(setup, 'packers');
+    const packer = { jobId: '7', packerId: 'shared-1', ownerDir };
+    const opts: ClaimOptions = { leaseMs: 400, now: () => fileServerNow(setup) };
+    const claims = [1, 2, 3].map((i) => tryClaim(dir(i), packer, opts)!.claim);
+    const ownerFile = path.join(ownerDir, 'shared-1.owner');
+    const ino = fs.statSync(ownerFile).ino;
+    for (const i of [1, 2, 3]) expect(fs.statSync(runPaths(dir(i)).claim).ino).toBe(ino);
+    expect(fs.statSync(ownerFile).nlink).toBe(4);
+    expect(readClaimOwner(dir(2))).toMatchObject({ packerId: 'shared-1', jobId: '7', pid: process.pid });
+    // Heartbeats keep all three fresh past the lease; a foreign claimer is refused throughout.
+    for (let t = 0; t < 6; t++) {
+      await sleep(120);
+      for (const c of claims) expect(heartbeatClaim(c)).toBe(true);
+    }
+    for (const i of [1, 2, 3]) expect(inspectClaim(dir(i), opts)!.stale).toBe(false);
+    expect(tryClaim(dir(2), { jobId: null, packerId: 'other', ownerDir }, opts)).toBeNull();
+    releaseClaim(claims[1]!);
+    expect(fs.existsSync(runPaths(dir(2)).claim)).toBe(false);
+    expect(holdsClaim(claims[0]!)).toBe(true);
+    expect(fs.statSync(ownerFile).nlink).toBe(3);
+    // The packer exits without releasing (as a crash would): the claims outlive its file's name
+    // and go stale after the lease.
+    dropSharedOwner(packer);
+    expect(fs.existsSync(ownerFile)).toBe(false);
+    await sleep(500);
+    const seen = inspectClaim(dir(1), opts)!;
+    expect(seen.owner!.packerId).toBe('shared-1');
+    expect(seen.why).toMatch(/over the lease/);
+    const got = tryClaim(dir(1), { jobId: null, packerId: 'successor', ownerDir }, opts)!;
+    expect(got.broken!.packerId).toBe('shared-1');
+    expect(holdsClaim(claims[0]!)).toBe(false);
+    expect(heartbeatClaim(claims[0]!)).toBe(false);
+    expect(holdsClaim(claims[2]!)).toBe(true); // breaking one claim leaves the owner's others alone
+    expect(fs.readdirSync(runPaths(dir(1)).meta).sort()).toEqual(['claim', 'run.json', 'status.json']);
+  });
+
+  it('falls back to a private owner file when the shared one cannot be made', () => {
+    const { root, dir } = ensemble(1);
+    const blocker = path.join(root, 'not-a-dir');
+    fs.writeFileSync(blocker, '');
+    const got = tryClaim(dir(1), { jobId: null, packerId: 'p', ownerDir: blocker }, { leaseMs: 60_000, now: Date.now })!;
+    expect(got.claim.shared).toBeNull();
+    expect(readClaimOwner(dir(1))!.packerId).toBe('p');
+    expect(fs.statSync(runPaths(dir(1)).claim).nlink).toBe(1);
+    expect(fs.readdirSync(runPaths(dir(1)).meta).sort()).toEqual(['claim', 'run.json', 'status.json']);
+    releaseClaim(got.claim);
+    expect(fs.existsSync(runPaths(dir(1)).claim)).toBe(false);
+  });
+});
+
 describe('heartbeat and lease', () => {
   it('keeps a claim fresh while heartbeating, stale after the lease without', async () => {
     const { setup, dir } = ensemble(2);
@@ -174,7 +230,7 @@ describe('heartbeat and lease', () => {
     const bSeen = inspectClaim(dir(2), { leaseMs: 300, now: Date.now })!;
     expect(bSeen.stale).toBe(true);
     expect(bSeen.why).toMatch(/over the lease of 0\.3 s/);
-    expect(JSON.parse(fs.readFileSync(runPaths(dir(1)).claimOwner, 'utf8')).token).toBe(a.owner.token);
+    expect(readClaimOwner(dir(1))!.token).toBe(a.owner.token);
   });
 
   it('tells the loser it lost: heartbeat false, holdsClaim false, release leaves the new claim', async () => {
@@ -219,7 +275,7 @@ for (let i = ids.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * 
 const wait = Number(startAt) - Date.now();
 if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
 for (const id of ids) {
-  const got = tryClaim(root + '/runs/' + id, { jobId: null, packerId: 'racer-' + process.pid }, { leaseMs: 10000, now: Date.now });
+  const got = tryClaim(root + '/runs/' + id, { jobId: null, packerId: 'racer-' + process.pid, ...(process.pid % 2 ? { ownerDir: root + '/packers' } : {}) }, { leaseMs: 10000, now: Date.now });
   if (got) fs.appendFileSync(ledger, id + ' ' + process.pid + ' ' + (got.broken ? got.broken.packerId : '-') + '\\n');
 }
 // Stay alive until every racer is done: a claimer that exits is dead, and its claims fairly stale.
@@ -251,7 +307,7 @@ while (fs.readdirSync(root).filter((n) => n.startsWith('ledger.txt.done-')).leng
     const doubles = [...winners].filter(([, w]) => w.length !== 1);
     expect(doubles).toEqual([]);
     for (const [id, [pid]] of winners) {
-      const owner = JSON.parse(fs.readFileSync(runPaths(dir(id)).claimOwner, 'utf8'));
+      const owner = readClaimOwner(dir(id))!;
       expect(owner.packerId).toBe(`racer-${pid}`);
       // No graveyard or mutex left behind.
       expect(fs.readdirSync(runPaths(dir(id)).meta).sort()).toEqual(['claim', 'run.json', 'status.json']);
@@ -282,7 +338,7 @@ let held = 0;
 while (Date.now() < Number(until)) {
   const id = 1 + Math.floor(Math.random() * Number(runs));
   const dir = root + '/runs/' + id;
-  const got = tryClaim(dir, { jobId: null, packerId: 'churn-' + process.pid }, { leaseMs: 2000, now: Date.now });
+  const got = tryClaim(dir, { jobId: null, packerId: 'churn-' + process.pid, ...(process.pid % 2 ? { ownerDir: root + '/packers' } : {}) }, { leaseMs: 2000, now: Date.now });
   if (!got) { nap(1); continue; }
   held++;
   const holder = dir + '/holder';

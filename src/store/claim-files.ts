@@ -1,0 +1,390 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ThemisError, describeFsError } from '../model/errors.js';
+import { hostName, pidStartTime } from './proc.js';
+
+/**
+ * The files behind a claim. A claim is `.themis/claim`, a hard link to an *owner file* that holds
+ * the owner as JSON. `link()` is atomic and exclusive on NFS, Lustre and GPFS (the classic NFS
+ * lock), and it creates no inode: on this kind of file system creating a file or directory is the
+ * expensive metadata operation (150-250 µs here, milliseconds on a busy parallel file system),
+ * while link, rename and unlink are cheap.
+ *
+ * A packer links all its claims to one owner file in the setup directory's `packers/`, so a
+ * single write to that file is the heartbeat of every claim it holds. One-off claimers (doctor,
+ * requeue) write a private owner file next to the claim, link it, and unlink the private name.
+ * Claims made by older themis versions (a `claim/` directory holding `owner.json`) are still read,
+ * judged and broken.
+ */
+
+export interface ClaimOwner {
+  host: string;
+  pid: number;
+  pidStart: string | null;
+  jobId: string | null;
+  packerId: string;
+  token: string;
+  since: string;
+}
+
+/** Who claims: `ownerDir` (the setup dir's `packers/`) makes all claims share one owner file. */
+export interface OwnerInput {
+  jobId: string | null;
+  packerId: string;
+  ownerDir?: string;
+}
+
+/**
+ * A claim's identity: its inode and its owner's token. The inode alone is not enough: a private
+ * owner file freed when its claim is broken can be reused at once, same number, for the next one.
+ */
+export interface FileId {
+  /** Decimal strings: 64-bit inode numbers (Lustre, GPFS) do not fit a double, and these print. */
+  dev: string;
+  ino: string;
+  token: string | null;
+}
+
+export function sameFile(a: FileId | null, b: FileId | null): boolean {
+  return a !== null && b !== null && a.dev === b.dev && a.ino === b.ino && a.token === b.token;
+}
+
+export function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+const myPidStart = pidStartTime(process.pid);
+/** Tokens and temp names: one random prefix per process and a counter. */
+const prefix = randomBytes(8).toString('hex');
+let counter = 0;
+const next = (): string => (++counter).toString(36);
+
+export function newOwner(who: OwnerInput): ClaimOwner {
+  return {
+    host: hostName(),
+    pid: process.pid,
+    pidStart: myPidStart,
+    jobId: who.jobId,
+    packerId: who.packerId,
+    token: `${prefix}${next()}`,
+    since: new Date().toISOString(),
+  };
+}
+
+function ownerText(owner: ClaimOwner): string {
+  return JSON.stringify(owner, null, 1) + '\n';
+}
+
+export function parseOwner(text: string | null): ClaimOwner | null {
+  if (text === null) return null;
+  try {
+    const o = JSON.parse(text) as ClaimOwner;
+    return o && typeof o === 'object' && typeof o.token === 'string' ? o : null;
+  } catch {
+    return null;
+  }
+}
+
+// --- the shared owner file of a packer ---
+
+export interface SharedOwner {
+  path: string;
+  owner: ClaimOwner;
+  id: FileId;
+  /** Kept open: the heartbeat writes through it even if someone removed the name. */
+  fd: number;
+  /** When the last heartbeat write started (both clocks), so claims verified after it count from then. */
+  touched: { mono: number; wall: number } | null;
+  touchOk: boolean;
+}
+
+const shared = new Map<string, SharedOwner | 'unusable'>();
+
+function sharedKey(who: OwnerInput): string {
+  return `${who.ownerDir}\0${who.packerId}`;
+}
+
+/** The packer's shared owner file, made on first use; null when `who` has none or it cannot be made. */
+export function sharedOwner(who: OwnerInput): SharedOwner | null {
+  if (!who.ownerDir) return null;
+  const key = sharedKey(who);
+  const known = shared.get(key);
+  if (known !== undefined) return known === 'unusable' ? null : known;
+  const file = path.join(who.ownerDir, `${who.packerId}.owner`);
+  const owner = newOwner(who);
+  try {
+    fs.mkdirSync(who.ownerDir, { recursive: true });
+    const fd = fs.openSync(file, 'w+', 0o644);
+    fs.writeSync(fd, ownerText(owner), 0, 'utf8');
+    const st = fs.fstatSync(fd, { bigint: true });
+    const s: SharedOwner = { path: file, owner, id: { dev: String(st.dev), ino: String(st.ino), token: owner.token }, fd, touched: { mono: performance.now(), wall: Date.now() }, touchOk: true };
+    shared.set(key, s);
+    return s;
+  } catch {
+    // Each claim then gets its own owner file: slower, equally safe.
+    shared.set(key, 'unusable');
+    return null;
+  }
+}
+
+/** Close and remove a packer's shared owner file (at exit, after its claims are released). */
+export function dropSharedOwner(who: OwnerInput): void {
+  if (!who.ownerDir) return;
+  const key = sharedKey(who);
+  const s = shared.get(key);
+  shared.delete(key);
+  if (!s || s === 'unusable') return;
+  try {
+    fs.closeSync(s.fd);
+  } catch {
+    /* already closed */
+  }
+  try {
+    fs.unlinkSync(s.path);
+  } catch {
+    /* removed already */
+  }
+}
+
+/**
+ * Refresh the heartbeat of every claim linked to `s`: rewrite its first byte in place and flush,
+ * so the file server stamps the mtime (utimes would stamp this node's clock; an unflushed NFS write
+ * would not reach the server until write-back). Several claims heartbeating in one tick share it.
+ */
+export function touchShared(s: SharedOwner, withinMs: number): boolean {
+  if (s.touched && performance.now() - s.touched.mono < withinMs) return s.touchOk;
+  const t = { mono: performance.now(), wall: Date.now() };
+  try {
+    fs.writeSync(s.fd, '{', 0, 'utf8');
+    fs.fdatasyncSync(s.fd);
+    s.touchOk = true;
+  } catch {
+    s.touchOk = false;
+  }
+  s.touched = t;
+  return s.touchOk;
+}
+
+// --- making a claim ---
+
+/** Link errors after which a private owner file (or nothing) is the answer, not a retry. */
+const NO_SHARED_LINK = new Set(['EXDEV', 'EMLINK', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Link `source` to `claimPath`. Returns true when the claim path is now `id` (also when an NFS
+ * retransmission reported a link that did succeed as EEXIST), false when someone else holds it,
+ * and throws the errno otherwise.
+ */
+function linkClaim(source: string, claimPath: string, id: FileId): boolean {
+  try {
+    fs.linkSync(source, claimPath);
+    return true;
+  } catch (e) {
+    if (sameFile(claimIdNow(claimPath), id)) return true;
+    if (errno(e) === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+
+export interface Made {
+  owner: ClaimOwner;
+  id: FileId;
+  shared: SharedOwner | null;
+}
+
+/**
+ * Create the claim; null when it exists already or the run directory is gone. Throws the raw
+ * errno error for anything else (the caller words it).
+ */
+export function makeClaim(metaDir: string, claimPath: string, who: OwnerInput, leaseMs: number): Made | null {
+  const s = sharedOwner(who);
+  // A new link inherits the owner file's mtime: a packer that held nothing for a while refreshes it
+  // first, or its new claim would be born looking as old as its last heartbeat.
+  if (s && (s.touched === null || performance.now() - s.touched.mono > leaseMs / 4) && !touchShared(s, 0)) return null;
+  if (s) {
+    try {
+      return linkClaim(s.path, claimPath, s.id) ? { owner: s.owner, id: s.id, shared: s } : null;
+    } catch (e) {
+      // ENOENT: the run dir went away, or our owner file's name did (then a private file works).
+      if (errno(e) === 'ENOENT' && !fs.existsSync(metaDir)) return null;
+      if (errno(e) !== 'ENOENT' && !NO_SHARED_LINK.has(errno(e) ?? '')) throw e;
+    }
+  }
+  const owner = newOwner(who);
+  const tmp = path.join(metaDir, `.claim.tmp-${process.pid}-${prefix}-${next()}`);
+  try {
+    fs.writeFileSync(tmp, ownerText(owner), { flag: 'wx' });
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    const st = fs.statSync(tmp, { bigint: true });
+    const id = { dev: String(st.dev), ino: String(st.ino), token: owner.token };
+    return linkClaim(tmp, claimPath, id) ? { owner, id, shared: null } : null;
+  } finally {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* gone with the run dir */
+    }
+  }
+}
+
+// --- reading a claim ---
+
+export interface Stamped {
+  owner: ClaimOwner | null;
+  /** The heartbeat's mtime: the owner file's (also for an old-style claim dir, its owner.json's, else the dir's). */
+  mtimeMs: number;
+  id: FileId;
+}
+
+const buf = Buffer.allocUnsafe(16 * 1024);
+
+function readAll(fd: number): string {
+  let n = 0;
+  for (let r = 1; r > 0 && n < buf.length; n += r) r = fs.readSync(fd, buf, n, buf.length - n, n);
+  if (n >= buf.length) return fs.readFileSync(fd, 'utf8');
+  return buf.toString('utf8', 0, n);
+}
+
+/**
+ * Owner, heartbeat and identity through one descriptor. On NFS, open() revalidates the cached
+ * attributes (close-to-open), so the mtime is the server's current one. Null when there is no claim.
+ */
+export function readClaim(claimPath: string): Stamped | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(claimPath, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (st.isDirectory()) {
+      const inner = readInner(path.join(claimPath, 'owner.json'));
+      const owner = parseOwner(inner?.text ?? null);
+      return { owner, mtimeMs: inner?.mtimeMs ?? Number(st.mtimeMs), id: { dev: String(st.dev), ino: String(st.ino), token: owner?.token ?? null } };
+    }
+    const owner = parseOwner(readAll(fd));
+    return { owner, mtimeMs: Number(st.mtimeMs), id: { dev: String(st.dev), ino: String(st.ino), token: owner?.token ?? null } };
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readInner(file: string): { text: string; mtimeMs: number } | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    return { mtimeMs: fs.fstatSync(fd).mtimeMs, text: readAll(fd) };
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The claim path's identity as the file server sees it now (open revalidates on NFS). */
+export function claimIdNow(claimPath: string): FileId | null {
+  return readClaim(claimPath)?.id ?? null;
+}
+
+/** Heartbeat a claim with its own owner file: rewrite one byte through the claim, if it is still `id`. */
+export function touchPrivate(claimPath: string, id: FileId): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(claimPath, 'r+');
+  } catch {
+    return false;
+  }
+  try {
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (st.isDirectory()) return false;
+    const token = parseOwner(readAll(fd))?.token ?? null;
+    if (!sameFile({ dev: String(st.dev), ino: String(st.ino), token }, id)) return false;
+    fs.writeSync(fd, '{', 0, 'utf8');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// --- removing a claim ---
+
+export function asideName(p: string, why: string): string {
+  return `${p}.${why}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Remove a claim (file, or an old-style dir) that nobody else can reach any more. */
+export function removeAside(p: string): void {
+  try {
+    fs.unlinkSync(p);
+    return;
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return;
+  }
+  try {
+    // An old-style claim dir: usually owner.json alone.
+    fs.unlinkSync(path.join(p, 'owner.json'));
+    fs.rmdirSync(p);
+    return;
+  } catch {
+    /* something else in it: walk it */
+  }
+  try {
+    fs.rmSync(p, { recursive: true, force: true });
+  } catch {
+    /* a leftover is harmless; `themis doctor` lists it */
+  }
+}
+
+/**
+ * Put a claim we moved aside by mistake back, unless the path was taken again meanwhile (then its
+ * owner sees the loss at its next status write or heartbeat). A file goes back by link, which
+ * fails on an existing name, where rename would silently replace the new claim.
+ */
+function putBack(aside: string, claimPath: string): void {
+  try {
+    if (fs.lstatSync(aside).isDirectory()) {
+      fs.renameSync(aside, claimPath); // fails onto a non-empty dir or a file
+      return;
+    }
+    fs.linkSync(aside, claimPath);
+  } catch {
+    /* taken again */
+  }
+  removeAside(aside);
+}
+
+/**
+ * Rename the claim aside if (and only if) it is `id`, then delete it. Between our look and the
+ * rename another process could have replaced the claim, so the moved file is checked again and
+ * put back when it was not the one we meant.
+ */
+export function moveClaimAside(claimPath: string, id: FileId, why: string): boolean {
+  const aside = asideName(claimPath, why);
+  try {
+    fs.renameSync(claimPath, aside);
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return false;
+    throw new ThemisError('IO', `cannot move claim ${claimPath} aside: ${describeFsError(e)}`, { cause: e });
+  }
+  if (!sameFile(claimIdNow(aside), id)) {
+    putBack(aside, claimPath);
+    return false;
+  }
+  removeAside(aside);
+  return true;
+}
