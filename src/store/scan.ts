@@ -69,8 +69,16 @@ export function readRunState(entry: IndexEntry): RunState {
     }
     return { id: entry.id, dir: entry.dir, status: null, problem };
   }
-  const { status, problem } = parseStatusText(file, text, entry.id);
-  return { id: entry.id, dir: entry.dir, status, problem };
+  let parsed = parseStatusText(file, text, entry.id);
+  if (parsed.status === null) {
+    // A status rewritten in place of a spare while we read it (see writeFileRecycledSync): read again.
+    try {
+      parsed = parseStatusText(file, fs.readFileSync(file, 'utf8'), entry.id);
+    } catch {
+      /* judged on the first read */
+    }
+  }
+  return { id: entry.id, dir: entry.dir, status: parsed.status, problem: parsed.problem };
 }
 
 function selectEntries(setupDir: string, ensemble: EnsembleRecord, ids?: Iterable<number>): IndexEntry[] {
