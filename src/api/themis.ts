@@ -13,8 +13,14 @@ import { buildTable, formatCsv, formatJson, formatYaml, tableRecords, type RunEx
 import { checkJsonResult } from './runtime.js';
 import { readExportsParallel, scanRunsParallel } from './scan-parallel.js';
 import { clearEnsemble, type ClearOptions, type ClearReport } from './clear.js';
-import * as lifecycle from './lifecycle.js';
+import type * as lifecycle from './lifecycle.js';
 import type { HookContext as PackHookContext, HookName } from '../pack/hooks.js';
+
+/**
+ * Creating, adding, running and the interface's hooks (render, batch scripts, the packer, the
+ * schedulers) load on first use: opening an ensemble to read its state does not need them.
+ */
+const loadLifecycle = (): Promise<typeof lifecycle> => import('./lifecycle.js');
 
 export type { OpReport } from '../store/run-ops.js';
 export type { ClearOptions, ClearReport } from './clear.js';
@@ -100,7 +106,7 @@ export class Themis {
    * const ens = await Themis.create({ application: './sim', runs: [new Run({ x: 1 }, '-x 1')] });
    */
   static async create(options: lifecycle.CreateOptions): Promise<Themis> {
-    const setupDir = await lifecycle.create(options, 'create');
+    const setupDir = await (await loadLifecycle()).create(options, 'create');
     return new Themis(setupDir);
   }
 
@@ -109,7 +115,7 @@ export class Themis {
    * @example await Themis.createOverwrite({ application: './sim', runs });
    */
   static async createOverwrite(options: lifecycle.CreateOptions): Promise<Themis> {
-    const setupDir = await lifecycle.create(options, 'overwrite');
+    const setupDir = await (await loadLifecycle()).create(options, 'overwrite');
     return new Themis(setupDir);
   }
 
@@ -225,7 +231,7 @@ export class Themis {
    * @example await ens.addRuns([new Run({ x: 9 }, '-x 9')]);
    */
   async addRuns(runs: Iterable<Run | CompositeRun>): Promise<number[]> {
-    return lifecycle.add(this.setupDir, [...runs]);
+    return (await loadLifecycle()).add(this.setupDir, [...runs]);
   }
 
   /**
@@ -254,7 +260,7 @@ export class Themis {
    * @example await ens.onCompletion(['mail', '-s', 'done', 'me@lab.org'], { stdout: 'mail.log' });
    */
   async onCompletion(args: readonly string[], options: OnCompletionOptions = {}): Promise<void> {
-    const completion = lifecycle.resolveCompletion(args, options, this.ensemble.root);
+    const completion = (await loadLifecycle()).resolveCompletion(args, options, this.ensemble.root);
     // `add` and `gen --resume` rewrite ensemble.json too: read-modify-write under their lock.
     const release = acquireWriteLock(this.setupDir, 'completion');
     try {
@@ -272,7 +278,7 @@ export class Themis {
   async dryRun(ids: Iterable<number> = [], options: lifecycle.DryRunOptions = {}): Promise<number[]> {
     let list = [...ids];
     if (list.length === 0) list = await this.filterByStatus('queued');
-    return lifecycle.dryRun(this, list, options);
+    return (await loadLifecycle()).dryRun(this, list, options);
   }
 
   /**
@@ -281,7 +287,7 @@ export class Themis {
    * @example const { pid, logFile } = await ens.executeLocal();
    */
   async executeLocal(options: lifecycle.ExecuteLocalOptions = {}): Promise<lifecycle.LocalExecution> {
-    return lifecycle.executeLocal(this, options);
+    return (await loadLifecycle()).executeLocal(this, options);
   }
 
   /**
@@ -289,7 +295,7 @@ export class Themis {
    * @example const jobId = await ens.executeAlloc({ nodes: 2, partition: 'pbatch', timeout: 60 });
    */
   async executeAlloc(options: lifecycle.ExecuteAllocOptions = {}): Promise<string> {
-    return lifecycle.executeAlloc(this, options);
+    return (await loadLifecycle()).executeAlloc(this, options);
   }
 
   /**
@@ -298,7 +304,7 @@ export class Themis {
    * @example const value = await ens.callPostRun(3);
    */
   async callPostRun(id: number): Promise<unknown> {
-    return lifecycle.callHook(this, 'postRun', id);
+    return (await loadLifecycle()).callHook(this, 'postRun', id);
   }
 
   /**
@@ -306,7 +312,7 @@ export class Themis {
    * @example if ((await ens.interfaceHooks()).includes('postRun')) …
    */
   async interfaceHooks(): Promise<HookName[]> {
-    return lifecycle.hookNames(this.setupDir);
+    return (await loadLifecycle()).hookNames(this.setupDir);
   }
 
   /**
@@ -314,7 +320,7 @@ export class Themis {
    * @example await ens.callPrepEnsemble();
    */
   async callPrepEnsemble(): Promise<void> {
-    await lifecycle.callHook(this, 'prepEnsemble', null);
+    await (await loadLifecycle()).callHook(this, 'prepEnsemble', null);
   }
 
   /**
@@ -322,7 +328,7 @@ export class Themis {
    * @example await ens.callPostEnsemble();
    */
   async callPostEnsemble(): Promise<void> {
-    await lifecycle.callHook(this, 'postEnsemble', null);
+    await (await loadLifecycle()).callHook(this, 'postEnsemble', null);
   }
 
   /**
