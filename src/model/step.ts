@@ -1,5 +1,9 @@
-import shellQuote from 'shell-quote';
+import { createRequire } from 'node:module';
 import { ThemisError } from './errors.js';
+
+/** shell-quote loads on the first split: commands that only read an ensemble's state never need it. */
+let shellQuote: typeof import('shell-quote') | null = null;
+const sq = (): typeof import('shell-quote') => (shellQuote ??= createRequire(import.meta.url)('shell-quote') as typeof import('shell-quote'));
 
 /** Sample values: strings from CSV; any JSON value from JSON samples and the API. */
 export type SampleValue = unknown;
@@ -43,7 +47,7 @@ export const STEP_DEFAULTS: Omit<StepSpec, 'args'> = {
  * Operators (`|`, `;`, `>`) and globs are refused: a step is one program and its arguments.
  */
 export function splitArgs(command: string, where = 'args'): string[] {
-  const parsed = shellQuote.parse(command, (name) => `$${name}`);
+  const parsed = sq().parse(command, (name) => `$${name}`);
   const out: string[] = [];
   for (const token of parsed) {
     if (typeof token === 'string') {
