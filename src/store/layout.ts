@@ -39,6 +39,12 @@ export function setupPaths(setupDir: string) {
     /** Live packers: one heartbeat file each, rewritten every heartbeat. */
     packersDir: path.join(s, 'packers'),
     packerFile: (id: string) => path.join(s, 'packers', `${id}.json`),
+    /**
+     * The packer's launch journal, appended by its launcher: `S <key> <start json>` when a step
+     * starts, `E <key> <exit json>` when it ends (see src/store/journal.ts). Removed by a packer
+     * that ends cleanly; kept for a successor otherwise.
+     */
+    packerJournal: (id: string) => path.join(s, 'packers', `${id}.journal`),
     /** Ensemble-wide flags shared by every packer. */
     stateDir: path.join(s, 'state'),
     stopFile: path.join(s, 'state', 'stop.json'),

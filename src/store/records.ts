@@ -100,8 +100,55 @@ export interface StatusRecord {
   endedAt: string | null;
   host: string | null;
   jobId: string | null;
+  /**
+   * Which launch a `running` status belongs to: the packer that started the step and the step's
+   * key in that packer's journal (`<setup>/packers/<packer>.journal`), where its launcher records
+   * the step's start and exit. Set in the `running` status written before the step is spawned,
+   * null once the status leaves `running`. Absent in statuses of older themis versions.
+   */
+  launch?: LaunchRef | null;
   /** Newest last; trimmed to the last HISTORY_LIMIT entries. */
   history: HistoryEntry[];
+}
+
+export interface LaunchRef {
+  packer: string;
+  /** Unique for the packer's whole life: `<runId>:<step>:<attempt>:<seq>`. */
+  key: string;
+}
+
+/** Why the launcher stopped a step (null: it ended on its own). */
+export type StopReason = 'timeout' | 'dequeue' | 'interrupt' | 'lost-claim';
+
+/** A step's start, as its launcher journals it (`S <key> <json>`) right after forking it. */
+export interface StepStartRecord {
+  format: number;
+  runId: number;
+  step: number;
+  attempt: number;
+  host: string;
+  /** The step's pid, which is also its process group. */
+  pid: number;
+  pgid: number;
+  /** Start time of the pid in clock ticks since boot (`/proc/<pid>/stat` field 22), to detect reuse. */
+  pidStart: string | null;
+  startedAt: string;
+  launcherPid: number;
+}
+
+/** How a step attempt ended, as its launcher journals it (`E <key> <json>`), even after the packer died. */
+export interface ExitRecord {
+  format: number;
+  runId: number;
+  step: number;
+  attempt: number;
+  code: number | null;
+  signal: string | null;
+  stoppedBy: StopReason | null;
+  startedAt: string;
+  endedAt: string;
+  host: string;
+  pid: number;
 }
 
 export const HISTORY_LIMIT = 20;
