@@ -10,14 +10,26 @@ export async function run(ctx) {
   writeCsv(csv, ['x'], 2, (i) => [i]);
   const dir = path.join(ctx.work, 'idle');
   genEnsemble(dir, '/bin/sleep', csv, ['--args', String(seconds)]);
-  const pidFiles = [1, 2].map((id) => path.join(dir, 'runs', String(id), '.themis/step.pid.json'));
+  // Both steps run once both statuses are `running` and the packer's journal has their starts.
+  const bothStarted = () => {
+    try {
+      return [1, 2].every((id) => {
+        const s = JSON.parse(fs.readFileSync(path.join(dir, 'runs', String(id), '.themis/status.json'), 'utf8'));
+        if (s.status !== 'running' || !s.launch) return false;
+        const journal = fs.readFileSync(path.join(dir, '.themis_setup', 'packers', `${s.launch.packer}.journal`), 'utf8');
+        return journal.includes(`\nS ${s.launch.key} `) || journal.startsWith(`S ${s.launch.key} `);
+      });
+    } catch {
+      return false;
+    }
+  };
   let from = null;
   let to = null;
   const r = await themisRun(dir, ['--cores', '2'], {
     intervalMs: 100,
     onSample: (t, p) => {
       if (from === null) {
-        if (pidFiles.every((f) => fs.existsSync(f))) from = { t, cpuMs: p.cpuMs };
+        if (bothStarted()) from = { t, cpuMs: p.cpuMs };
       } else if (t - from.t <= (seconds - 1) * 1000) to = { t, cpuMs: p.cpuMs };
     },
   });

@@ -3,20 +3,27 @@
  * (the Node fallback) and speaks the same protocol (src/pack/launcher-protocol.ts) on stdin/stdout:
  *
  *   packer -> spawner, every field NUL-terminated:
- *     I graceMs
- *     S key runId step attempt timeoutMs cwd logName pidFile exitFile nArgv argv... nEnv K=V...
+ *     I graceMs journalPath     (first, once; an empty path: no journal)
+ *     S key runId step attempt timeoutMs cwd logName nArgv argv... nEnv K=V...
  *     K key reason              (reason: timeout | dequeue | interrupt | lost-claim)
  *     Q                         (stop every step, then exit)
  *   spawner -> packer, one line each:
  *     R <pid>                   ready
  *     S <key> <pid>             started
  *     E <key> <exit record JSON>
+ *   spawner -> the packer's journal (<setup>/packers/<packerId>.journal, opened once with
+ *   O_APPEND; one write(2) per line):
+ *     S <key> <start JSON>      right after the fork, before "S <key> <pid>" goes to the packer:
+ *                               format runId step attempt host pid pgid pidStart startedAt launcherPid
+ *     E <key> <exit record JSON> when the step ended, before "E" goes to the packer
  *
  * Each step runs in its own process group with stdin from /dev/null and stdout/stderr appended to
- * <cwd>/<logName> (an earlier log is rotated to run_NNNN.log first). At start it writes the pid
- * file; at exit the exit record (temp + rename), even when the packer is gone. When stdin closes
+ * <cwd>/<logName> (an earlier log is rotated to run_NNNN.log first). Its start and its exit are
+ * journaled, the exit even when the packer is gone (so a successor knows the step ended and how);
+ * no file is created per step. A journal that cannot be written (full disk) is reported on stderr
+ * and the steps go on; after a short write the next line starts with a newline. When stdin closes
  * (the packer died) or on Q, every step's group gets SIGTERM, then SIGKILL after the grace period,
- * their exits are recorded, and the spawner exits. Single-threaded; no allocation in the child
+ * their exits are journaled, and the spawner exits. Single-threaded; no allocation in the child
  * between fork and exec beyond what a single-threaded fork allows.
  */
 #define _GNU_SOURCE
@@ -51,7 +58,6 @@ typedef struct step {
   struct step *next;
   char *key;
   long run_id, step_no, attempt;
-  char *pid_file, *exit_file;
   pid_t pid;
   int stopped_by;
   char started_at[40];
@@ -68,6 +74,9 @@ static char host[256] = "localhost";
 static int sig_pipe[2] = {-1, -1};
 static char **base_env = NULL;
 static size_t base_env_n = 0;
+static int journal_fd = -1;
+static char *journal_path = NULL;
+static int journal_torn = 0; /* the last write was short: start the next line on its own */
 
 /* ---------- output (buffered per loop turn; a dead packer's EPIPE is ignored) ---------- */
 
@@ -196,39 +205,41 @@ static const char *signal_name(int sig, char *buf, size_t n) {
   return buf;
 }
 
-/* Write a file whole: temp in the same directory, then rename (readers never see it torn). */
-static int write_atomic(const char *file, const char *data, size_t len) {
-  char tmp[PATH_MAX];
-  const char *slash = strrchr(file, '/');
-  int dl = slash ? (int)(slash - file) : 0;
-  const char *base = slash ? slash + 1 : file;
-  if (snprintf(tmp, sizeof tmp, "%.*s%s.%s.tmp-%d", dl, file, slash ? "/" : "", base, (int)getpid()) >= (int)sizeof tmp) return -1;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) return -1;
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, data + off, len - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      close(fd);
-      unlink(tmp);
-      return -1;
-    }
-    off += (size_t)w;
+static char *xstrdup(const char *s) {
+  char *d = strdup(s);
+  if (!d) {
+    fprintf(stderr, "themis launcher: out of memory\n");
+    exit(70);
   }
-  if (close(fd) != 0 || rename(tmp, file) != 0) {
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
+  return d;
 }
 
-static void write_plain(const char *file, const char *data, size_t len) {
-  int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) return;
-  ssize_t w = write(fd, data, len);
-  (void)w;
-  close(fd);
+static void journal_open(const char *file) {
+  if (!*file || journal_fd >= 0) return;
+  journal_path = xstrdup(file);
+  journal_fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  if (journal_fd < 0) fprintf(stderr, "themis launcher: cannot open %s: %s\n", file, strerror(errno));
+}
+
+/* One journal line "<kind> <key> <json>\n" in a single write(2). */
+static void journal_write(char kind, const char *key, const char *json, size_t len) {
+  if (journal_fd < 0) return;
+  sbuf line = {0};
+  if (journal_torn) sb_add(&line, "\n", 1);
+  char head[2] = {kind, ' '};
+  sb_add(&line, head, 2);
+  sb_add(&line, key, strlen(key));
+  sb_add(&line, " ", 1);
+  sb_add(&line, json, len);
+  if (len == 0 || json[len - 1] != '\n') sb_add(&line, "\n", 1);
+  if (!line.s) return;
+  ssize_t w;
+  do w = write(journal_fd, line.s, line.len);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) fprintf(stderr, "themis launcher: cannot write %s: %s\n", journal_path, strerror(errno));
+  else if ((size_t)w < line.len) fprintf(stderr, "themis launcher: short write to %s (%zd of %zu bytes)\n", journal_path, w, line.len);
+  journal_torn = w < 0 || (size_t)w < line.len;
+  free(line.s);
 }
 
 static void append_log(const char *cwd, const char *log_name, const char *text) {
@@ -350,9 +361,8 @@ static void finish(step_t *s, int wstatus, int have_status, int code_if_none) {
   sb_printf(&j, ",\"pid\":%d}", s->pid > 0 ? (int)s->pid : 0);
   if (j.s) {
     sb_add(&j, "\n", 1);
-    if (write_atomic(s->exit_file, j.s, j.len) != 0)
-      fprintf(stderr, "themis launcher: cannot write %s: %s\n", s->exit_file, strerror(errno));
-    unlink(s->pid_file);
+    /* Durable before the packer hears of it: a packer that dies now leaves it to its successor. */
+    journal_write('E', s->key, j.s, j.len);
     out_append("E ", 2);
     out_append(s->key, strlen(s->key));
     out_append(" ", 1);
@@ -360,8 +370,6 @@ static void finish(step_t *s, int wstatus, int have_status, int code_if_none) {
     free(j.s);
   }
   free(s->key);
-  free(s->pid_file);
-  free(s->exit_file);
   free(s);
 }
 
@@ -398,17 +406,8 @@ static void stop(step_t *s, int reason) {
   if (s->kill_at == 0) s->kill_at = mono_ms() + (double)grace_ms;
 }
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s);
-  if (!d) {
-    fprintf(stderr, "themis launcher: out of memory\n");
-    exit(70);
-  }
-  return d;
-}
-
 typedef struct {
-  const char *key, *cwd, *log_name, *pid_file, *exit_file;
+  const char *key, *cwd, *log_name;
   long run_id, step_no, attempt, timeout_ms;
   long argc, envc;
   const char **argv; /* NULL-terminated */
@@ -515,8 +514,6 @@ static void start(const spawn_req *r) {
   step_t *s = calloc(1, sizeof *s);
   if (!s) exit(70);
   s->key = xstrdup(r->key);
-  s->pid_file = xstrdup(r->pid_file);
-  s->exit_file = xstrdup(r->exit_file);
   s->run_id = r->run_id;
   s->step_no = r->step_no;
   s->attempt = r->attempt;
@@ -609,8 +606,7 @@ static void start(const spawn_req *r) {
   sb_add(&j, ",\"startedAt\":", 13);
   sb_json_str(&j, s->started_at);
   sb_printf(&j, ",\"launcherPid\":%d}", (int)getpid());
-  /* Small single write; readers tolerate its absence or a torn one. */
-  if (j.s) write_plain(r->pid_file, j.s, j.len);
+  if (j.s) journal_write('S', s->key, j.s, j.len);
   free(j.s);
   if (r->timeout_ms > 0) s->deadline = mono_ms() + (double)r->timeout_ms;
   snprintf(msg, sizeof msg, "S %s %d\n", s->key, (int)pid);
@@ -665,10 +661,11 @@ static size_t one_message(void) {
   const char *t = field(&pos);
   if (!t) return 0;
   if (strcmp(t, "I") == 0) {
-    const char *g = field(&pos);
-    if (!g) return 0;
+    const char *g = field(&pos), *jp = g ? field(&pos) : NULL;
+    if (!jp) return 0;
     long v;
     if (parse_long(g, &v) && v >= 0) grace_ms = v;
+    journal_open(jp);
     return pos;
   }
   if (strcmp(t, "Q") == 0) {
@@ -691,8 +688,8 @@ static size_t one_message(void) {
   if (strcmp(t, "S") == 0) {
     spawn_req r;
     memset(&r, 0, sizeof r);
-    const char *f[9];
-    for (int i = 0; i < 9; i++)
+    const char *f[7];
+    for (int i = 0; i < 7; i++)
       if (!(f[i] = field(&pos))) return 0;
     const char *nargv = field(&pos);
     if (!nargv) return 0;
@@ -704,8 +701,6 @@ static size_t one_message(void) {
     }
     r.cwd = f[5];
     r.log_name = f[6];
-    r.pid_file = f[7];
-    r.exit_file = f[8];
     const char **argv = malloc(sizeof(char *) * ((size_t)r.argc + 1));
     if (!argv) exit(70);
     for (long i = 0; i < r.argc; i++)

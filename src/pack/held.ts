@@ -51,6 +51,13 @@ export abstract class HeldRuns {
   interrupted: string | null = null;
   /** Set when the packer gave up on an error (it exits 1 after putting its runs back). */
   error: string | null = null;
+  /** Launches so far: the last part of each launch key, so keys never repeat in our journal. */
+  protected launchSeq = 0;
+  /**
+   * A run was dropped without our final status (claim lost, status unwritable): its status may
+   * still point into our journal, so the journal stays for whoever settles the run.
+   */
+  protected journalNeeded = false;
 
   constructor(
     protected readonly cfg: PackerConfig,
@@ -187,6 +194,8 @@ export abstract class HeldRuns {
       this.log(`run ${a.id}: claim lost; leaving its status to the new holder`);
       return false;
     }
+    // A status that leaves `running` no longer belongs to a launch.
+    if (s.status !== 'running' && s.launch) s = { ...s, launch: null };
     try {
       writeStatus(a.dir, s);
     } catch (e) {
@@ -205,7 +214,8 @@ export abstract class HeldRuns {
   }
 
   protected drop(a: Active): void {
-    if (!a.lost) releaseClaim(a.claim);
+    if (a.lost) this.journalNeeded = true;
+    else releaseClaim(a.claim);
     this.held.delete(a.id);
     this.dirty = true;
     this.changes++;

@@ -3,7 +3,7 @@ import type { StepSpec } from '../model/step.js';
 import type { SchedulerAdapter } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
 import type { SchedulerName } from '../store/records.js';
-import { ENV, RUN_LOG, runPaths } from '../store/layout.js';
+import { ENV, RUN_LOG } from '../store/layout.js';
 import type { SpawnRequest } from './launcher-protocol.js';
 import { coresPerTaskOf, toPlacement, type PoolState, type Slot } from './pool.js';
 
@@ -76,12 +76,12 @@ export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step
   return { argv: [...prefix, ...program], env, direct };
 }
 
-/** The launcher's request for one step: argv, cwd, environment, log and record files, timeout. */
+/** The launcher's request for one step: argv, cwd, environment, log, timeout. */
 export function spawnRequest(
   setup: LaunchSetup,
   pool: PoolState,
   slot: Slot,
-  r: { key: string; runId: number; runDir: string; setupDir: string; stepIndex: number; attempt: number; step: StepSpec; exitFile: string },
+  r: { key: string; runId: number; runDir: string; setupDir: string; stepIndex: number; attempt: number; step: StepSpec },
 ): SpawnRequest {
   const { argv, env } = launchArgv(setup, pool, slot, r.step, r.runDir);
   return {
@@ -93,8 +93,6 @@ export function spawnRequest(
     cwd: path.resolve(r.runDir, r.step.cwd),
     env: { ...env, [ENV.runId]: String(r.runId), [ENV.runDir]: r.runDir, [ENV.setupDir]: r.setupDir, [ENV.step]: String(r.stepIndex) },
     logName: RUN_LOG,
-    pidFile: runPaths(r.runDir).pidFile,
-    exitFile: r.exitFile,
     timeoutMs: Math.round(r.step.timeout * 60_000),
   };
 }

@@ -2,8 +2,8 @@
  * The launcher in Node, the fallback for the native `themis-spawner` (src/native/spawner.c) where
  * no C compiler built it: a small, long-lived child of the packer that does all the forking. Node copies
  * the parent's memory to fork, so spawning from a packer that holds a big queue gets slow; this
- * process stays tiny. It also owns the steps' lives: it writes `step.pid.json` when a step starts
- * and `exit-<step>-<attempt>.json` when it ends (even after the packer died), enforces timeouts,
+ * process stays tiny. It also owns the steps' lives: it journals each step's start and exit in the
+ * packer's journal (one appended line each, even after the packer died), enforces timeouts,
  * and when the packer goes away (its stdin closes) it stops every step's process group and exits, so no
  * step outlives its packer. It imports almost nothing on purpose.
  */
@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ParentDecoder, encodeChild, type ChildMessage, type ExitRecord, type ParentMessage, type SpawnRequest, type StopReason } from './launcher-protocol.js';
+import { ParentDecoder, encodeChild, encodeJournal, type ChildMessage, type ExitRecord, type ParentMessage, type SpawnRequest, type StepStartRecord, type StopReason } from './launcher-protocol.js';
 
 interface Live {
   req: SpawnRequest;
@@ -46,10 +46,34 @@ function send(msg: ChildMessage): void {
   }
 }
 
-function writeJson(file: string, value: unknown): void {
-  const tmp = `${path.dirname(file)}/.${path.basename(file)}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(value) + '\n');
-  fs.renameSync(tmp, file);
+/** The packer's journal: opened once (O_APPEND), one write(2) per record. */
+let journalFd: number | null = null;
+let journalPath = '';
+/** The last write was short (full disk): start the next record on a line of its own. */
+let journalTorn = false;
+
+function openJournal(file: string): void {
+  if (file === '' || journalFd !== null) return;
+  journalPath = file;
+  try {
+    // 'a' = O_WRONLY|O_APPEND|O_CREAT; libuv adds O_CLOEXEC.
+    journalFd = fs.openSync(file, 'a');
+  } catch (e) {
+    process.stderr.write(`themis launcher: cannot open ${file}: ${(e as Error).message}\n`);
+  }
+}
+
+function journal(kind: 'S' | 'E', key: string, rec: StepStartRecord | ExitRecord): void {
+  if (journalFd === null) return;
+  const buf = Buffer.from((journalTorn ? '\n' : '') + encodeJournal(kind, key, rec));
+  try {
+    const n = fs.writeSync(journalFd, buf, 0, buf.length);
+    journalTorn = n < buf.length;
+    if (journalTorn) process.stderr.write(`themis launcher: short write to ${journalPath} (${n} of ${buf.length} bytes)\n`);
+  } catch (e) {
+    journalTorn = true;
+    process.stderr.write(`themis launcher: cannot write ${journalPath}: ${(e as Error).message}\n`);
+  }
 }
 
 function pidStart(pid: number): string | null {
@@ -120,16 +144,8 @@ function finish(l: Live, code: number | null, signal: string | null): void {
     host,
     pid: l.pid,
   };
-  try {
-    writeJson(l.req.exitFile, rec);
-  } catch (e) {
-    process.stderr.write(`themis launcher: cannot write ${l.req.exitFile}: ${(e as Error).message}\n`);
-  }
-  try {
-    fs.unlinkSync(l.req.pidFile);
-  } catch {
-    /* not written (spawn failed) */
-  }
+  // Durable before the packer hears of it: a packer that dies now leaves it to its successor.
+  journal('E', l.req.key, rec);
   send({ t: 'exit', key: l.req.key, exit: rec });
   if (shuttingDown && live.size === 0) process.exit(0);
 }
@@ -171,12 +187,7 @@ function start(req: SpawnRequest): void {
     if (fd !== null) fs.closeSync(fd);
   }
   if (l.pid === 0) return;
-  try {
-    // Small single write; readers tolerate its absence (a rename here would cost per launch).
-    fs.writeFileSync(req.pidFile, JSON.stringify({ format: 1, runId: req.runId, step: req.step, attempt: req.attempt, host, pid: l.pid, pgid: l.pid, pidStart: pidStart(l.pid), startedAt: l.startedAt, launcherPid: process.pid }));
-  } catch {
-    /* the run dir vanished; the exit record will fail the same way */
-  }
+  journal('S', req.key, { format: 1, runId: req.runId, step: req.step, attempt: req.attempt, host, pid: l.pid, pgid: l.pid, pidStart: pidStart(l.pid), startedAt: l.startedAt, launcherPid: process.pid });
   if (req.timeoutMs > 0) {
     const t = setTimeout(() => stop(l, 'timeout'), req.timeoutMs);
     t.unref();
@@ -199,6 +210,7 @@ function handle(msg: ParentMessage): void {
   switch (msg.t) {
     case 'init':
       graceMs = msg.graceMs;
+      openJournal(msg.journal);
       break;
     case 'spawn':
       if (shuttingDown) {

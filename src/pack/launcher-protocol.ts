@@ -1,18 +1,27 @@
 /**
  * Messages between the packer and its launcher (the native `themis-spawner`, or the Node fallback
- * `launcher-child.ts`), on the launcher's stdin and stdout.
+ * `launcher-child.ts`), on the launcher's stdin and stdout, and the launcher's journal.
  *
  * Packer to launcher: every field ends with a NUL byte (argv, environment and paths cannot hold
  * one, so nothing needs escaping), counts before lists:
- *   `I graceMs` · `S key runId step attempt timeoutMs cwd logName pidFile exitFile nArgv argv… nEnv K=V…`
+ *   `I graceMs journalPath` (first, once; an empty path: no journal)
+ *   · `S key runId step attempt timeoutMs cwd logName nArgv argv… nEnv K=V…`
  *   · `K key reason` · `Q` (stop every step, then exit). Closing stdin means the packer is gone.
  * Launcher to packer, one line each: `R pid` (ready) · `S key pid` (started) · `E key <ExitRecord JSON>`.
+ *
+ * The journal (`<setup>/packers/<packerId>.journal`, see src/store/journal.ts) is opened once
+ * with O_APPEND and gets one line per write(2): `S key <StepStartRecord JSON>` right after a step
+ * was forked (before `S key pid` goes to the packer) and `E key <ExitRecord JSON>` when it ended
+ * (before `E` goes to the packer), also after the packer died. A line after a short write (full
+ * disk) starts with a newline, so the torn one never swallows it. Keys never contain a space.
  */
 
-export type StopReason = 'timeout' | 'dequeue' | 'interrupt' | 'lost-claim';
+import type { ExitRecord, StepStartRecord, StopReason } from '../store/records.js';
+
+export type { ExitRecord, StepStartRecord, StopReason } from '../store/records.js';
 
 export interface SpawnRequest {
-  /** Unique per launch: `<runId>:<step>:<attempt>`. */
+  /** Unique for the packer's whole life: `<runId>:<step>:<attempt>:<seq>`; no spaces. */
   key: string;
   runId: number;
   step: number;
@@ -22,29 +31,12 @@ export interface SpawnRequest {
   /** Added to the launcher's own environment (which is the packer's). */
   env: Record<string, string>;
   logName: string;
-  pidFile: string;
-  exitFile: string;
   /** 0 = no limit. */
   timeoutMs: number;
 }
 
-/** `.themis/exit-<step>-<attempt>.json`: how a step ended, written by the launcher. */
-export interface ExitRecord {
-  format: number;
-  runId: number;
-  step: number;
-  attempt: number;
-  code: number | null;
-  signal: string | null;
-  stoppedBy: StopReason | null;
-  startedAt: string;
-  endedAt: string;
-  host: string;
-  pid: number;
-}
-
 export type ParentMessage =
-  | { t: 'init'; graceMs: number }
+  | { t: 'init'; graceMs: number; journal: string }
   | { t: 'spawn'; req: SpawnRequest }
   | { t: 'kill'; key: string; reason: StopReason }
   | { t: 'shutdown' };
@@ -65,7 +57,7 @@ function noNul(what: string, s: string): string {
 export function encodeParent(msg: ParentMessage): string {
   switch (msg.t) {
     case 'init':
-      return `I${NUL}${Math.max(0, Math.round(msg.graceMs))}${NUL}`;
+      return `I${NUL}${Math.max(0, Math.round(msg.graceMs))}${NUL}${noNul('journal path', msg.journal)}${NUL}`;
     case 'kill':
       return `K${NUL}${msg.key}${NUL}${msg.reason}${NUL}`;
     case 'shutdown':
@@ -82,8 +74,6 @@ export function encodeParent(msg: ParentMessage): string {
         String(Math.max(0, Math.round(r.timeoutMs))),
         noNul('cwd', r.cwd),
         noNul('log name', r.logName),
-        noNul('pid file', r.pidFile),
-        noNul('exit file', r.exitFile),
         String(r.argv.length),
         ...r.argv.map((a) => noNul('argument', a)),
         String(env.length),
@@ -129,7 +119,8 @@ export class ParentDecoder {
     if (t === 'Q') return { t: 'shutdown' };
     if (t === 'I') {
       const g = field();
-      return g === null ? null : { t: 'init', graceMs: Number(g) };
+      const journal = g === null ? null : field();
+      return journal === null ? null : { t: 'init', graceMs: Number(g), journal };
     }
     if (t === 'K') {
       const key = field();
@@ -138,13 +129,13 @@ export class ParentDecoder {
     }
     if (t !== 'S') throw new Error(`unknown launcher message ${JSON.stringify(t)}`);
     const f: string[] = [];
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 8; i++) {
       const x = field();
       if (x === null) return null;
       f.push(x);
     }
     const argv: string[] = [];
-    for (let i = 0, n = Number(f[9]); i < n; i++) {
+    for (let i = 0, n = Number(f[7]); i < n; i++) {
       const x = field();
       if (x === null) return null;
       argv.push(x);
@@ -158,8 +149,8 @@ export class ParentDecoder {
       const eq = kv.indexOf('=');
       env[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
-    const [key, runId, step, attempt, timeoutMs, cwd, logName, pidFile, exitFile] = f as [string, string, string, string, string, string, string, string, string];
-    return { t: 'spawn', req: { key, runId: Number(runId), step: Number(step), attempt: Number(attempt), timeoutMs: Number(timeoutMs), cwd, logName, pidFile, exitFile, argv, env } };
+    const [key, runId, step, attempt, timeoutMs, cwd, logName] = f as [string, string, string, string, string, string, string];
+    return { t: 'spawn', req: { key, runId: Number(runId), step: Number(step), attempt: Number(attempt), timeoutMs: Number(timeoutMs), cwd, logName, argv, env } };
   }
 }
 
@@ -185,4 +176,9 @@ export function decodeChild(line: string): ChildMessage | null {
     }
   }
   return null;
+}
+
+/** One journal line: `S key <start JSON>\n` or `E key <exit JSON>\n`. */
+export function encodeJournal(kind: 'S' | 'E', key: string, record: StepStartRecord | ExitRecord): string {
+  return `${kind} ${key} ${JSON.stringify(record)}\n`;
 }

@@ -99,7 +99,7 @@ class LineReader {
  * The packer's handle on its launcher: the native `themis-spawner` when it was built (and starts),
  * else the Node launcher child. Messages are fire-and-forget; answers come back as events. Closing
  * its stdin is how the packer says "stop everything": the launcher then TERMs and KILLs its steps,
- * records their exits and exits.
+ * journals their exits and exits.
  */
 export class Launcher {
   private constructor(
@@ -108,7 +108,15 @@ export class Launcher {
     readonly kind: 'native' | 'node',
   ) {}
 
-  static async start(graceMs: number, events: LauncherEvents): Promise<Launcher> {
+  /** `journal`: the packer's journal file, where the launcher records each step's start and exit. */
+  static async start(graceMs: number, events: LauncherEvents, journal: string | null = null): Promise<Launcher> {
+    if (journal !== null) {
+      try {
+        fs.mkdirSync(path.dirname(journal), { recursive: true });
+      } catch {
+        /* the launcher says why it cannot open the journal, and runs steps all the same */
+      }
+    }
     const want = process.env[LAUNCHER_ENV];
     let started: Awaited<ReturnType<typeof startProcess>> | null = null;
     let kind: 'native' | 'node' = 'node';
@@ -133,7 +141,7 @@ export class Launcher {
     child.on('exit', (code, signal) => {
       if (!l.closing) events.lost(`launcher exited unexpectedly (${signal ?? `code ${code}`})`);
     });
-    l.send({ t: 'init', graceMs });
+    l.send({ t: 'init', graceMs, journal: journal ?? '' });
     return l;
   }
 

@@ -1,8 +1,7 @@
-import fs from 'node:fs';
 import { ThemisError } from '../model/errors.js';
 import { inspectClaim, releaseClaim, tryClaim, type ClaimOptions } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
-import { runPaths } from '../store/layout.js';
+import { journalFile, removeJournal } from '../store/journal.js';
 import { hostName } from '../store/proc.js';
 import { readStatus, withHistory, type EnsembleRecord, type StatusRecord } from '../store/records.js';
 import { Hooks } from './hooks.js';
@@ -73,7 +72,7 @@ export class PackLoop extends HeldRuns {
         if (a) a.pid = pid;
       },
       lost: (why) => this.launcherLost(why),
-    });
+    }, journalFile(this.cfg.setupDir, this.packerId));
     this.every(this.cfg.heartbeatMs, () => this.heartbeat());
     this.every(this.cfg.rescanMs, () => {
       if (this.scanDue(this.cfg.rescanMs)) void this.rescan();
@@ -331,7 +330,7 @@ export class PackLoop extends HeldRuns {
     this.held.set(a.id, a);
     if (status.status === 'running') {
       // Its packer died: finish that packer's bookkeeping before anything runs again.
-      const o = await settleOrphan(a.dir, status, this.cfg.graceMs);
+      const o = await settleOrphan(this.cfg.setupDir, a.dir, status, this.cfg.graceMs);
       a.status = withHistory(a.status, 'recovered', o.note);
       if (o.exit) {
         this.giveBack(slot);
@@ -387,32 +386,28 @@ export class PackLoop extends HeldRuns {
     }
     a.prepped = true;
     const stepIndex = a.status.step;
-    // A requeued run counts attempts from 0 again: an exit record of an earlier life under the
-    // same name must go before the status says `running`, or a successor would believe it.
-    const exitFile = runPaths(a.dir).exitFile(stepIndex, a.status.attempt);
-    try {
-      fs.unlinkSync(exitFile);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
     const step = a.record.steps[stepIndex]!;
     const now = new Date().toISOString();
+    // A key no other launch of this packer has (a requeued run counts attempts from 0 again): the
+    // status names it, so a successor finds this launch's start and exit in our journal.
+    const key = `${a.id}:${stepIndex}:${a.status.attempt}:${++this.launchSeq}`;
     const next: StatusRecord = withHistory(
-      { ...a.status, status: 'running', startedAt: now, endedAt: null, exitCode: null, signal: null, host: hostName(), jobId: this.cfg.jobId, reason: null },
+      { ...a.status, status: 'running', startedAt: now, endedAt: null, exitCode: null, signal: null, host: hostName(), jobId: this.cfg.jobId, reason: null, launch: { packer: this.packerId, key } },
       'started',
       `step ${stepIndex} attempt ${a.status.attempt}`,
     );
+    // Claim, then the `running` status naming the launch, then the spawn: a successor never
+    // finds a step running that no status leads to.
     if (!this.writeHeld(a, next)) {
       this.giveBack(slot);
       a.slot = null;
       return this.drop(a);
     }
-    const key = `${a.id}:${stepIndex}:${a.status.attempt}`;
     a.key = key;
     this.byKey.set(key, a);
     this.counts.started++;
     this.cfg.onChange?.();
-    this.launcher.spawn(spawnRequest(this.launch, this.pool, slot, { key, runId: a.id, runDir: a.dir, setupDir: this.cfg.setupDir, stepIndex, attempt: a.status.attempt, step, exitFile }));
+    this.launcher.spawn(spawnRequest(this.launch, this.pool, slot, { key, runId: a.id, runDir: a.dir, setupDir: this.cfg.setupDir, stepIndex, attempt: a.status.attempt, step }));
   }
 
   // --- exits ---
@@ -481,7 +476,12 @@ export class PackLoop extends HeldRuns {
     this.finishing = true;
     for (const t of this.timers) clearInterval(t);
     if (this.recheck) clearTimeout(this.recheck);
-    void this.launcher.close().then(() => this.finished(reason));
+    void this.launcher.close().then(() => {
+      // Every run we held now has a status of our writing that no longer points into our journal,
+      // unless a status write failed or a claim was taken from us: then a successor may need it.
+      if (!this.error && !this.journalNeeded) removeJournal(this.cfg.setupDir, this.packerId);
+      this.finished(reason);
+    });
   }
 
   /** Runs queued or running anywhere at the last scan. */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type ClaimOptions, type ClaimOwner } from './claim.js';
 import { fileServerNow } from './clock.js';
 import { listPackers, readStop, removePacker } from './ensemble-state.js';
+import { listJournals, removeJournal, stepRecords } from './journal.js';
 import { runPaths, setupPaths } from './layout.js';
 import { hostName, isProcessAlive } from './proc.js';
 import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
@@ -82,21 +83,12 @@ interface StepProc {
   pidStart: string | null;
 }
 
-function stepProcess(dir: string): StepProc | null {
-  try {
-    const r = JSON.parse(fs.readFileSync(runPaths(dir).pidFile, 'utf8')) as StepProc;
-    return typeof r.pid === 'number' ? r : null;
-  } catch {
-    return null;
-  }
-}
-
 function liveHere(p: StepProc | null): boolean {
-  return p !== null && p.host === hostName() && isProcessAlive(p.pid, p.pidStart ?? null);
+  return p !== null && typeof p.pid === 'number' && p.host === hostName() && isProcessAlive(p.pid, p.pidStart ?? null);
 }
 
-/** Look at one run; push its findings. */
-function checkRun(id: number, dir: string, opts: ClaimOptions, findings: Finding[]): void {
+/** Look at one run; push its findings. `journals` collects the packers whose journal a running status points into. */
+function checkRun(setupDir: string, id: number, dir: string, opts: ClaimOptions, findings: Finding[], journals: Set<string>): void {
   const state = readRunState({ id, dir });
   const rp = runPaths(dir);
   if (state.status === null) {
@@ -121,17 +113,19 @@ function checkRun(id: number, dir: string, opts: ClaimOptions, findings: Finding
     return;
   }
   const now = opts.now();
+  if (state.status?.status === 'running' && state.status.launch) journals.add(state.status.launch.packer);
   const claim = names.includes('claim') ? inspectClaim(dir, opts) : null;
   if (state.status?.status === 'running' && (claim === null || claim.stale)) {
     const s = state.status;
     const gone = claim === null ? 'no packer holds it (no claim)' : `its claim is stale: ${claim.why}`;
-    const proc = stepProcess(dir);
+    const rec = stepRecords(setupDir, dir, s);
+    const proc = rec.start;
     let repair: string | null;
     let extra = '';
-    if (liveHere(proc)) {
+    if (rec.exit === null && liveHere(proc)) {
       repair = null;
       extra = `; its step still runs here (pid ${proc!.pid}): the next packer on ${hostName()} stops it and takes the run back, or \`kill ${proc!.pid}\` and run doctor again`;
-    } else if (fs.existsSync(rp.exitFile(s.step, s.attempt))) {
+    } else if (rec.exit !== null) {
       repair = `break the dead claim; the step's exit was recorded, so the next packer finishes its bookkeeping instead of running it again`;
     } else {
       repair = `put the run back to \`queued\` at step ${s.step} (an interruption uses no restart)`;
@@ -189,11 +183,22 @@ function readIndexLeniently(setupDir: string, root: string, findings: Finding[])
   return out;
 }
 
+/**
+ * A journal nobody can need: its packer has no live heartbeat, and the journal was not written
+ * for a lease (a dead packer's launcher journals the exits of the steps it stops for a while).
+ */
+function journalUnused(setupDir: string, packerId: string, opts: ClaimOptions, packers = listPackers(setupDir, opts)): boolean {
+  if (packers.some((p) => p.packerId === packerId && p.alive)) return false;
+  const a = age(setupPaths(setupDir).packerJournal(packerId), opts.now());
+  return a !== null && a > opts.leaseMs;
+}
+
 /** Check an ensemble; with `repair`, fix what is safe. */
 export function runDoctor(setupDir: string, options: DoctorOptions = {}): DoctorReport {
   const ens = readEnsemble(setupDir);
   const opts: ClaimOptions = { leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) };
   const findings: Finding[] = [];
+  const journals = new Set<string>();
   const sp = setupPaths(setupDir);
   const entries = readIndexLeniently(setupDir, ens.root, findings);
   const seen = new Map<number, string>();
@@ -204,14 +209,23 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
       continue;
     }
     seen.set(e.id, e.dir);
-    checkRun(e.id, e.dir, opts, findings);
+    checkRun(setupDir, e.id, e.dir, opts, findings, journals);
   }
-  for (const p of listPackers(setupDir, opts)) {
+  const packers = listPackers(setupDir, opts);
+  for (const p of packers) {
     if (p.alive) continue;
     findings.push({
       kind: 'dead-packer', severity: 'problem', runId: null, path: sp.packerFile(p.packerId),
       problem: `packer ${p.packerId} (host ${p.host}, pid ${p.pid}${p.jobId ? `, job ${p.jobId}` : ''}) is gone: last heartbeat ${secs(p.ageMs)} ago${p.host === hostName() ? ', and its process is dead' : ''}`,
       repair: 'remove its heartbeat file (its runs are handled by the findings above)',
+    });
+  }
+  for (const id of listJournals(setupDir)) {
+    if (journals.has(id) || !journalUnused(setupDir, id, opts, packers)) continue;
+    findings.push({
+      kind: 'dead-packer', severity: 'problem', runId: null, path: sp.packerJournal(id),
+      problem: `journal of packer ${id}, which is gone, and no \`running\` run refers to it any more`,
+      repair: 'remove it',
     });
   }
   const stagingAge = options.stagingAgeMs ?? 3_600_000;
@@ -268,7 +282,7 @@ function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge:
     case 'orphan-running':
     case 'stale-claim':
     case 'missing-status':
-      return repairRun(f, opts);
+      return repairRun(setupDir, f, opts);
     case 'claim-leftover':
     case 'dead-break-mutex': {
       const a = age(f.path, opts.now());
@@ -280,6 +294,13 @@ function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge:
       return null;
     }
     case 'dead-packer': {
+      if (f.path.endsWith('.journal')) {
+        const id = path.basename(f.path, '.journal');
+        // Only its own packer adds references to a journal, and that packer is gone.
+        if (!journalUnused(setupDir, id, opts)) return 'its packer is alive, or its launcher wrote to it meanwhile';
+        removeJournal(setupDir, id);
+        return null;
+      }
       const id = path.basename(f.path, '.json');
       if (listPackers(setupDir, opts).some((p) => p.packerId === id && p.alive)) return 'it sent a heartbeat meanwhile';
       removePacker(setupDir, id);
@@ -298,10 +319,16 @@ function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge:
   }
 }
 
-function repairRun(f: Finding, opts: ClaimOptions): string | null {
+function repairRun(setupDir: string, f: Finding, opts: ClaimOptions): string | null {
   const id = f.runId!;
   const dir = f.kind === 'orphan-running' ? f.path : path.dirname(path.dirname(f.path));
-  if (f.kind === 'orphan-running' && liveHere(stepProcess(dir))) return 'its step process is running on this host now';
+  if (f.kind === 'orphan-running') {
+    const s = readRunState({ id, dir }).status;
+    if (s?.status === 'running') {
+      const rec = stepRecords(setupDir, dir, s);
+      if (rec.exit === null && liveHere(rec.start)) return 'its step process is running on this host now';
+    }
+  }
   const got = tryClaim(dir, DOCTOR, opts);
   if (!got) return 'a live packer holds the run now';
   try {
@@ -314,10 +341,10 @@ function repairRun(f: Finding, opts: ClaimOptions): string | null {
     if (state.status === null) return `status unreadable: ${state.problem}`;
     let s: StatusRecord = state.status;
     if (got.broken) s = withHistory(s, 'claim broken', `by themis doctor: stale claim of ${who(got.broken)}`);
-    if (s.status === 'running' && !fs.existsSync(runPaths(dir).exitFile(s.step, s.attempt))) {
-      // A new attempt number, as the packer's own recovery does: a late exit record from the orphan
-      // (still running on another host?) can then never be taken for the retry's.
-      s = withHistory({ ...s, status: 'queued', reason: null, attempt: s.attempt + 1 }, 'requeued', `by themis doctor: its packer was gone; resumes at step ${s.step}`);
+    if (s.status === 'running' && stepRecords(setupDir, dir, s).exit === null) {
+      // A new attempt number, as the packer's own recovery does (its next launch gets a new key
+      // anyway; the attempt number names the rotated logs).
+      s = withHistory({ ...s, status: 'queued', reason: null, attempt: s.attempt + 1, launch: null }, 'requeued', `by themis doctor: its packer was gone; resumes at step ${s.step}`);
     }
     if (s !== state.status) writeStatus(dir, s);
     return null;

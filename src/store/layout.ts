@@ -80,10 +80,6 @@ export function runPaths(runDir: string) {
     claimOwner: path.join(meta, 'claim', 'owner.json'),
     /** A mutex taken while breaking a stale claim, so two breakers cannot both succeed. */
     claimBreak: path.join(meta, 'claim-break'),
-    /** Written by the launcher when a step exits, even if the packer is gone. */
-    exitFile: (step: number, attempt: number) => path.join(meta, `exit-${step}-${attempt}.json`),
-    /** The running step's process (host, pid, pgid) so a successor can stop an orphan. */
-    pidFile: path.join(meta, 'step.pid.json'),
     /** Asks the packer holding the claim to stop the run (`themis dequeue`). */
     dequeueRequest: path.join(meta, 'dequeue.request'),
   };

@@ -6,6 +6,7 @@ import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type Claim, typ
 import { fileServerNow } from './clock.js';
 import { bumpGeneration, clearFailed, clearStop, readStop } from './ensemble-state.js';
 import { runPaths } from './layout.js';
+import { stepRecords } from './journal.js';
 import { hostName, isProcessAlive } from './proc.js';
 import { readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
 import { readIndex } from './run-index.js';
@@ -40,6 +41,7 @@ function brokenDetail(o: ClaimOwner): string {
 }
 
 interface Ctx {
+  setupDir: string;
   dirs: Map<number, string>;
   opts: ClaimOptions;
   who: { jobId: null; packerId: string };
@@ -52,6 +54,7 @@ function context(setupDir: string, ids: number[], o: RunOpOptions): Ctx {
   const report: OpReport = { changed: [], pending: [], skipped: [], unknown: [] };
   for (const id of new Set(ids)) if (!dirs.has(id)) report.unknown.push(id);
   return {
+    setupDir,
     dirs,
     opts: { leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) },
     who: { jobId: null, packerId: `cli-${hostName()}-${process.pid}` },
@@ -132,6 +135,7 @@ export function requeueRuns(setupDir: string, ids: number[], options: { hard?: b
         signal: null,
         reason: null,
         endedAt: null,
+        launch: null,
       };
       const how = options.hard ? 'hard' : 'soft';
       writeStatus(dir, withHistory(next, 'requeued', `${how}, was ${status.status}, resumes at step ${step}`));
@@ -172,17 +176,14 @@ function removeQuiet(file: string): void {
 
 function killed(status: StatusRecord, detail: string): StatusRecord {
   const now = new Date().toISOString();
-  return withHistory({ ...status, status: 'killed', reason: 'dequeued', endedAt: now }, 'dequeued', detail);
+  return withHistory({ ...status, status: 'killed', reason: 'dequeued', endedAt: now, launch: null }, 'dequeued', detail);
 }
 
-/** The step process recorded in step.pid.json, when it lives on this host and still runs. */
-function liveStepHere(dir: string): boolean {
-  try {
-    const rec = JSON.parse(fs.readFileSync(runPaths(dir).pidFile, 'utf8')) as { host?: string; pid?: number; pidStart?: string | null };
-    return rec.host === hostName() && typeof rec.pid === 'number' && isProcessAlive(rec.pid, rec.pidStart ?? null);
-  } catch {
-    return false;
-  }
+/** The step process of a `running` status (from its packer's journal), when it lives on this host, has not ended and still runs. */
+function liveStepHere(setupDir: string, dir: string, status: StatusRecord): boolean {
+  const rec = stepRecords(setupDir, dir, status);
+  const p = rec.start;
+  return rec.exit === null && p !== null && p.host === hostName() && typeof p.pid === 'number' && isProcessAlive(p.pid, p.pidStart ?? null);
 }
 
 function requestDequeue(dir: string): void {
@@ -211,7 +212,7 @@ export function dequeueRuns(setupDir: string, ids: number[], options: RunOpOptio
     }
     if (s === 'running') {
       const c = inspectClaim(dir, ctx.opts);
-      if ((c !== null && !c.stale) || liveStepHere(dir)) {
+      if ((c !== null && !c.stale) || liveStepHere(ctx.setupDir, dir, before.status)) {
         requestDequeue(dir);
         report.pending.push(id);
         return;

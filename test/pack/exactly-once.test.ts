@@ -1,6 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { setupPaths } from '../../src/store/layout.js';
+import { requeueRuns } from '../../src/store/run-ops.js';
+import { appendJournal, journaledExits } from '../helpers/journal.js';
 import { alive, groupMembers, makeEnsemble, readStatusOf, sleep, startPack, statuses, waitFor } from './helpers.js';
 
 const appendId = (ledger: string) => ({ steps: [{ args: ['/bin/sh', '-c', 'echo "$THEMIS_RUN_ID" >> "$0"', ledger] }] });
@@ -49,18 +52,64 @@ describe('exactly once, across packers', () => {
     expect(readStatusOf(e.runDir(2)).status).toBe('successful');
   }, 30_000);
 
-  it('an exit record left from an earlier life of a requeued run is removed before the step is marked running', async () => {
-    const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
-    const meta = path.join(e.runDir(1), '.themis');
-    const stale = path.join(meta, 'exit-0-0.json');
-    fs.writeFileSync(stale, JSON.stringify({ format: 1, runId: 1, step: 0, attempt: 0, code: 0, signal: null, stoppedBy: null, startedAt: '', endedAt: '', host: 'x', pid: 1 }));
-    const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', '--heartbeat', '0.2', '--grace', '0.5']);
-    await waitFor(() => readStatusOf(e.runDir(1)).status === 'running', 10_000, 'run 1 running');
-    expect(fs.existsSync(stale)).toBe(false);
-    p.child.kill('SIGTERM');
-    await p.done;
-    // The exit record now is the real one: interrupted by the packer.
-    expect(JSON.parse(fs.readFileSync(stale, 'utf8')).stoppedBy).toBe('interrupt');
+  it("a dead packer's journaled exit is used by its successor (the step is not run again); a journaled start without exit means run it again", async () => {
+    const e = makeEnsemble([]);
+    const ledger = path.join(e.root, 'ledger');
+    const e2 = makeEnsemble([appendId(ledger), appendId(ledger), appendId(ledger)], { root: e.root });
+    const dead = 'elsewhere-1-dead00';
+    const now = new Date().toISOString();
+    // Runs 1-3 were `running` under a packer that died; its claims are long stale.
+    for (const id of [1, 2, 3]) {
+      const meta = path.join(e2.runDir(id), '.themis');
+      const key = `${id}:0:0:${id}`;
+      fs.writeFileSync(path.join(meta, 'status.json'), JSON.stringify({ ...readStatusOf(e2.runDir(id)), status: 'running', host: 'elsewhere', launch: { packer: dead, key } }));
+      fs.mkdirSync(path.join(meta, 'claim'));
+      fs.writeFileSync(path.join(meta, 'claim', 'owner.json'), JSON.stringify({ host: 'elsewhere', pid: 12345, pidStart: null, jobId: '1', packerId: dead, token: 'old', since: '' }));
+      const t = new Date(Date.now() - 600_000);
+      fs.utimesSync(path.join(meta, 'claim', 'owner.json'), t, t);
+      appendJournal(e2.setupDir, dead, 'S', key, { format: 1, runId: id, step: 0, attempt: 0, host: 'elsewhere', pid: 4242, pgid: 4242, pidStart: null, startedAt: now, launcherPid: 4241 });
+    }
+    // Run 1 ended with 0, run 2 with 3 (no restarts: failed); run 3's exit line is torn.
+    const exit = (id: number, code: number) => ({ format: 1, runId: id, step: 0, attempt: 0, code, signal: null, stoppedBy: null, startedAt: now, endedAt: now, host: 'elsewhere', pid: 4242 });
+    appendJournal(e2.setupDir, dead, 'E', '1:0:0:1', exit(1, 0));
+    appendJournal(e2.setupDir, dead, 'E', '2:0:0:2', exit(2, 3));
+    fs.appendFileSync(setupPaths(e2.setupDir).packerJournal(dead), `E 3:0:0:3 ${JSON.stringify(exit(3, 0)).slice(0, 40)}`);
+    const r = await startPack(['--setup-dir', e2.setupDir, '--cores', '2', '--heartbeat', '0.2', '--lease', '1']).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(ledgerIds(ledger)).toEqual([3]);
+    const [s1, s2, s3] = statuses(e2.root, 3);
+    expect(s1).toMatchObject({ status: 'successful', launch: null });
+    expect(s1!.history.map((h) => h.event)).toContain('recovered');
+    expect(s2).toMatchObject({ status: 'failed', exitCode: 3, launch: null });
+    expect(s3).toMatchObject({ status: 'successful', attempt: 1, restarts: 0, launch: null });
+    // The dead packer's journal stays (doctor removes it once unused); ours went when we ended cleanly.
+    expect(fs.readdirSync(path.join(e2.setupDir, 'packers')).filter((f) => f.endsWith('.journal'))).toEqual([`${dead}.journal`]);
+  }, 30_000);
+
+  it('a run requeued and launched again by the same packer gets a launch key of its own', async () => {
+    const e = makeEnsemble([]);
+    const gate = path.join(e.root, 'gate');
+    const hold = path.join(e.root, 'hold');
+    const e2 = makeEnsemble(
+      [{ steps: [{ args: ['/bin/sh', '-c', '[ -e "$0" ]', gate] }] }, { steps: [{ args: ['/bin/sh', '-c', 'while [ ! -e "$0" ]; do sleep 0.05; done', hold] }] }],
+      { root: e.root, maxRestarts: 0 },
+    );
+    const p = startPack(['--setup-dir', e2.setupDir, '--cores', '2', '--heartbeat', '0.2', '--rescan', '0.2']);
+    await waitFor(() => readStatusOf(e2.runDir(1)).status === 'failed', 10_000, 'run 1 failed');
+    fs.writeFileSync(gate, '');
+    requeueRuns(e2.setupDir, [1]);
+    await waitFor(() => readStatusOf(e2.runDir(1)).status === 'successful', 10_000, 'run 1 successful after requeue');
+    // Both launches of step 0 attempt 0 are in the journal, under different keys.
+    const packers = path.join(e2.setupDir, 'packers');
+    const journal = fs.readdirSync(packers).find((f) => f.endsWith('.journal'))!;
+    const keys = fs.readFileSync(path.join(packers, journal), 'utf8').split('\n').filter((l) => l.startsWith('E 1:0:0:')).map((l) => l.split(' ')[1]);
+    expect(keys.length).toBe(2);
+    expect(new Set(keys).size).toBe(2);
+    expect(journaledExits(e2.setupDir, 1).map((x) => x.code).sort()).toEqual([0, 1]);
+    fs.writeFileSync(hold, '');
+    const r = await p.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readdirSync(packers)).toEqual([]);
   }, 30_000);
 
   it('kill -9 of a packer mid-ensemble: a successor with a short lease finishes everything, none twice, none left running', async () => {
@@ -82,11 +131,14 @@ describe('exactly once, across packers', () => {
     const lines = fs.readFileSync(ledger, 'utf8').split('\n').filter(Boolean);
     const ends = new Map<number, number>();
     for (const l of lines.filter((l) => l.startsWith('end'))) ends.set(Number(l.split(' ')[1]), (ends.get(Number(l.split(' ')[1])) ?? 0) + 1);
+    // The killed packer's journal stays; the successor's went with its clean end.
+    const journals = fs.readdirSync(path.join(e2.setupDir, 'packers')).filter((f) => f.endsWith('.journal'));
+    expect(journals.length).toBe(1);
     for (let id = 1; id <= n; id++) {
-      const meta = path.join(e2.runDir(id), '.themis');
-      const exits = fs.readdirSync(meta).filter((f) => f.startsWith('exit-')).map((f) => JSON.parse(fs.readFileSync(path.join(meta, f), 'utf8')));
-      // Exactly one attempt completed (exit 0); any other attempt was stopped by a signal.
-      expect(exits.filter((x) => x.code === 0).length, `run ${id}`).toBe(1);
+      // The first packer's attempts: at most one completed (exit 0), and then the successor did
+      // not run the step again (checked with the ledger below); any other was stopped by a signal.
+      const exits = journaledExits(e2.setupDir, id);
+      expect(exits.filter((x) => x.code === 0).length, `run ${id}`).toBeLessThanOrEqual(1);
       // The application itself may log its last line twice only if an attempt was killed right after it.
       const killed = exits.filter((x) => x.signal !== null).length;
       expect(ends.get(id) ?? 0, `run ${id}`).toBeGreaterThanOrEqual(1);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LAUNCHER_ENV, Launcher, NATIVE_ENV, nativeSpawnerPath, type ExitRecord } from '../../src/pack/launcher.js';
 import { ParentDecoder, decodeChild, encodeChild, encodeParent, type SpawnRequest } from '../../src/pack/launcher-protocol.js';
+import { parseJournal, readJournalEntry } from '../../src/store/journal.js';
 import { PROJECT_ROOT as ROOT, makeTempDir } from '../helpers/cli.js';
 
 
@@ -38,8 +39,8 @@ function nativeForTests(): string | null {
 }
 const NATIVE = nativeForTests();
 
-/** A launcher of the given kind with its events collected. */
-async function open(kind: 'native' | 'node', graceMs = 500) {
+/** A launcher of the given kind with its events collected, journaling to a fresh journal. */
+async function open(kind: 'native' | 'node', graceMs = 500, journal: string | null = path.join(makeTempDir('themis-journal-'), 'packers', 'p.journal')) {
   const before = process.env[LAUNCHER_ENV];
   const beforeNative = process.env[NATIVE_ENV];
   process.env[LAUNCHER_ENV] = kind;
@@ -47,13 +48,30 @@ async function open(kind: 'native' | 'node', graceMs = 500) {
   const exits = new Map<string, ExitRecord>();
   const started = new Map<string, number>();
   const lost: string[] = [];
+  // What the journal held when each event arrived: the launcher journals before it tells the packer.
+  const journaledFirst: string[] = [];
+  const check = (key: string, what: 'start' | 'exit') => {
+    if (journal === null) return;
+    const e = readJournalEntry(journal, key);
+    if (!e?.[what]) journaledFirst.push(`${what} of ${key} not journaled before the event`);
+  };
   try {
-    const l = await Launcher.start(graceMs, {
-      started: (key, pid) => started.set(key, pid),
-      exit: (key, exit) => exits.set(key, exit),
-      lost: (why) => lost.push(why),
-    });
-    return { l, exits, started, lost };
+    const l = await Launcher.start(
+      graceMs,
+      {
+        started: (key, pid) => {
+          check(key, 'start');
+          started.set(key, pid);
+        },
+        exit: (key, exit) => {
+          check(key, 'exit');
+          exits.set(key, exit);
+        },
+        lost: (why) => lost.push(why),
+      },
+      journal,
+    );
+    return { l, exits, started, lost, journal: journal!, journaledFirst };
   } finally {
     if (before === undefined) delete process.env[LAUNCHER_ENV];
     else process.env[LAUNCHER_ENV] = before;
@@ -75,8 +93,6 @@ function request(dir: string, key: string, argv: string[], extra: Partial<SpawnR
     cwd: dir,
     env: { THEMIS_TEST_VALUE: 'a b\tc', PATH: process.env.PATH ?? '/usr/bin:/bin' },
     logName: 'run.log',
-    pidFile: path.join(meta, 'step.pid.json'),
-    exitFile: path.join(meta, `exit-${step}-${attempt}.json`),
     timeoutMs: 0,
     ...extra,
   };
@@ -85,11 +101,11 @@ function request(dir: string, key: string, argv: string[], extra: Partial<SpawnR
 describe('launcher protocol', () => {
   it('round-trips spawn requests split at any byte, and exit lines', () => {
     const req = request(makeTempDir('themis-proto-'), '7:1:2', ['/bin/echo', '', 'with space', 'new\nline', 'ünï'], { timeoutMs: 1500 });
-    const bytes = encodeParent({ t: 'init', graceMs: 250 }) + encodeParent({ t: 'spawn', req }) + encodeParent({ t: 'kill', key: '7:1:2', reason: 'dequeue' }) + encodeParent({ t: 'shutdown' });
+    const bytes = encodeParent({ t: 'init', graceMs: 250, journal: '/setup/packers/h-1-abc.journal' }) + encodeParent({ t: 'spawn', req }) + encodeParent({ t: 'kill', key: '7:1:2', reason: 'dequeue' }) + encodeParent({ t: 'shutdown' });
     for (const cut of [1, 5, 17, bytes.length - 1]) {
       const d = new ParentDecoder();
       const msgs = [...d.push(bytes.slice(0, cut)), ...d.push(bytes.slice(cut))];
-      expect(msgs).toEqual([{ t: 'init', graceMs: 250 }, { t: 'spawn', req }, { t: 'kill', key: '7:1:2', reason: 'dequeue' }, { t: 'shutdown' }]);
+      expect(msgs).toEqual([{ t: 'init', graceMs: 250, journal: '/setup/packers/h-1-abc.journal' }, { t: 'spawn', req }, { t: 'kill', key: '7:1:2', reason: 'dequeue' }, { t: 'shutdown' }]);
     }
     const exit: ExitRecord = { format: 1, runId: 7, step: 1, attempt: 2, code: null, signal: 'SIGTERM', stoppedBy: 'timeout', startedAt: 'a', endedAt: 'b', host: 'h', pid: 9 };
     expect(decodeChild(encodeChild({ t: 'exit', key: '7:1:2', exit }).trimEnd())).toEqual({ t: 'exit', key: '7:1:2', exit });
@@ -114,7 +130,7 @@ describe.each(kinds)('the %s launcher', (kind) => {
     expect(o.l.kind).toBe(kind);
   });
 
-  it('runs a step in its own process group with its environment and log, and records its exit', async () => {
+  it('runs a step in its own process group with its environment and log, and journals its start and exit (no file per step)', async () => {
     const dir = makeTempDir('themis-launcher-');
     const o = await open(kind);
     launcher = o.l;
@@ -123,8 +139,11 @@ describe.each(kinds)('the %s launcher', (kind) => {
     await waitFor(() => o.exits.has('1:0:0'), 10_000, 'the exit');
     const exit = o.exits.get('1:0:0')!;
     expect(exit).toMatchObject({ format: 1, runId: 1, step: 0, attempt: 0, code: 3, signal: null, stoppedBy: null, pid: o.started.get('1:0:0') });
-    expect(JSON.parse(fs.readFileSync(req.exitFile, 'utf8'))).toEqual(exit);
-    expect(fs.existsSync(req.pidFile)).toBe(false);
+    const j = parseJournal(fs.readFileSync(o.journal, 'utf8'));
+    expect(j.get('1:0:0')!.exit).toEqual(exit);
+    expect(j.get('1:0:0')!.start).toMatchObject({ format: 1, runId: 1, step: 0, attempt: 0, pid: exit.pid, pgid: exit.pid, launcherPid: o.l.pid, startedAt: exit.startedAt });
+    // Nothing created in the run's .themis/: the journal holds it all.
+    expect(fs.readdirSync(path.join(dir, '.themis'))).toEqual([]);
     expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('out a b\tc\nerr\nstdin empty\n');
     expect(Number(fs.readFileSync(path.join(dir, 'pgid'), 'utf8'))).toBe(exit.pid);
     expect(new Date(exit.endedAt).getTime()).toBeGreaterThanOrEqual(new Date(exit.startedAt).getTime());
@@ -134,18 +153,22 @@ describe.each(kinds)('the %s launcher', (kind) => {
     expect(o.exits.get('1:0:1')!.code).toBe(0);
     expect(fs.readFileSync(path.join(dir, 'run_0001.log'), 'utf8')).toContain('out a b');
     expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('second\n');
+    // One line per start and per exit, each event journaled before the packer heard of it.
+    expect(fs.readFileSync(o.journal, 'utf8').split('\n').map((l) => l.slice(0, 8))).toEqual(['S 1:0:0 ', 'E 1:0:0 ', 'S 1:0:1 ', 'E 1:0:1 ', '']);
+    expect(o.journaledFirst).toEqual([]);
   });
 
-  it('writes the pid file while the step runs; kill stops the whole group with the reason; a missing program exits 127', async () => {
+  it('journals the start while the step runs; kill stops the whole group with the reason; a missing program exits 127', async () => {
     const dir = makeTempDir('themis-launcher-');
     const o = await open(kind);
     launcher = o.l;
     const req = request(dir, '2:0:0', ['sh', '-c', 'sleep 30 & sleep 30; wait']);
     o.l.spawn(req);
-    await waitFor(() => fs.existsSync(req.pidFile) && fs.statSync(req.pidFile).size > 0, 10_000, 'the pid file');
-    const rec = JSON.parse(fs.readFileSync(req.pidFile, 'utf8'));
-    expect(rec).toMatchObject({ format: 1, runId: 2, step: 0, attempt: 0, pid: rec.pgid, launcherPid: o.l.pid });
+    await waitFor(() => o.started.has('2:0:0'), 10_000, 'the start');
+    const rec = readJournalEntry(o.journal, '2:0:0')!.start!;
+    expect(rec).toMatchObject({ format: 1, runId: 2, step: 0, attempt: 0, pid: o.started.get('2:0:0'), pgid: o.started.get('2:0:0'), launcherPid: o.l.pid });
     expect(rec.pidStart).toMatch(/^\d+$/);
+    expect(readJournalEntry(o.journal, '2:0:0')!.exit).toBeNull();
     o.l.kill('2:0:0', 'dequeue');
     await waitFor(() => o.exits.has('2:0:0'), 10_000, 'the stopped exit');
     expect(o.exits.get('2:0:0')).toMatchObject({ code: null, signal: 'SIGTERM', stoppedBy: 'dequeue' });
@@ -154,6 +177,8 @@ describe.each(kinds)('the %s launcher', (kind) => {
     await waitFor(() => o.exits.has('3:0:0'), 10_000, 'the failed start');
     expect(o.exits.get('3:0:0')!.code).toBe(127);
     expect(fs.readFileSync(path.join(missing.cwd, 'run.log'), 'utf8')).toContain('cannot start /nonexistent/app');
+    expect(readJournalEntry(o.journal, '3:0:0')!.exit).toMatchObject({ code: 127 });
+    expect(o.journaledFirst).toEqual([]);
   });
 
   it('enforces the timeout, TERM then KILL after the grace period', async () => {
@@ -175,8 +200,37 @@ describe.each(kinds)('the %s launcher', (kind) => {
     await o.l.close();
     expect(alive(pid)).toBe(false);
     expect(alive(o.l.pid)).toBe(false);
-    expect(JSON.parse(fs.readFileSync(req.exitFile, 'utf8'))).toMatchObject({ signal: 'SIGTERM', stoppedBy: 'interrupt' });
+    expect(readJournalEntry(o.journal, '5:0:0')!.exit).toMatchObject({ signal: 'SIGTERM', stoppedBy: 'interrupt' });
     expect(o.lost).toEqual([]);
+  });
+
+  it('journals the exits of the steps it stops even when nobody reads its output any more (the packer died)', async () => {
+    const dir = makeTempDir('themis-launcher-');
+    const journal = path.join(makeTempDir('themis-journal-'), 'p.journal');
+    // A packer of our own making, so that it can die with kill -9 while its step runs.
+    const packer = spawn(process.execPath, ['--input-type=module', '-e', `
+      const { Launcher } = await import(${JSON.stringify(path.join(ROOT, 'dist/pack/launcher.js'))});
+      const l = await Launcher.start(300, { started(key, pid) { console.log('started', pid); }, exit() {}, lost() {} }, ${JSON.stringify(journal)});
+      l.spawn(${JSON.stringify(request(dir, '6:0:0', ['sleep', '30']))});
+      setInterval(() => {}, 1000);`], { env: { ...process.env, [LAUNCHER_ENV]: kind, ...(kind === 'native' ? { [NATIVE_ENV]: NATIVE! } : {}) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    packer.stdout!.on('data', (d) => (out += d));
+    await waitFor(() => /started \d+/.test(out), 10_000, 'the start');
+    const pid = Number(/started (\d+)/.exec(out)![1]);
+    expect(readJournalEntry(journal, '6:0:0')!.start!.pid).toBe(pid);
+    packer.kill('SIGKILL');
+    await waitFor(() => readJournalEntry(journal, '6:0:0')?.exit != null, 10_000, 'the journaled exit');
+    expect(readJournalEntry(journal, '6:0:0')!.exit).toMatchObject({ runId: 6, signal: 'SIGTERM', stoppedBy: 'interrupt', pid });
+    await waitFor(() => !alive(pid), 5000, 'the step gone');
+  });
+
+  it('runs steps all the same when its journal cannot be opened', async () => {
+    const dir = makeTempDir('themis-launcher-');
+    const o = await open(kind, 500, '/dev/null/themis.journal');
+    launcher = o.l;
+    o.l.spawn(request(dir, '7:0:0', ['sh', '-c', 'exit 0']));
+    await waitFor(() => o.exits.has('7:0:0'), 10_000, 'the exit');
+    expect(o.exits.get('7:0:0')!.code).toBe(0);
   });
 });
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dequeueRuns, requeueRuns } from '../../src/store/run-ops.js';
 import { writeScript } from '../helpers/cli.js';
+import { stepPid, stepStart } from '../helpers/journal.js';
 import { alive, groupMembers, makeEnsemble, readStatusOf, startPack, statuses, waitFor } from './helpers.js';
 
 const FAST = ['--heartbeat', '0.2', '--grace', '0.5'];
@@ -71,9 +72,8 @@ describe('run life cycle (real processes)', () => {
   it('dequeue of a running run stops it within a heartbeat and marks it killed', async () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }, { steps: [{ args: ['/bin/true'] }] }]);
     const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]);
-    const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
-    await waitFor(() => fs.existsSync(pidFile), 10_000, 'run 1 to start');
-    const pid = JSON.parse(fs.readFileSync(pidFile, 'utf8')).pid as number;
+    await waitFor(() => stepPid(e.runDir(1)) !== null, 10_000, 'run 1 to start');
+    const pid = stepPid(e.runDir(1))!;
     // The packer's heartbeat file names it and the run it holds.
     const packers = path.join(e.setupDir, 'packers');
     const info = () => JSON.parse(fs.readFileSync(path.join(packers, fs.readdirSync(packers).filter((f) => f.endsWith('.json'))[0]!), 'utf8'));
@@ -95,8 +95,8 @@ describe('run life cycle (real processes)', () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
     const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]);
     const meta = path.join(e.runDir(1), '.themis');
-    await waitFor(() => fs.existsSync(path.join(meta, 'step.pid.json')), 10_000, 'run 1 to start');
-    const pid = JSON.parse(fs.readFileSync(path.join(meta, 'step.pid.json'), 'utf8')).pid as number;
+    await waitFor(() => stepPid(e.runDir(1)) !== null, 10_000, 'run 1 to start');
+    const pid = stepPid(e.runDir(1))!;
     const before = fs.readFileSync(path.join(meta, 'status.json'), 'utf8');
     // As if another packer had broken the claim and taken the run.
     fs.renameSync(path.join(meta, 'claim'), path.join(meta, 'claim.taken'));
@@ -113,9 +113,8 @@ describe('run life cycle (real processes)', () => {
   it('if the launcher process dies, the packer stops its steps, requeues their runs and exits 1', async () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
     const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]);
-    const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
-    await waitFor(() => fs.existsSync(pidFile), 10_000, 'run 1 to start');
-    const rec = JSON.parse(fs.readFileSync(pidFile, 'utf8')) as { pid: number; launcherPid: number };
+    await waitFor(() => stepStart(e.runDir(1)) !== null, 10_000, 'run 1 to start');
+    const rec = stepStart(e.runDir(1))!;
     await waitFor(() => readStatusOf(e.runDir(1)).status === 'running', 5000, 'status running');
     process.kill(rec.launcherPid, 'SIGKILL');
     const r = await p.done;
@@ -149,9 +148,9 @@ describe('run life cycle (real processes)', () => {
       { root: e.root, maxRestarts: 1 },
     );
     const p = startPack(['--setup-dir', e2.setupDir, '--cores', '4', ...FAST]);
-    const pidFiles = [1, 2, 3].map((i) => path.join(e2.runDir(i), '.themis', 'step.pid.json'));
-    await waitFor(() => pidFiles.every((f) => fs.existsSync(f)) && readStatusOf(e2.runDir(1)).step === 1, 10_000, 'all runs running');
-    const pids = pidFiles.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')).pid as number);
+    const runDirs = [1, 2, 3].map((i) => e2.runDir(i));
+    await waitFor(() => readStatusOf(e2.runDir(1)).step === 1 && runDirs.every((d) => stepPid(d) !== null), 10_000, 'all runs running');
+    const pids = runDirs.map((d) => stepPid(d)!);
     p.child.kill('SIGTERM');
     const r = await p.done;
     expect(r.code).toBe(143);

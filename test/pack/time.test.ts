@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeScript } from '../helpers/cli.js';
+import { stepPid } from '../helpers/journal.js';
 import { alive, makeEnsemble, startPack, statuses, waitFor } from './helpers.js';
 
 describe('allocation time limits and --repeats', () => {
@@ -45,9 +46,8 @@ describe('allocation time limits and --repeats', () => {
   it('a step killed by the scheduler together with the packer (scancel) goes back to the queue, not failed', async () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
     const p = startPack(['--setup-dir', e.setupDir, '--heartbeat', '0.2', '--grace', '0.5']);
-    const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
-    await waitFor(() => fs.existsSync(pidFile), 10_000, 'run 1 to start');
-    const pid = JSON.parse(fs.readFileSync(pidFile, 'utf8')).pid as number;
+    await waitFor(() => stepPid(e.runDir(1)) !== null, 10_000, 'run 1 to start');
+    const pid = stepPid(e.runDir(1))!;
     // scancel signals every process of the job at once; here the step even goes first.
     process.kill(-pid, 'SIGTERM');
     await new Promise((r) => setTimeout(r, 150)); // the packer sees the exit before its own signal
@@ -62,9 +62,8 @@ describe('allocation time limits and --repeats', () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }, { steps: [{ args: ['/bin/true'] }] }]);
     // 0.1 min = 6 s; the packer interrupts grace + 2 s before the end, 3.5 s after its start.
     const p = startPack(['--setup-dir', e.setupDir, '--walltime', '0.1', '--grace', '0.5', '--heartbeat', '0.2', '--cores', '2']);
-    const pidFile = path.join(e.runDir(1), '.themis', 'step.pid.json');
-    await waitFor(() => fs.existsSync(pidFile), 10_000, 'run 1 to start');
-    const pid = JSON.parse(fs.readFileSync(pidFile, 'utf8')).pid as number;
+    await waitFor(() => stepPid(e.runDir(1)) !== null, 10_000, 'run 1 to start');
+    const pid = stepPid(e.runDir(1))!;
     const r = await p.done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('allocation ends');

@@ -10,6 +10,7 @@ import { runPaths, setupPaths } from '../../src/store/layout.js';
 import { hostName, pidStartTime } from '../../src/store/proc.js';
 import { readStatus, type StatusRecord } from '../../src/store/records.js';
 import { runThemis } from '../helpers/cli.js';
+import { appendJournal } from '../helpers/journal.js';
 import { makeEnsemble } from './fixture.js';
 
 const temps: string[] = [];
@@ -26,14 +27,18 @@ function plantOwner(runDir: string, owner: Partial<ClaimOwner>): void {
 
 /** One ensemble with one instance of every kind of damage. */
 function damaged() {
-  const e = makeEnsemble(10, (id): Partial<StatusRecord> => (id <= 3 ? { status: 'running', step: 1, attempt: 2 } : id === 4 ? { status: 'successful', step: 1 } : {}));
+  const launch = (id: number) => ({ packer: 'dead-packer', key: `${id}:1:2:${id}` });
+  const e = makeEnsemble(10, (id): Partial<StatusRecord> => (id <= 3 ? { status: 'running', step: 1, attempt: 2, launch: launch(id) } : id === 4 ? { status: 'successful', step: 1 } : {}));
   temps.push(e.root);
-  plantOwner(e.dir(1), {}); // orphan: dead owner
-  // run 2: running with no claim at all; its step ended (exit file recorded)
-  fs.writeFileSync(runPaths(e.dir(2)).exitFile(1, 2), '{"code":0}');
+  const started = (id: number, pid: number, pidStart: string | null) => ({ format: 1, runId: id, step: 1, attempt: 2, host: hostName(), pid, pgid: pid, pidStart, startedAt: '', launcherPid: deadPid() });
+  plantOwner(e.dir(1), {}); // orphan: dead owner; its step is gone too
+  appendJournal(e.setup, 'dead-packer', 'S', launch(1).key, started(1, deadPid(), null));
+  // run 2: running with no claim at all; its step ended (exit journaled)
+  appendJournal(e.setup, 'dead-packer', 'S', launch(2).key, started(2, deadPid(), null));
+  appendJournal(e.setup, 'dead-packer', 'E', launch(2).key, { format: 1, runId: 2, step: 1, attempt: 2, code: 0, signal: null, stoppedBy: null, startedAt: '', endedAt: '', host: hostName(), pid: 1 });
   // run 3: running, dead claim, but its step is still alive here (our own pid stands in for it)
   plantOwner(e.dir(3), {});
-  fs.writeFileSync(runPaths(e.dir(3)).pidFile, JSON.stringify({ host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid) }));
+  appendJournal(e.setup, 'dead-packer', 'S', launch(3).key, started(3, process.pid, pidStartTime(process.pid)));
   plantOwner(e.dir(4), { host: 'far-node' }); // finished run, claim expired
   fs.utimesSync(runPaths(e.dir(4)).claimOwner, old(), old());
   fs.rmSync(runPaths(e.dir(5)).status); // missing status
@@ -82,9 +87,9 @@ describe('themis doctor', () => {
     const out = (id: number) => r.findings.find((f) => f.runId === id)!.outcome;
     expect([1, 2, 4, 5, 8, 9].map(out)).toEqual(['repaired', 'repaired', 'repaired', 'repaired', 'repaired', 'repaired']);
     // A fresh attempt number: a late exit record of the orphan cannot be credited to the retry.
-    expect(readStatus(e.dir(1))).toMatchObject({ status: 'queued', step: 1, attempt: 3 });
+    expect(readStatus(e.dir(1))).toMatchObject({ status: 'queued', step: 1, attempt: 3, launch: null });
     expect(readStatus(e.dir(1))!.history.slice(-2).map((h) => h.event)).toEqual(['claim broken', 'requeued']);
-    expect(readStatus(e.dir(2))!.status).toBe('running'); // the next packer settles it from its exit file
+    expect(readStatus(e.dir(2))!.status).toBe('running'); // the next packer settles it from the journaled exit
     expect(fs.existsSync(runPaths(e.dir(2)).claim)).toBe(false);
     expect(readStatus(e.dir(3))!.status).toBe('running');
     expect(fs.existsSync(runPaths(e.dir(3)).claim)).toBe(true);
@@ -101,6 +106,24 @@ describe('themis doctor', () => {
     }
     const again = runDoctor(e.setup);
     expect(again.findings.map((f) => `${f.runId ?? '-'}:${f.kind}`).sort()).toEqual(['-:stopped', '2:orphan-running', '3:orphan-running', '6:unreadable-status', '7:missing-run-dir']);
+    // Runs 2 and 3 still point into the dead packer's journal: it stays.
+    expect(fs.existsSync(setupPaths(e.setup).packerJournal('dead-packer'))).toBe(true);
+  });
+
+  it("removes a dead packer's journal once no running run points into it, and only then", () => {
+    const e = makeEnsemble(2, (id): Partial<StatusRecord> => (id === 1 ? { status: 'running', launch: { packer: 'used', key: '1:0:0:1' } } : {}));
+    temps.push(e.root);
+    const sp = setupPaths(e.setup);
+    tryClaim(e.dir(1), { jobId: null, packerId: 'alive' }, { leaseMs: 60_000, now: Date.now });
+    for (const id of ['used', 'unused', 'fresh', 'live']) appendJournal(e.setup, id, 'S', '1:0:0:1', { runId: 1 });
+    for (const id of ['used', 'unused', 'live']) fs.utimesSync(sp.packerJournal(id), old(), old());
+    writePackerHeartbeat(e.setup, { packerId: 'live', host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid), jobId: null, allocation: 1, startedAt: '', heartbeatAt: '', running: [] });
+    const r = runDoctor(e.setup);
+    expect(r.findings.map((f) => [f.kind, f.path])).toEqual([['dead-packer', sp.packerJournal('unused')]]);
+    expect(r.findings[0]!.problem).toMatch(/journal of packer unused, which is gone, and no `running` run refers to it/);
+    const fixed = runDoctor(e.setup, { repair: true });
+    expect(fixed.findings[0]!.outcome).toBe('repaired');
+    expect(['used', 'unused', 'fresh', 'live'].filter((id) => fs.existsSync(sp.packerJournal(id)))).toEqual(['used', 'fresh', 'live']);
   });
 
   it('gets past a corrupt index line (which stops every other command) and names file:line', () => {

@@ -8,6 +8,7 @@ import { runPaths } from '../../src/store/layout.js';
 import { hostName, pidStartTime } from '../../src/store/proc.js';
 import { readStatus, type StatusRecord } from '../../src/store/records.js';
 import { dequeueRuns, parseIdList, requeueRuns } from '../../src/store/run-ops.js';
+import { appendJournal } from '../helpers/journal.js';
 import { makeEnsemble } from './fixture.js';
 
 const temps: string[] = [];
@@ -137,14 +138,18 @@ describe('dequeueRuns', () => {
   });
 
   it('marks a running run of a dead packer killed, unless its step still runs on this host', () => {
-    const e = ens(2, () => ({ status: 'running', step: 1 }));
+    const e = ens(2, (id) => ({ status: 'running', step: 1, launch: { packer: 'gone', key: `${id}:1:0:${id}` } }));
     plantOwner(e.dir(1), { pid: deadPid(), packerId: 'gone' });
     plantOwner(e.dir(2), { pid: deadPid(), packerId: 'gone' });
-    fs.writeFileSync(runPaths(e.dir(2)).pidFile, JSON.stringify({ host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid) }));
+    // Run 1's step ended (its exit is journaled); run 2's still runs here (our own pid stands in for it).
+    const start = (id: number, pid: number, pidStart: string | null) => ({ format: 1, runId: id, step: 1, attempt: 0, host: hostName(), pid, pgid: pid, pidStart, startedAt: '', launcherPid: 1 });
+    appendJournal(e.setup, 'gone', 'S', '1:1:0:1', start(1, process.pid, pidStartTime(process.pid)));
+    appendJournal(e.setup, 'gone', 'E', '1:1:0:1', { format: 1, runId: 1, step: 1, attempt: 0, code: 0, signal: null, stoppedBy: null, startedAt: '', endedAt: '', host: hostName(), pid: process.pid });
+    appendJournal(e.setup, 'gone', 'S', '2:1:0:2', start(2, process.pid, pidStartTime(process.pid)));
     const r = dequeueRuns(e.setup, [1, 2]);
     expect(r.changed).toEqual([1]);
     expect(r.pending).toEqual([2]);
-    expect(st(e.dir(1))).toMatchObject({ status: 'killed', reason: 'dequeued', step: 1 });
+    expect(st(e.dir(1))).toMatchObject({ status: 'killed', reason: 'dequeued', step: 1, launch: null });
     expect(st(e.dir(1)).history.slice(-2).map((h) => h.event)).toEqual(['claim broken', 'dequeued']);
     expect(st(e.dir(2)).status).toBe('running');
     expect(fs.existsSync(runPaths(e.dir(2)).dequeueRequest)).toBe(true);
