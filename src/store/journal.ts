@@ -24,35 +24,49 @@ export interface JournalEntry {
   exit: ExitRecord | null;
 }
 
-/** A key's lines, unparsed (JSON is parsed only for the keys looked up). */
-interface RawEntry {
-  s?: string;
-  e?: string;
+/**
+ * Where a key's records are in the file: byte offset and length of each JSON (-1: none yet). Only
+ * positions are kept, not the text: a successor holding the index of a journal of 100,000 launches
+ * keeps a few MB, and parses JSON only for the keys it looks up.
+ */
+interface Loc {
+  s: number;
+  sl: number;
+  e: number;
+  el: number;
+  /** Parsed once the exit is known: an exit is final. */
+  done?: JournalEntry;
 }
 
-/** Add the complete lines of `text` to `into`; a last line without its newline is left out. */
-function addLines(text: string, into: Map<string, RawEntry>): void {
-  let from = 0;
-  for (;;) {
-    const nl = text.indexOf('\n', from);
-    if (nl < 0) return;
-    const t = text.charCodeAt(from);
-    if ((t === 0x53 /* S */ || t === 0x45) /* E */ && text.charCodeAt(from + 1) === 0x20) {
-      const sp = text.indexOf(' ', from + 2);
-      if (sp > from + 2 && sp < nl) {
-        const key = text.slice(from + 2, sp);
-        let raw = into.get(key);
-        if (!raw) into.set(key, (raw = {}));
-        if (t === 0x53) raw.s = text.slice(sp + 1, nl);
-        else raw.e = text.slice(sp + 1, nl);
+/** Index the complete lines in `buf[0, end)` (which starts at file offset `base`) into `into`. */
+function indexLines(buf: Buffer, end: number, base: number, into: Map<string, Loc>): void {
+  let pos = 0;
+  while (pos < end) {
+    const nl = buf.indexOf(0x0a, pos);
+    if (nl < 0 || nl >= end) return;
+    const t = buf[pos];
+    if ((t === 0x53 /* S */ || t === 0x45) /* E */ && buf[pos + 1] === 0x20) {
+      const sp = buf.indexOf(0x20, pos + 2);
+      if (sp > pos + 2 && sp < nl) {
+        // A string of its own (not a slice of a big one), so the chunk read can be freed.
+        const key = buf.toString('utf8', pos + 2, sp);
+        let loc = into.get(key);
+        if (!loc) into.set(key, (loc = { s: -1, sl: 0, e: -1, el: 0 }));
+        if (t === 0x53) {
+          loc.s = base + sp + 1;
+          loc.sl = nl - sp - 1;
+        } else {
+          loc.e = base + sp + 1;
+          loc.el = nl - sp - 1;
+          loc.done = undefined;
+        }
       }
     }
-    from = nl + 1;
+    pos = nl + 1;
   }
 }
 
-function parseRecord<T>(json: string | undefined): T | null {
-  if (json === undefined) return null;
+function parseRecord<T>(json: string): T | null {
   try {
     const v = JSON.parse(json) as unknown;
     return v !== null && typeof v === 'object' ? (v as T) : null;
@@ -61,20 +75,26 @@ function parseRecord<T>(json: string | undefined): T | null {
   }
 }
 
-function entryOf(raw: RawEntry | undefined): JournalEntry | null {
-  if (!raw) return null;
-  const start = parseRecord<StepStartRecord>(raw.s);
-  const exit = parseRecord<ExitRecord>(raw.e);
-  return start === null && exit === null ? null : { start, exit };
+/** The entry at `loc`, its JSON read by `text(offset, length)`; null when neither record parses. */
+function entryAt(loc: Loc | undefined, text: (off: number, len: number) => string): JournalEntry | null {
+  if (!loc) return null;
+  if (loc.done) return loc.done;
+  const start = loc.s < 0 ? null : parseRecord<StepStartRecord>(text(loc.s, loc.sl));
+  const exit = loc.e < 0 ? null : parseRecord<ExitRecord>(text(loc.e, loc.el));
+  if (start === null && exit === null) return null;
+  const entry = { start, exit };
+  if (exit !== null) loc.done = entry;
+  return entry;
 }
 
 /** Pure: every key of a journal's text with its start and exit records (a torn last line is ignored). */
 export function parseJournal(text: string): Map<string, JournalEntry> {
-  const raw = new Map<string, RawEntry>();
-  addLines(text, raw);
+  const buf = Buffer.from(text, 'utf8');
+  const locs = new Map<string, Loc>();
+  indexLines(buf, buf.lastIndexOf(0x0a) + 1, 0, locs);
   const out = new Map<string, JournalEntry>();
-  for (const [key, r] of raw) {
-    const e = entryOf(r);
+  for (const [key, loc] of locs) {
+    const e = entryAt(loc, (off, len) => buf.toString('utf8', off, off + len));
     if (e) out.set(key, e);
   }
   return out;
@@ -83,17 +103,47 @@ export function parseJournal(text: string): Map<string, JournalEntry> {
 interface Cached {
   ino: number;
   dev: number;
-  /** Bytes read and parsed: always just after a newline. */
+  /** Bytes read and indexed: always just after a newline. */
   offset: number;
-  entries: Map<string, RawEntry>;
+  entries: Map<string, Loc>;
 }
 
 const CACHE_LIMIT = 16;
 const CHUNK = 4 << 20;
 const cache = new Map<string, Cached>();
 
-/** Read what was appended to `file` since the cached offset; null when the file is gone. */
-function refresh(file: string): Cached | null {
+/** Index what was appended to the journal open as `fd` since the cached offset. */
+function refresh(file: string, fd: number): Cached {
+  const st = fs.fstatSync(fd);
+  let c = cache.get(file);
+  if (!c || c.ino !== st.ino || c.dev !== st.dev || st.size < c.offset) {
+    c = { ino: st.ino, dev: st.dev, offset: 0, entries: new Map() };
+  }
+  cache.delete(file);
+  cache.set(file, c); // most recently used last
+  if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+  let rest: Buffer = Buffer.alloc(0);
+  let pos = c.offset;
+  while (pos < st.size) {
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, st.size - pos));
+    const n = fs.readSync(fd, buf, 0, buf.length, pos);
+    if (n <= 0) break;
+    pos += n;
+    // `data` starts at c.offset: `rest` is what followed the last newline indexed.
+    const data = rest.length > 0 ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+    const end = data.lastIndexOf(0x0a) + 1;
+    indexLines(data, end, c.offset, c.entries);
+    c.offset += end;
+    rest = Buffer.from(data.subarray(end));
+  }
+  return c;
+}
+
+/** The start and exit records of `key` in the journal `file` (null: the file or the key is not there). */
+export function readJournalEntry(file: string, key: string): JournalEntry | null {
+  // An exit is final: once seen, no need to look at the file again.
+  const known = cache.get(file)?.entries.get(key)?.done;
+  if (known) return known;
   let fd: number;
   try {
     // open() (not stat) so that on NFS the attributes, hence the size, are revalidated.
@@ -103,47 +153,15 @@ function refresh(file: string): Cached | null {
     return null;
   }
   try {
-    const st = fs.fstatSync(fd);
-    let c = cache.get(file);
-    if (!c || c.ino !== st.ino || c.dev !== st.dev || st.size < c.offset) {
-      c = { ino: st.ino, dev: st.dev, offset: 0, entries: new Map() };
-    }
-    cache.delete(file);
-    cache.set(file, c); // most recently used last
-    if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value!);
-    let rest: Buffer = Buffer.alloc(0);
-    let pos = c.offset;
-    while (pos < st.size) {
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, st.size - pos));
-      const n = fs.readSync(fd, buf, 0, buf.length, pos);
-      if (n <= 0) break;
-      pos += n;
-      const data = rest.length > 0 ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
-      const nl = data.lastIndexOf(0x0a);
-      if (nl < 0) {
-        rest = Buffer.from(data);
-        continue;
-      }
-      addLines(data.toString('utf8', 0, nl + 1), c.entries);
-      c.offset += nl + 1;
-      rest = Buffer.from(data.subarray(nl + 1));
-    }
-    return c;
+    const c = refresh(file, fd);
+    return entryAt(c.entries.get(key), (off, len) => {
+      const b = Buffer.allocUnsafe(len);
+      const n = fs.readSync(fd, b, 0, len, off);
+      return b.toString('utf8', 0, n);
+    });
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** The start and exit records of `key` in the journal `file` (null: the file or the key is not there). */
-export function readJournalEntry(file: string, key: string): JournalEntry | null {
-  // An exit is final: once seen, no need to look at the file again.
-  const known = cache.get(file)?.entries.get(key);
-  if (known?.e !== undefined) {
-    const e = entryOf(known);
-    if (e?.exit) return e;
-  }
-  const c = refresh(file);
-  return c === null ? null : entryOf(c.entries.get(key));
 }
 
 /** Forget what was cached of `file` (after removing it), or of every journal. */

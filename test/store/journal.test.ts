@@ -54,12 +54,16 @@ describe('reading journals', () => {
     const first = line('S', '1:0:0:1', start(1, 100));
     fs.writeFileSync(file, first);
     expect(readJournalEntry(file, '1:0:0:1')!.start!.pid).toBe(100);
-    // Rewrite the bytes already read, in place (same size, same inode): a re-read would see 999.
+    // Rename the key of the line already indexed, in place (same size, same inode): only a
+    // re-read from the start would find the new key.
     const fd = fs.openSync(file, 'r+');
-    fs.writeSync(fd, line('S', '1:0:0:1', start(1, 999)), 0);
+    fs.writeSync(fd, '9:0:0:9', 2);
     fs.closeSync(fd);
     fs.appendFileSync(file, line('E', '1:0:0:1', exit(1, 3)));
     expect(readJournalEntry(file, '1:0:0:1')).toEqual({ start: start(1, 100), exit: exit(1, 3) });
+    expect(readJournalEntry(file, '9:0:0:9')).toBeNull();
+    forgetJournal(file);
+    expect(readJournalEntry(file, '9:0:0:9')!.start!.pid).toBe(100);
     // A new file under the same name (another inode) is read from the start. (A key whose exit
     // was seen is answered from the cache: an exit is final.)
     const tmp = `${file}.new`;
