@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ThemisError } from '../model/errors.js';
 import { getAdapter } from '../schedulers/index.js';
 import { readJsonSync, writeJsonAtomicSync } from '../store/atomic.js';
-import { DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS } from '../store/claim.js';
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, dropSharedOwner } from '../store/claim.js';
 import { readGeneration, readStop, removePacker, takeOnce, writePackerHeartbeat } from '../store/ensemble-state.js';
 import { ENV, setupPaths } from '../store/layout.js';
 import { hostName, pidStartTime } from '../store/proc.js';
@@ -289,6 +289,8 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     for (const t of timers) clearTimeout(t);
     if (opts.handleSignals !== false) for (const s of signals) process.off(s, onSignal);
     removePacker(setupDir, loop.packerId);
+    // Its claims are released by now; any it could not release keep the inode alive and go stale.
+    dropSharedOwner(loop.who);
   }
 }
 

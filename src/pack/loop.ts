@@ -1,6 +1,7 @@
 import { ThemisError } from '../model/errors.js';
-import { inspectClaim, releaseClaim, tryClaim, type ClaimOptions } from '../store/claim.js';
+import { inspectClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
+import { setupPaths } from '../store/layout.js';
 import { journalFile, removeJournal } from '../store/journal.js';
 import { hostName } from '../store/proc.js';
 import { readStatus, withHistory, type EnsembleRecord, type StatusRecord } from '../store/records.js';
@@ -50,6 +51,8 @@ export class PackLoop extends HeldRuns {
   readonly done: Promise<string>;
   private timers: NodeJS.Timeout[] = [];
   private readonly claimOpts: ClaimOptions;
+  /** Who claims: all this packer's claims link to one owner file in the setup dir's packers/. */
+  readonly who: OwnerInput;
 
   constructor(
     cfg: PackerConfig,
@@ -62,6 +65,7 @@ export class PackLoop extends HeldRuns {
     this.pool = pool;
     this.done = new Promise((resolve) => (this.finished = resolve));
     this.claimOpts = { leaseMs: cfg.leaseMs, now: () => fileServerNow(cfg.setupDir) };
+    this.who = { jobId: cfg.jobId, packerId: this.packerId, ownerDir: setupPaths(cfg.setupDir).packersDir };
   }
 
   async start(): Promise<void> {
@@ -277,7 +281,7 @@ export class PackLoop extends HeldRuns {
   private markBlocked(c: Candidate, reason: string): void {
     this.blocked.set(c.id, reason);
     this.log(`run ${c.id} cannot run in this allocation: ${reason}`);
-    noteBlocked(c.dir, reason, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
+    noteBlocked(c.dir, reason, this.who, this.claimOpts);
   }
 
   // --- starting ---
@@ -289,7 +293,7 @@ export class PackLoop extends HeldRuns {
     if (this.held.has(c.id)) return this.giveBack(slot);
     let got: ReturnType<typeof tryClaim>;
     try {
-      got = tryClaim(c.dir, { jobId: this.cfg.jobId, packerId: this.packerId }, this.claimOpts);
+      got = tryClaim(c.dir, this.who, this.claimOpts);
     } catch (e) {
       // One run directory refusing its claim (read-only, deleted meanwhile, a symlinked .themis)
       // must not stop the whole packer: skip that run, say why, carry on with the others.

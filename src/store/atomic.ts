@@ -68,7 +68,20 @@ export function writeFileRecycledSync(file: string, data: string): void {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       reused = false;
     }
-    fd = fs.openSync(mine, reused ? fs.constants.O_WRONLY | fs.constants.O_TRUNC : 'wx', 0o666);
+    if (reused) {
+      fd = fs.openSync(mine, fs.constants.O_WRONLY);
+      // Only ours if no other name reaches it: with several writers at once, a spare can also be
+      // the current version or another writer's kept one. Then it is left alone for a new inode.
+      if (fs.fstatSync(fd).nlink !== 1) {
+        fs.closeSync(fd);
+        fd = undefined;
+        fs.unlinkSync(mine);
+        reused = false;
+      } else {
+        fs.ftruncateSync(fd, 0);
+      }
+    }
+    fd ??= fs.openSync(mine, 'wx', 0o666);
     fs.writeSync(fd, data, 0, 'utf8');
     fs.closeSync(fd);
     fd = undefined;

@@ -324,7 +324,7 @@ export function touchPrivate(claimPath: string, id: FileId): boolean {
 // --- removing a claim ---
 
 export function asideName(p: string, why: string): string {
-  return `${p}.${why}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `${p}.${why}-${process.pid}-${prefix}${next()}`;
 }
 
 /** Remove a claim (file, or an old-style dir) that nobody else can reach any more. */

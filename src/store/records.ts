@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ThemisError } from '../model/errors.js';
 import type { RunStatus } from '../model/status.js';
 import type { Sample, StepSpec } from '../model/step.js';
-import { checkFormat, readJsonSync, writeJsonAtomicSync } from './atomic.js';
+import { checkFormat, readJsonSync, writeFileRecycledSync, writeJsonAtomicSync } from './atomic.js';
 import { FORMAT_VERSION, runPaths, setupPaths } from './layout.js';
 
 export type SchedulerName = 'slurm' | 'lsf' | 'flux' | 'local';
@@ -215,8 +215,9 @@ export function readStatus(runDir: string): StatusRecord | null {
   return rec;
 }
 
+/** Status files are rewritten at every step: recycled, so a write creates no inode. */
 export function writeStatus(runDir: string, status: StatusRecord): void {
-  writeJsonAtomicSync(runPaths(runDir).status, status);
+  writeFileRecycledSync(runPaths(runDir).status, JSON.stringify(status, null, 1) + '\n');
 }
 
 /** `.themis/result.json`: {format, result}, written by postRun, `themis result`, or the API. */
