@@ -4,7 +4,7 @@
  *
  *   packer -> spawner, every field NUL-terminated:
  *     I graceMs journalPath     (first, once; an empty path: no journal)
- *     S key runId step attempt timeoutMs cwd logName nArgv argv... nEnv K=V...
+ *     S key runId step attempt timeoutMs cwd logName logSpare nArgv argv... nEnv K=V...
  *     K key reason              (reason: timeout | dequeue | interrupt | lost-claim)
  *     Q                         (stop every step, then exit)
  *   spawner -> packer, one line each:
@@ -407,7 +407,7 @@ static void stop(step_t *s, int reason) {
 }
 
 typedef struct {
-  const char *key, *cwd, *log_name;
+  const char *key, *cwd, *log_name, *log_spare;
   long run_id, step_no, attempt, timeout_ms;
   long argc, envc;
   const char **argv; /* NULL-terminated */
@@ -432,11 +432,27 @@ static char **merged_env(const spawn_req *r) {
   return envp;
 }
 
-static int open_log(const char *cwd, const char *log_name) {
+/* Link the empty file gen made (spare) into place as the log: link never replaces an existing log
+   and, unlike creating a file, allocates no inode. -1 when there is no spare (or it cannot be used). */
+static int adopt_spare(const char *p, const char *spare) {
+  if (link(spare, p) != 0) return -1;
+  unlink(spare);
+  return open(p, O_WRONLY | O_APPEND | O_TRUNC | O_CLOEXEC);
+}
+
+static int open_log(const char *cwd, const char *log_name, const char *spare) {
   char p[PATH_MAX];
   if (snprintf(p, sizeof p, "%s/%s", cwd, log_name) >= (int)sizeof p) {
     errno = ENAMETOOLONG;
     return -1;
+  }
+  if (spare && *spare) {
+    int fd = adopt_spare(p, spare);
+    if (fd >= 0) return fd;
+    if (errno == EEXIST) {
+      rotate_log(cwd, log_name);
+      if ((fd = adopt_spare(p, spare)) >= 0) return fd;
+    }
   }
   /* The usual case, a fresh run: one open, no stat. */
   int fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -527,7 +543,7 @@ static void start(const spawn_req *r) {
     finish(s, 0, 0, -1);
     return;
   }
-  int fd = open_log(r->cwd, r->log_name);
+  int fd = open_log(r->cwd, r->log_name, r->log_spare);
   if (fd < 0) {
     snprintf(msg, sizeof msg, "themis: cannot start %s: %s\n", r->argv[0], strerror(errno));
     append_log(r->cwd, r->log_name, msg);
@@ -688,8 +704,8 @@ static size_t one_message(void) {
   if (strcmp(t, "S") == 0) {
     spawn_req r;
     memset(&r, 0, sizeof r);
-    const char *f[7];
-    for (int i = 0; i < 7; i++)
+    const char *f[8];
+    for (int i = 0; i < 8; i++)
       if (!(f[i] = field(&pos))) return 0;
     const char *nargv = field(&pos);
     if (!nargv) return 0;
@@ -701,6 +717,7 @@ static size_t one_message(void) {
     }
     r.cwd = f[5];
     r.log_name = f[6];
+    r.log_spare = f[7];
     const char **argv = malloc(sizeof(char *) * ((size_t)r.argc + 1));
     if (!argv) exit(70);
     for (long i = 0; i < r.argc; i++)

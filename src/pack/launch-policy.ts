@@ -3,7 +3,7 @@ import type { StepSpec } from '../model/step.js';
 import type { SchedulerAdapter } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
 import type { SchedulerName } from '../store/records.js';
-import { ENV, RUN_LOG } from '../store/layout.js';
+import { ENV, LOG_SPARE, RUN_LOG, RUN_META_DIR } from '../store/layout.js';
 import type { SpawnRequest } from './launcher-protocol.js';
 import { coresPerTaskOf, toPlacement, type PoolState, type Slot } from './pool.js';
 
@@ -93,6 +93,8 @@ export function spawnRequest(
     cwd: path.resolve(r.runDir, r.step.cwd),
     env: { ...env, [ENV.runId]: String(r.runId), [ENV.runDir]: r.runDir, [ENV.setupDir]: r.setupDir, [ENV.step]: String(r.stepIndex) },
     logName: RUN_LOG,
+    // gen's spare log sits in the run's own .themis: usable when the step's log goes in the run dir.
+    logSpare: path.resolve(r.runDir, r.step.cwd) === path.resolve(r.runDir) ? path.join(r.runDir, RUN_META_DIR, LOG_SPARE) : '',
     timeoutMs: Math.round(r.step.timeout * 60_000),
   };
 }

@@ -95,6 +95,29 @@ function exitedUnreaped(pid: number): boolean {
   }
 }
 
+/**
+ * The step's log, opened for appending: an earlier one is rotated first. The empty file `gen` made
+ * for it (`logSpare`) is linked into place when there is one (link never replaces an existing log,
+ * and unlike creating a file it allocates no inode).
+ */
+function openLog(cwd: string, logName: string, spare: string): number {
+  const log = path.join(cwd, logName);
+  if (spare) {
+    for (let i = 0; i < 2; i++) {
+      try {
+        fs.linkSync(spare, log);
+        fs.rmSync(spare, { force: true });
+        return fs.openSync(log, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_TRUNC);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || i > 0) break;
+        rotateLog(cwd, logName);
+      }
+    }
+  }
+  rotateLog(cwd, logName);
+  return fs.openSync(log, 'a');
+}
+
 /** Move an existing log aside before a new attempt writes: run_0001.log, run_0002.log, … */
 function rotateLog(cwd: string, logName: string): void {
   const log = path.join(cwd, logName);
@@ -156,8 +179,7 @@ function start(req: SpawnRequest): void {
   let fd: number | null = null;
   try {
     fs.mkdirSync(req.cwd, { recursive: true });
-    rotateLog(req.cwd, req.logName);
-    fd = fs.openSync(path.join(req.cwd, req.logName), 'a');
+    fd = openLog(req.cwd, req.logName, req.logSpare);
     const child = spawn(req.argv[0]!, req.argv.slice(1), {
       cwd: req.cwd,
       env: { ...process.env, ...req.env },

@@ -5,7 +5,7 @@
  * Packer to launcher: every field ends with a NUL byte (argv, environment and paths cannot hold
  * one, so nothing needs escaping), counts before lists:
  *   `I graceMs journalPath` (first, once; an empty path: no journal)
- *   · `S key runId step attempt timeoutMs cwd logName nArgv argv… nEnv K=V…`
+ *   · `S key runId step attempt timeoutMs cwd logName logSpare nArgv argv… nEnv K=V…`
  *   · `K key reason` · `Q` (stop every step, then exit). Closing stdin means the packer is gone.
  * Launcher to packer, one line each: `R pid` (ready) · `S key pid` (started) · `E key <ExitRecord JSON>`.
  *
@@ -31,6 +31,11 @@ export interface SpawnRequest {
   /** Added to the launcher's own environment (which is the packer's). */
   env: Record<string, string>;
   logName: string;
+  /**
+   * An empty file `gen` made for the log (`.themis/log.spare`; '' when none): linked into place as
+   * the log instead of creating one, since creating a file is the costly metadata operation.
+   */
+  logSpare: string;
   /** 0 = no limit. */
   timeoutMs: number;
 }
@@ -74,6 +79,7 @@ export function encodeParent(msg: ParentMessage): string {
         String(Math.max(0, Math.round(r.timeoutMs))),
         noNul('cwd', r.cwd),
         noNul('log name', r.logName),
+        noNul('log spare', r.logSpare),
         String(r.argv.length),
         ...r.argv.map((a) => noNul('argument', a)),
         String(env.length),
@@ -129,13 +135,13 @@ export class ParentDecoder {
     }
     if (t !== 'S') throw new Error(`unknown launcher message ${JSON.stringify(t)}`);
     const f: string[] = [];
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 9; i++) {
       const x = field();
       if (x === null) return null;
       f.push(x);
     }
     const argv: string[] = [];
-    for (let i = 0, n = Number(f[7]); i < n; i++) {
+    for (let i = 0, n = Number(f[8]); i < n; i++) {
       const x = field();
       if (x === null) return null;
       argv.push(x);
@@ -149,8 +155,8 @@ export class ParentDecoder {
       const eq = kv.indexOf('=');
       env[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
-    const [key, runId, step, attempt, timeoutMs, cwd, logName] = f as [string, string, string, string, string, string, string];
-    return { t: 'spawn', req: { key, runId: Number(runId), step: Number(step), attempt: Number(attempt), timeoutMs: Number(timeoutMs), cwd, logName, argv, env } };
+    const [key, runId, step, attempt, timeoutMs, cwd, logName, logSpare] = f as [string, string, string, string, string, string, string, string];
+    return { t: 'spawn', req: { key, runId: Number(runId), step: Number(step), attempt: Number(attempt), timeoutMs: Number(timeoutMs), cwd, logName, logSpare, argv, env } };
   }
 }
 

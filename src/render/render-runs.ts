@@ -4,7 +4,7 @@ import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.j
 import { CompositeRun, Run, runProblems, type AnyRun } from '../model/run.js';
 import type { Sample, StepSpec } from '../model/step.js';
 import { getAdapter } from '../schedulers/index.js';
-import { FORMAT_VERSION, RUN_META_DIR } from '../store/layout.js';
+import { FORMAT_VERSION, LOG_SPARE, RUN_META_DIR, STATUS_SPARE } from '../store/layout.js';
 import { newStatus, type RunRecord, type SchedulerName } from '../store/records.js';
 import { quoteArgv, quoteShell } from './quote.js';
 import { resolveProgram } from './program.js';
@@ -220,6 +220,10 @@ export function writeRuns(stage: Stage, batch: PreparedBatch, onProgress?: (done
       const record: RunRecord = { format: FORMAT_VERSION, id: run.id, sample: run.sample, sampleKeys: Object.keys(run.sample), steps: run.steps };
       fs.writeFileSync(path.join(meta, 'run.json'), JSON.stringify(record) + '\n');
       fs.writeFileSync(path.join(meta, 'status.json'), JSON.stringify(newStatus(run.id)) + '\n');
+      // Empty files the packer fills instead of creating new ones at launch (creating a file is
+      // the costly metadata operation on most file systems): the next status version and run.log.
+      fs.writeFileSync(path.join(meta, STATUS_SPARE), '');
+      fs.writeFileSync(path.join(meta, LOG_SPARE), '');
       const idText = String(run.id);
       const sample = run.sample;
       const raw = (name: string): string | undefined =>

@@ -87,6 +87,10 @@ export function runPaths(runDir: string) {
 export type RunPaths = ReturnType<typeof runPaths>;
 
 export const RUN_LOG = 'run.log';
+/** An empty file `gen` leaves in `.themis/` that becomes the first `run.log` (see SpawnRequest.logSpare). */
+export const LOG_SPARE = 'log.spare';
+/** The inode the next status.json version is written into (`sparePathFor` in atomic.ts). */
+export const STATUS_SPARE = '.status.json.spare';
 
 /** `run.log` rotated before a restart: run_0001.log, run_0002.log, … */
 export function rotatedLogName(n: number): string {

@@ -93,6 +93,7 @@ function request(dir: string, key: string, argv: string[], extra: Partial<SpawnR
     cwd: dir,
     env: { THEMIS_TEST_VALUE: 'a b\tc', PATH: process.env.PATH ?? '/usr/bin:/bin' },
     logName: 'run.log',
+    logSpare: '',
     timeoutMs: 0,
     ...extra,
   };
@@ -156,6 +157,33 @@ describe.each(kinds)('the %s launcher', (kind) => {
     // One line per start and per exit, each event journaled before the packer heard of it.
     expect(fs.readFileSync(o.journal, 'utf8').split('\n').map((l) => l.slice(0, 8))).toEqual(['S 1:0:0 ', 'E 1:0:0 ', 'S 1:0:1 ', 'E 1:0:1 ', '']);
     expect(o.journaledFirst).toEqual([]);
+  });
+
+  it('links the spare log gen made into place (no file created), and rotates as usual at the next attempt', async () => {
+    const dir = makeTempDir('themis-launcher-');
+    const o = await open(kind);
+    launcher = o.l;
+    const spare = path.join(dir, '.themis', 'log.spare');
+    fs.mkdirSync(path.dirname(spare), { recursive: true });
+    fs.writeFileSync(spare, '');
+    const ino = fs.statSync(spare).ino;
+    o.l.spawn(request(dir, '5:0:0', ['sh', '-c', 'echo first'], { logSpare: spare }));
+    await waitFor(() => o.exits.has('5:0:0'), 10_000, 'the exit');
+    expect(fs.statSync(path.join(dir, 'run.log')).ino).toBe(ino);
+    expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('first\n');
+    expect(fs.existsSync(spare)).toBe(false);
+    // No spare left: the next attempt rotates and creates a log, as without one.
+    o.l.spawn(request(dir, '5:0:1', ['sh', '-c', 'echo second'], { logSpare: spare }));
+    await waitFor(() => o.exits.has('5:0:1'), 10_000, 'the second exit');
+    expect(fs.readFileSync(path.join(dir, 'run_0001.log'), 'utf8')).toBe('first\n');
+    expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('second\n');
+    // A spare while a log exists (a requeued run with a new spare): the old log is kept, rotated.
+    fs.writeFileSync(spare, '');
+    o.l.spawn(request(dir, '5:0:2', ['sh', '-c', 'echo third'], { logSpare: spare }));
+    await waitFor(() => o.exits.has('5:0:2'), 10_000, 'the third exit');
+    expect(fs.readFileSync(path.join(dir, 'run_0002.log'), 'utf8')).toBe('second\n');
+    expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('third\n');
+    expect(fs.existsSync(spare)).toBe(false);
   });
 
   it('journals the start while the step runs; kill stops the whole group with the reason; a missing program exits 127', async () => {
