@@ -68,21 +68,25 @@ export function writeFileRecycledSync(file: string, data: string): void {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       reused = false;
     }
+    let oldSize = 0;
     if (reused) {
       fd = fs.openSync(mine, fs.constants.O_WRONLY);
       // Only ours if no other name reaches it: with several writers at once, a spare can also be
       // the current version or another writer's kept one. Then it is left alone for a new inode.
-      if (fs.fstatSync(fd).nlink !== 1) {
+      const st = fs.fstatSync(fd);
+      if (st.nlink !== 1) {
         fs.closeSync(fd);
         fd = undefined;
         fs.unlinkSync(mine);
         reused = false;
-      } else {
-        fs.ftruncateSync(fd, 0);
       }
+      oldSize = st.size;
     }
     fd ??= fs.openSync(mine, 'wx', 0o666);
-    fs.writeSync(fd, data, 0, 'utf8');
+    // Overwrite, then cut the tail: truncating to zero first would free the file's blocks (a
+    // discard on SSD-backed mounts) and make ext4 flush the rewrite at close (auto_da_alloc).
+    const written = fs.writeSync(fd, data, 0, 'utf8');
+    if (reused && oldSize > written) fs.ftruncateSync(fd, written);
     fs.closeSync(fd);
     fd = undefined;
     const old = tempPathFor(file);
