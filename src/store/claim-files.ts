@@ -246,7 +246,8 @@ const buf = Buffer.allocUnsafe(16 * 1024);
 
 function readAll(fd: number): string {
   let n = 0;
-  for (let r = 1; r > 0 && n < buf.length; n += r) r = fs.readSync(fd, buf, n, buf.length - n, n);
+  // A short read of a regular file is its end: one read for an owner file, not a second for EOF.
+  for (let want = buf.length, r = want; r === want && n < buf.length; n += r, want = buf.length - n) r = fs.readSync(fd, buf, n, want, n);
   if (n >= buf.length) return fs.readFileSync(fd, 'utf8');
   return buf.toString('utf8', 0, n);
 }
@@ -373,7 +374,7 @@ function putBack(aside: string, claimPath: string): void {
  * rename another process could have replaced the claim, so the moved file is checked again and
  * put back when it was not the one we meant.
  */
-export function moveClaimAside(claimPath: string, id: FileId, why: string): boolean {
+export function moveClaimAside(claimPath: string, id: FileId, why: string, pinned = false): boolean {
   const aside = asideName(claimPath, why);
   try {
     fs.renameSync(claimPath, aside);
@@ -381,10 +382,41 @@ export function moveClaimAside(claimPath: string, id: FileId, why: string): bool
     if (errno(e) === 'ENOENT') return false;
     throw new ThemisError('IO', `cannot move claim ${claimPath} aside: ${describeFsError(e)}`, { cause: e });
   }
-  if (!sameFile(claimIdNow(aside), id)) {
+  if (!(pinned ? isPinnedFile(aside, id, false) : sameFile(claimIdNow(aside), id))) {
     putBack(aside, claimPath);
     return false;
   }
   removeAside(aside);
   return true;
+}
+
+/**
+ * Is `p` the inode `id` of a shared owner file? Its inode cannot be freed and reused while the
+ * packer keeps it open, so the inode number alone is its identity: no need to read the token.
+ * `revalidate` opens the path (on NFS, open revalidates a cached name; stat may not).
+ */
+export function isPinnedFile(p: string, id: FileId, revalidate: boolean): boolean {
+  let st: fs.BigIntStats;
+  if (revalidate) {
+    let fd: number;
+    try {
+      fd = fs.openSync(p, 'r');
+    } catch {
+      return false;
+    }
+    try {
+      st = fs.fstatSync(fd, { bigint: true });
+    } catch {
+      return false;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } else {
+    try {
+      st = fs.lstatSync(p, { bigint: true });
+    } catch {
+      return false;
+    }
+  }
+  return String(st.ino) === id.ino && String(st.dev) === id.dev;
 }

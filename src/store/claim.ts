@@ -4,6 +4,7 @@ import {
   asideName,
   claimIdNow,
   errno,
+  isPinnedFile,
   makeClaim,
   moveClaimAside,
   readClaim,
@@ -194,14 +195,15 @@ export function heartbeatClaim(claim: Claim): boolean {
   const claimPath = runPaths(claim.runDir).claim;
   if (claim.shared) {
     if (!touchShared(claim.shared, 50)) return false;
-    return sameFile(claimIdNow(claimPath), claim.id);
+    return isPinnedFile(claimPath, claim.id, true);
   }
   return touchPrivate(claimPath, claim.id);
 }
 
 /** True while the claim path is still our owner file. Check before every status write. */
 export function holdsClaim(claim: Claim): boolean {
-  return sameFile(claimIdNow(runPaths(claim.runDir).claim), claim.id);
+  const claimPath = runPaths(claim.runDir).claim;
+  return claim.shared ? isPinnedFile(claimPath, claim.id, true) : sameFile(claimIdNow(claimPath), claim.id);
 }
 
 /**
@@ -210,5 +212,5 @@ export function holdsClaim(claim: Claim): boolean {
  * deleted.
  */
 export function releaseClaim(claim: Claim): void {
-  moveClaimAside(runPaths(claim.runDir).claim, claim.id, 'released');
+  moveClaimAside(runPaths(claim.runDir).claim, claim.id, 'released', claim.shared !== null);
 }

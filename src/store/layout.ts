@@ -66,8 +66,24 @@ export type SetupPaths = ReturnType<typeof setupPaths>;
 /** Name of the directory inside each run directory that themis owns. */
 export const RUN_META_DIR = '.themis';
 
-/** Paths inside one run directory. */
-export function runPaths(runDir: string) {
+/**
+ * Paths inside one run directory. The packer asks for the same run's paths several times per
+ * launch, so the last few thousand are kept (frozen: callers share them).
+ */
+export function runPaths(runDir: string): RunPaths {
+  let p = recentRunPaths.get(runDir);
+  if (p === undefined) {
+    if (recentRunPaths.size >= RECENT_RUN_PATHS) recentRunPaths.clear();
+    p = Object.freeze(buildRunPaths(runDir));
+    recentRunPaths.set(runDir, p);
+  }
+  return p;
+}
+
+const RECENT_RUN_PATHS = 4096;
+const recentRunPaths = new Map<string, RunPaths>();
+
+function buildRunPaths(runDir: string) {
   const meta = path.join(runDir, RUN_META_DIR);
   return {
     dir: runDir,
@@ -75,8 +91,9 @@ export function runPaths(runDir: string) {
     run: path.join(meta, 'run.json'),
     status: path.join(meta, 'status.json'),
     result: path.join(meta, 'result.json'),
-    /** The claim: a directory made with mkdir (atomic on NFS), holding owner.json. */
+    /** The claim: a hard link to its owner's file (see claim-files.ts). */
     claim: path.join(meta, 'claim'),
+    /** Where a claim made by an earlier themis (a `claim/` directory) kept its owner. */
     claimOwner: path.join(meta, 'claim', 'owner.json'),
     /** A mutex taken while breaking a stale claim, so two breakers cannot both succeed. */
     claimBreak: path.join(meta, 'claim-break'),
@@ -84,7 +101,7 @@ export function runPaths(runDir: string) {
     dequeueRequest: path.join(meta, 'dequeue.request'),
   };
 }
-export type RunPaths = ReturnType<typeof runPaths>;
+export type RunPaths = Readonly<ReturnType<typeof buildRunPaths>>;
 
 export const RUN_LOG = 'run.log';
 /** An empty file `gen` leaves in `.themis/` that becomes the first `run.log` (see SpawnRequest.logSpare). */
