@@ -44,7 +44,7 @@ export class PackLoop extends HeldRuns {
   private readonly problemsLogged = new Set<number>();
   private lastPending = -1;
   private suspects = 0;
-  /** Queued runs whose claim someone else holds (a claimer that died before writing owner.json). */
+  /** Queued runs whose claim someone else holds (for example an old-style claim directory whose claimer died before writing owner.json). */
   private readonly contested = new Set<number>();
   private recheck: NodeJS.Timeout | null = null;
   private finished!: (reason: string) => void;
@@ -290,6 +290,10 @@ export class PackLoop extends HeldRuns {
     // A scan that raced with our own claim can list a run we hold. Never claim it again: under
     // load our own heartbeat can look older than a short lease, and we would break our own claim
     // and start the same step twice.
+    // The queue keeps its consumed entries until the next scan (minutes apart with a huge
+    // ensemble): keep the run's record only in the Active, or every launched run's stays in memory.
+    const record = c.record!;
+    c.record = undefined;
     if (this.held.has(c.id)) return this.giveBack(slot);
     let got: ReturnType<typeof tryClaim>;
     try {
@@ -320,9 +324,9 @@ export class PackLoop extends HeldRuns {
       releaseClaim(got.claim);
       return this.giveBack(slot);
     }
-    if (!(status.step >= 0 && status.step < c.record!.steps.length)) {
+    if (!(status.step >= 0 && status.step < record.steps.length)) {
       // A status pointing past the run's steps (edited by hand, or a newer themis): never guess.
-      const why = `status says step ${status.step} but the run has ${c.record!.steps.length} steps; \`themis requeue --hard ${c.id}\` starts it over`;
+      const why = `status says step ${status.step} but the run has ${record.steps.length} steps; \`themis requeue --hard ${c.id}\` starts it over`;
       releaseClaim(got.claim);
       this.giveBack(slot);
       this.blocked.set(c.id, why);
@@ -330,7 +334,7 @@ export class PackLoop extends HeldRuns {
       return;
     }
     if (got.broken) status = withHistory(status, 'claim broken', `stale claim of packer ${got.broken.packerId} (host ${got.broken.host}, pid ${got.broken.pid})`);
-    const a: Active = { id: c.id, dir: c.dir, record: c.record!, status, claim: got.claim, slot: null, key: null, since: c.since, passedOver: c.passedOver, lost: false, prepped: false, pid: 0 };
+    const a: Active = { id: c.id, dir: c.dir, record, status, claim: got.claim, slot: null, key: null, since: c.since, passedOver: c.passedOver, lost: false, prepped: false, pid: 0 };
     this.held.set(a.id, a);
     if (status.status === 'running') {
       // Its packer died: finish that packer's bookkeeping before anything runs again.

@@ -74,7 +74,7 @@ function secs(ms: number): string {
 }
 
 function who(o: ClaimOwner | null): string {
-  return o ? `packer ${o.packerId} (host ${o.host}, pid ${o.pid}${o.jobId ? `, job ${o.jobId}` : ''})` : 'a claimer that never wrote owner.json';
+  return o ? `packer ${o.packerId} (host ${o.host}, pid ${o.pid}${o.jobId ? `, job ${o.jobId}` : ''})` : 'a claimer whose owner record is unreadable';
 }
 
 interface StepProc {

@@ -32,7 +32,7 @@ export interface RunOpOptions {
 }
 
 function describeOwner(o: ClaimOwner | null): string {
-  if (!o) return 'a claimer that has not written owner.json yet';
+  if (!o) return 'a claimer whose owner record is unreadable (an old-style claim directory without owner.json)';
   return `packer ${o.packerId} (host ${o.host}, pid ${o.pid}${o.jobId ? `, job ${o.jobId}` : ''})`;
 }
 
