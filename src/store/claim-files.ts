@@ -46,6 +46,27 @@ export interface FileId {
   token: string | null;
 }
 
+function idOf(st: fs.BigIntStats, token: string | null): FileId {
+  return { dev: String(st.dev), ino: String(st.ino), token };
+}
+
+/** `fn` on `p` opened with `flags`; null when it cannot be opened or `fn` throws. Always closes. */
+function withFd<T>(p: string, flags: string, fn: (fd: number) => T): T | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(p, flags);
+  } catch {
+    return null;
+  }
+  try {
+    return fn(fd);
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function sameFile(a: FileId | null, b: FileId | null): boolean {
   return a !== null && b !== null && a.dev === b.dev && a.ino === b.ino && a.token === b.token;
 }
@@ -118,7 +139,7 @@ export function sharedOwner(who: OwnerInput): SharedOwner | null {
     const fd = fs.openSync(file, 'w+', 0o644);
     fs.writeSync(fd, ownerText(owner), 0, 'utf8');
     const st = fs.fstatSync(fd, { bigint: true });
-    const s: SharedOwner = { path: file, owner, id: { dev: String(st.dev), ino: String(st.ino), token: owner.token }, fd, touched: { mono: performance.now(), wall: Date.now() }, touchOk: true };
+    const s: SharedOwner = { path: file, owner, id: idOf(st, owner.token), fd, touched: { mono: performance.now(), wall: Date.now() }, touchOk: true };
     shared.set(key, s);
     return s;
   } catch {
@@ -222,7 +243,7 @@ export function makeClaim(metaDir: string, claimPath: string, who: OwnerInput, l
   }
   try {
     const st = fs.statSync(tmp, { bigint: true });
-    const id = { dev: String(st.dev), ino: String(st.ino), token: owner.token };
+    const id = idOf(st, owner.token);
     return linkClaim(tmp, claimPath, id) ? { owner, id, shared: null } : null;
   } finally {
     try {
@@ -257,42 +278,16 @@ function readAll(fd: number): string {
  * attributes (close-to-open), so the mtime is the server's current one. Null when there is no claim.
  */
 export function readClaim(claimPath: string): Stamped | null {
-  let fd: number;
-  try {
-    fd = fs.openSync(claimPath, 'r');
-  } catch {
-    return null;
-  }
-  try {
+  return withFd(claimPath, 'r', (fd) => {
     const st = fs.fstatSync(fd, { bigint: true });
     if (st.isDirectory()) {
-      const inner = readInner(path.join(claimPath, 'owner.json'));
+      const inner = withFd(path.join(claimPath, 'owner.json'), 'r', (f) => ({ mtimeMs: fs.fstatSync(f).mtimeMs, text: readAll(f) }));
       const owner = parseOwner(inner?.text ?? null);
-      return { owner, mtimeMs: inner?.mtimeMs ?? Number(st.mtimeMs), id: { dev: String(st.dev), ino: String(st.ino), token: owner?.token ?? null } };
+      return { owner, mtimeMs: inner?.mtimeMs ?? Number(st.mtimeMs), id: idOf(st, owner?.token ?? null) };
     }
     const owner = parseOwner(readAll(fd));
-    return { owner, mtimeMs: Number(st.mtimeMs), id: { dev: String(st.dev), ino: String(st.ino), token: owner?.token ?? null } };
-  } catch {
-    return null;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function readInner(file: string): { text: string; mtimeMs: number } | null {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch {
-    return null;
-  }
-  try {
-    return { mtimeMs: fs.fstatSync(fd).mtimeMs, text: readAll(fd) };
-  } catch {
-    return null;
-  } finally {
-    fs.closeSync(fd);
-  }
+    return { owner, mtimeMs: Number(st.mtimeMs), id: idOf(st, owner?.token ?? null) };
+  });
 }
 
 /** The claim path's identity as the file server sees it now (open revalidates on NFS). */
@@ -302,24 +297,14 @@ export function claimIdNow(claimPath: string): FileId | null {
 
 /** Heartbeat a claim with its own owner file: rewrite one byte through the claim, if it is still `id`. */
 export function touchPrivate(claimPath: string, id: FileId): boolean {
-  let fd: number;
-  try {
-    fd = fs.openSync(claimPath, 'r+');
-  } catch {
-    return false;
-  }
-  try {
-    const st = fs.fstatSync(fd, { bigint: true });
-    if (st.isDirectory()) return false;
-    const token = parseOwner(readAll(fd))?.token ?? null;
-    if (!sameFile({ dev: String(st.dev), ino: String(st.ino), token }, id)) return false;
-    fs.writeSync(fd, '{', 0, 'utf8');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    fs.closeSync(fd);
-  }
+  return (
+    withFd(claimPath, 'r+', (fd) => {
+      const st = fs.fstatSync(fd, { bigint: true });
+      if (st.isDirectory() || !sameFile(idOf(st, parseOwner(readAll(fd))?.token ?? null), id)) return false;
+      fs.writeSync(fd, '{', 0, 'utf8');
+      return true;
+    }) ?? false
+  );
 }
 
 // --- removing a claim ---
@@ -396,27 +381,14 @@ export function moveClaimAside(claimPath: string, id: FileId, why: string, pinne
  * `revalidate` opens the path (on NFS, open revalidates a cached name; stat may not).
  */
 export function isPinnedFile(p: string, id: FileId, revalidate: boolean): boolean {
-  let st: fs.BigIntStats;
-  if (revalidate) {
-    let fd: number;
-    try {
-      fd = fs.openSync(p, 'r');
-    } catch {
-      return false;
-    }
-    try {
-      st = fs.fstatSync(fd, { bigint: true });
-    } catch {
-      return false;
-    } finally {
-      fs.closeSync(fd);
-    }
-  } else {
+  let st: fs.BigIntStats | null;
+  if (revalidate) st = withFd(p, 'r', (fd) => fs.fstatSync(fd, { bigint: true }));
+  else {
     try {
       st = fs.lstatSync(p, { bigint: true });
     } catch {
-      return false;
+      st = null;
     }
   }
-  return String(st.ino) === id.ino && String(st.dev) === id.dev;
+  return st !== null && String(st.ino) === id.ino && String(st.dev) === id.dev;
 }
