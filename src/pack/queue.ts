@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { readJsonSync } from '../store/atomic.js';
-import { runPaths, setupPaths } from '../store/layout.js';
+import { runPaths, setupPaths, statusFileOf } from '../store/layout.js';
 import { readRunRecord, type RunRecord } from '../store/records.js';
 import { readRunState } from '../store/scan.js';
 import { readEnsemble, readStatus, withHistory, writeStatus } from '../store/records.js';
@@ -95,7 +95,7 @@ const STATUS_RE = /^\{\s*"format":\s*1,\s*"id":\s*(\d+),\s*"status":\s*"([a-z]+)
 function peekStatus(entry: IndexEntry): { id: number; dir: string; status: string; step: number } | { id: number; problem: string } {
   let text: string | null = null;
   try {
-    text = fs.readFileSync(runPaths(entry.dir).status, 'utf8');
+    text = fs.readFileSync(statusFileOf(entry.dir), 'utf8');
   } catch {
     /* missing or unreadable: the full reader says which */
   }

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { RUN_STATUSES, isRunStatus, type RunStatus } from '../model/status.js';
 import { describeFsError } from '../model/errors.js';
-import { FORMAT_VERSION, RUN_META_DIR } from './layout.js';
+import { FORMAT_VERSION, statusFileOf } from './layout.js';
 import { readEnsemble, type EnsembleRecord, type StatusRecord } from './records.js';
 import { readIndex, type IndexEntry } from './run-index.js';
 
@@ -52,7 +51,7 @@ export function parseStatusText(file: string, text: string, id: number): { statu
 
 /** Read one run's status without throwing. */
 export function readRunState(entry: IndexEntry): RunState {
-  const file = path.join(entry.dir, RUN_META_DIR, 'status.json');
+  const file = statusFileOf(entry.dir);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
