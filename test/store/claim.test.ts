@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
   heartbeatClaim,
   holdsClaim,
@@ -14,6 +14,7 @@ import {
   type ClaimOptions,
   type ClaimOwner,
 } from '../../src/store/claim.js';
+import { REVALIDATE_ENV, forgetFileSystemTypes, lookupsCoherent } from '../../src/store/claim-files.js';
 import { fileServerNow } from '../../src/store/clock.js';
 import { runPaths } from '../../src/store/layout.js';
 import { hostName, isProcessAlive, pidStartTime } from '../../src/store/proc.js';
@@ -163,7 +164,31 @@ describe('tryClaim / releaseClaim', () => {
 });
 
 describe('a packer\'s shared owner file', () => {
-  it('links every claim to one owner file: one write refreshes them all, release and exit leave nothing', async () => {
+  it('checks a claim with a plain stat on a local file system, with a revalidating open elsewhere', () => {
+    const { dir } = ensemble(1);
+    const claimPath = runPaths(dir(1)).claim;
+    // The test machine's temp dir is local (ext4, tmpfs, overlay, ...).
+    expect(lookupsCoherent(claimPath)).toBe(true);
+    vi.stubEnv(REVALIDATE_ENV, '1');
+    forgetFileSystemTypes();
+    try {
+      expect(lookupsCoherent(claimPath)).toBe(false);
+    } finally {
+      vi.unstubAllEnvs();
+      forgetFileSystemTypes();
+    }
+  });
+
+  it.each([
+    ['a plain stat (local file system)', '0'],
+    ['a revalidating open (as on NFS, Lustre, GPFS)', '1'],
+  ])('links every claim to one owner file, checked by %s: one write refreshes them all, release and exit leave nothing', async (_how, revalidate) => {
+    vi.stubEnv(REVALIDATE_ENV, revalidate);
+    forgetFileSystemTypes();
+    onTestFinished(() => {
+      vi.unstubAllEnvs();
+      forgetFileSystemTypes();
+    });
     const { setup, dir } = ensemble(3);
     const ownerDir = path.join(setup, 'packers');
     const packer = { jobId: '7', packerId: 'shared-1', ownerDir };
