@@ -234,14 +234,13 @@ export class PackLoop extends HeldRuns {
     // The stop flag is read each heartbeat (not per decision: it costs a file read per launch).
     if (this.interrupted) return this.checkDone();
     const cands = this.stopStarting ? [] : this.window();
-    const waitingItems: QueueItem[] = this.waiting.map((a) => ({ runId: a.id, need: needOf(a), since: a.since, passedOver: a.passedOver }));
-    const items = waitingItems.concat(cands.map((c) => ({ runId: c.id, need: c.need!, since: c.since, passedOver: c.passedOver })));
+    // Loaded candidates are QueueItems themselves; runs in hand get an item only while they wait.
+    const items: QueueItem[] = this.waiting.length === 0 ? (cands as QueueItem[]) : this.waiting.map(itemOf).concat(cands as QueueItem[]);
     if (items.length > 0) {
       const d = nextLaunches(items, this.pool, this.byKey.size, this.cfg.now(), this.cfg.planOptions);
       this.pool = d.pool;
-      const byId = new Map(cands.map((c) => [c.id, c]));
       for (const b of d.blocked) {
-        const c = byId.get(b.runId);
+        const c = cands.find((x) => x.id === b.runId);
         if (c) {
           c.gone = true;
           this.markBlocked(c, b.reason);
@@ -256,16 +255,18 @@ export class PackLoop extends HeldRuns {
           this.requeue(a!, `blocked: ${b.reason}`);
         }
       }
-      const passed = new Set(d.passedOver);
-      for (const a of this.waiting) if (passed.has(a.id)) a.passedOver++;
-      for (const c of cands) if (passed.has(c.id)) c.passedOver++;
+      if (d.passedOver.length > 0) {
+        const passed = new Set(d.passedOver);
+        for (const a of this.waiting) if (passed.has(a.id)) a.passedOver++;
+        for (const c of cands) if (passed.has(c.id)) c.passedOver++;
+      }
       for (const l of d.launches) {
         const w = this.waiting.findIndex((a) => a.id === l.runId);
         if (w >= 0) {
           const [a] = this.waiting.splice(w, 1);
           void this.startStep(a!, l.slot).catch((e) => this.fatal(e));
         } else {
-          const c = byId.get(l.runId)!;
+          const c = cands.find((x) => x.id === l.runId)!;
           c.gone = true;
           void this.claimAndStart(c, l.slot).catch((e) => this.fatal(e));
         }
@@ -496,6 +497,10 @@ export class PackLoop extends HeldRuns {
   get pendingAtLastScan(): number {
     return this.lastPending;
   }
+}
+
+function itemOf(a: Active): QueueItem {
+  return { runId: a.id, need: needOf(a), since: a.since, passedOver: a.passedOver };
 }
 
 function needOf(a: Active) {

@@ -11,6 +11,8 @@ import type { Need } from './pool.js';
 /** A run the packer may claim: queued, or `running` with a claim that looks abandoned. */
 export interface Candidate {
   id: number;
+  /** = id: a loaded candidate is its own QueueItem for the packing decision (no copy per decision). */
+  runId: number;
   dir: string;
   /** The step its status says it is at (the run is re-read under the claim before it starts). */
   step: number;
@@ -78,7 +80,7 @@ export async function scanQueue(
       if (state === 'suspect') suspects++;
       if (state !== 'stale') continue;
     }
-    const c: Candidate = { id: r.id, dir: r.dir, step: r.step, orphan: s === 'running', since: opts.now, passedOver: 0 };
+    const c: Candidate = { id: r.id, runId: r.id, dir: r.dir, step: r.step, orphan: s === 'running', since: opts.now, passedOver: 0 };
     (inPlan ? mine : others).push(c);
   }
   mine.sort((a, b) => planned.get(a.id)! - planned.get(b.id)!);
