@@ -84,17 +84,19 @@ export function spawnRequest(
   r: { key: string; runId: number; runDir: string; setupDir: string; stepIndex: number; attempt: number; step: StepSpec },
 ): SpawnRequest {
   const { argv, env } = launchArgv(setup, pool, slot, r.step, r.runDir);
+  // Run directories are absolute and normalized (the index resolves them): `.` needs no resolve.
+  const cwd = r.step.cwd === '.' || r.step.cwd === '' ? r.runDir : path.resolve(r.runDir, r.step.cwd);
   return {
     key: r.key,
     runId: r.runId,
     step: r.stepIndex,
     attempt: r.attempt,
     argv,
-    cwd: path.resolve(r.runDir, r.step.cwd),
+    cwd,
     env: { ...env, [ENV.runId]: String(r.runId), [ENV.runDir]: r.runDir, [ENV.setupDir]: r.setupDir, [ENV.step]: String(r.stepIndex) },
     logName: RUN_LOG,
     // gen's spare log sits in the run's own .themis: usable when the step's log goes in the run dir.
-    logSpare: path.resolve(r.runDir, r.step.cwd) === path.resolve(r.runDir) ? path.join(r.runDir, RUN_META_DIR, LOG_SPARE) : '',
+    logSpare: cwd === r.runDir || cwd === path.resolve(r.runDir) ? `${r.runDir}/${RUN_META_DIR}/${LOG_SPARE}` : '',
     timeoutMs: Math.round(r.step.timeout * 60_000),
   };
 }
