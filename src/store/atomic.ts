@@ -50,9 +50,8 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, opt
  * inode each time: creating a file is the expensive metadata operation on most file systems (here
  * 150-250 µs; milliseconds on a loaded Lustre or GPFS), link and rename are cheap. The version that
  * a write replaces is kept as `.<name>.spare` and the next write fills that inode again:
- *   rename spare -> my temp (exclusive: one writer gets it), truncate + write it,
- *   link target -> my old name (keep the current version's inode), rename my temp -> target,
- *   rename my old name -> spare.
+ *   rename spare -> my temp (exclusive: one writer gets it), overwrite it,
+ *   link target -> spare (keep the current version's inode), rename my temp -> target.
  * Readers see the old content or the new, never a torn file, except a reader still holding a
  * descriptor of a version two writes old: `readJsonSync` and the scan read again on a parse error.
  */
@@ -89,21 +88,16 @@ export function writeFileRecycledSync(file: string, data: string): void {
     if (reused && oldSize > written) fs.ftruncateSync(fd, written);
     fs.closeSync(fd);
     fd = undefined;
-    const old = tempPathFor(file);
-    let kept = true;
+    // The current version's inode becomes the next spare: linked before it is replaced (after,
+    // it has no name left). For a moment it is both target and spare (nlink 2), so a writer
+    // racing us leaves it alone. EEXIST (a racing writer put a spare back first), ENOENT (no
+    // current version) or no hard links here: nothing to keep, the old inode is simply freed.
     try {
-      fs.linkSync(file, old);
+      fs.linkSync(file, spare);
     } catch {
-      kept = false; // no current version (or no hard links here): nothing to keep
+      /* see above */
     }
     fs.renameSync(mine, file);
-    if (kept) {
-      try {
-        fs.renameSync(old, spare);
-      } catch {
-        unlinkQuiet(old);
-      }
-    }
   } catch (e) {
     if (fd !== undefined) {
       try {
