@@ -21,6 +21,19 @@ export interface LifecyclePolicy {
 }
 
 /** What the packer does next with the run. */
+/** Signals a scheduler sends a whole job when it cancels it or its time is up. */
+const EXTERNAL_STOP_SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGUSR1']);
+/** Exit codes a shell gives when its foreground child died of one of them (a script running `sleep`). */
+const EXTERNAL_STOP_CODES = new Set([129, 130, 137, 138, 143]);
+
+/** Might this exit be the scheduler stopping the whole job (then it is an interruption, not a failure)? */
+export function mayBeJobWideStop(exit: Pick<StepExit, 'code' | 'signal'>): boolean {
+  return EXTERNAL_STOP_SIGNALS.has(exit.signal ?? '') || (exit.code !== null && EXTERNAL_STOP_CODES.has(exit.code));
+}
+
+/** How long a step killed by such a signal waits for the packer's own stop before it counts as a failure. */
+export const EXTERNAL_STOP_SETTLE_MS = 2000;
+
 export type Next = 'next-step' | 'restart' | 'done' | 'requeue';
 
 const SIGNAL_MEANING: Record<string, string> = {

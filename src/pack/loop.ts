@@ -1,5 +1,5 @@
 import { ThemisError } from '../model/errors.js';
-import { inspectClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
+import { releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
 import { setupPaths } from '../store/layout.js';
 import { journalFile, removeJournal } from '../store/journal.js';
@@ -10,21 +10,13 @@ import { Launcher, type ExitRecord } from './launcher.js';
 import { settleOrphan } from './orphan.js';
 import { nextLaunches, type QueueItem } from './plan.js';
 import { release, type PoolState, type Slot } from './pool.js';
-import { dequeueRequested, loadCandidate, noteBlocked, scanQueue, type Candidate } from './queue.js';
+import { dequeueRequested, noteBlocked, type Candidate } from './queue.js';
+import { RunQueue, windowFor } from './run-queue.js';
 import { spawnRequest, type LaunchSetup } from './launch-policy.js';
 import type { PackerConfig } from './types.js';
 import { HeldRuns, type Active } from './held.js';
+import { EXTERNAL_STOP_SETTLE_MS, mayBeJobWideStop } from './lifecycle.js';
 
-const WINDOW = 256;
-/** Signals a scheduler sends a whole job when it cancels it or its time is up. */
-const EXTERNAL_STOP_SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGUSR1']);
-/** Exit codes a shell gives when its foreground child died of one of them (a script running `sleep`). */
-const EXTERNAL_STOP_CODES = new Set([129, 130, 137, 138, 143]);
-function mayBeJobWideStop(exit: ExitRecord): boolean {
-  return EXTERNAL_STOP_SIGNALS.has(exit.signal ?? '') || (exit.code !== null && EXTERNAL_STOP_CODES.has(exit.code));
-}
-/** How long a step killed by such a signal waits for the packer's own stop before it counts as a failure. */
-const EXTERNAL_STOP_SETTLE_MS = 2000;
 
 /**
  * The packer's event loop. Everything happens in response to an event: a step exit (from the
@@ -34,18 +26,8 @@ const EXTERNAL_STOP_SETTLE_MS = 2000;
 export class PackLoop extends HeldRuns {
   readonly blocked = new Map<number, string>();
   private pool: PoolState;
-  private queue: Candidate[] = [];
-  private head = 0;
-  private scanning = false;
+  private readonly runs: RunQueue;
   private scheduled = false;
-  private lastScanAt = 0;
-  /** How long the last scan took: scans of a huge ensemble are spaced out to keep the CPU low. */
-  private lastScanMs = 0;
-  private readonly problemsLogged = new Set<number>();
-  private lastPending = -1;
-  private suspects = 0;
-  /** Queued runs whose claim someone else holds (for example an old-style claim directory whose claimer died before writing owner.json). */
-  private readonly contested = new Set<number>();
   private recheck: NodeJS.Timeout | null = null;
   private finished!: (reason: string) => void;
   readonly done: Promise<string>;
@@ -66,6 +48,7 @@ export class PackLoop extends HeldRuns {
     this.done = new Promise((resolve) => (this.finished = resolve));
     this.claimOpts = { leaseMs: cfg.leaseMs, now: () => fileServerNow(cfg.setupDir) };
     this.who = { jobId: cfg.jobId, packerId: this.packerId, ownerDir: setupPaths(cfg.setupDir).packersDir };
+    this.runs = new RunQueue(cfg, this.claimOpts, windowFor(pool.nodes.reduce((n, x) => n + x.cores, 0)));
   }
 
   async start(): Promise<void> {
@@ -79,7 +62,7 @@ export class PackLoop extends HeldRuns {
     }, journalFile(this.cfg.setupDir, this.packerId));
     this.every(this.cfg.heartbeatMs, () => this.heartbeat());
     this.every(this.cfg.rescanMs, () => {
-      if (this.scanDue(this.cfg.rescanMs)) void this.rescan();
+      if (this.runs.due(this.cfg.rescanMs)) void this.rescan();
     });
     await this.rescan();
   }
@@ -153,67 +136,11 @@ export class PackLoop extends HeldRuns {
   // --- the queue ---
 
   private async rescan(): Promise<void> {
-    if (this.scanning || this.interrupted) return;
-    this.scanning = true;
+    if (this.runs.scanning || this.interrupted) return;
     const changesBefore = this.changes;
-    const t0 = Date.now();
-    try {
-      const skip = new Set<number>([...this.held.keys(), ...this.blocked.keys()]);
-      const scan = await scanQueue(this.cfg.setupDir, {
-        plan: this.cfg.plan,
-        steal: this.cfg.steal,
-        skip,
-        now: this.cfg.now(),
-        claimState: (dir) => {
-          const c = inspectClaim(dir, this.claimOpts);
-          if (c === null || c.stale) return 'stale';
-          // A healthy owner refreshes every heartbeat; one silent for half a lease may be dead.
-          return c.ageMs > this.cfg.leaseMs / 2 ? 'suspect' : 'live';
-        },
-      });
-      // Keep what we knew of runs still waiting (how long they waited, how often passed over).
-      const old = new Map(this.queue.slice(this.head).filter((c) => !c.gone).map((c) => [c.id, c]));
-      // Runs claimed while the scan was reading are ours now, not candidates.
-      this.queue = scan.candidates.filter((c) => !this.held.has(c.id)).map((c) => {
-        const o = old.get(c.id);
-        return o && o.step === c.step ? o : c;
-      });
-      this.head = 0;
-      this.lastPending = scan.pending;
-      this.suspects = scan.suspects;
-      this.contested.clear();
-      this.lastScanAt = Date.now();
-      this.lastScanMs = this.lastScanAt - t0;
-      for (const p of scan.problems) {
-        if (this.problemsLogged.has(p.id)) continue;
-        this.problemsLogged.add(p.id);
-        this.log(`run ${p.id} skipped: ${p.problem}`);
-      }
-      this.dirty = this.changes !== changesBefore;
-    } finally {
-      this.scanning = false;
-    }
+    await this.runs.scan(new Set<number>([...this.held.keys(), ...this.blocked.keys()]), (id) => this.held.has(id));
+    this.dirty = this.changes !== changesBefore;
     this.schedule();
-  }
-
-  /** At least `ms` since the last scan, and at least 60 times as long as that scan took (< 2% CPU). */
-  private scanDue(ms: number): boolean {
-    return Date.now() - this.lastScanAt >= Math.max(ms - 5, this.lastScanMs * 60);
-  }
-
-  private window(): Candidate[] {
-    const out: Candidate[] = [];
-    while (this.head < this.queue.length && this.queue[this.head]!.gone) this.head++;
-    for (let i = this.head; i < this.queue.length && out.length < WINDOW; i++) {
-      const c = this.queue[i]!;
-      if (c.gone) continue;
-      if (!loadCandidate(c)) {
-        c.gone = true;
-        continue;
-      }
-      out.push(c);
-    }
-    return out;
   }
 
   /** Coalesce many events into one decision per turn of the event loop. */
@@ -233,7 +160,7 @@ export class PackLoop extends HeldRuns {
   private decide(): void {
     // The stop flag is read each heartbeat (not per decision: it costs a file read per launch).
     if (this.interrupted) return this.checkDone();
-    const cands = this.stopStarting ? [] : this.window();
+    const cands = this.stopStarting ? [] : this.runs.window();
     // Loaded candidates are QueueItems themselves; runs in hand get an item only while they wait.
     const items: QueueItem[] = this.waiting.length === 0 ? (cands as QueueItem[]) : this.waiting.map(itemOf).concat(cands as QueueItem[]);
     if (items.length > 0) {
@@ -274,8 +201,8 @@ export class PackLoop extends HeldRuns {
     }
     // Out of candidates: look for new work (add, requeue, stale claims), at most once per heartbeat.
     // (A full window whose runs all started or blocked may have more behind it: look again then.)
-    const idle = !this.stopStarting && cands.every((c) => c.gone) && (cands.length < WINDOW || this.window().length === 0);
-    if (idle && !this.scanning && this.held.size > 0 && this.scanDue(Math.min(this.cfg.heartbeatMs, 2000))) void this.rescan();
+    const idle = !this.stopStarting && cands.every((c) => c.gone) && (cands.length < this.runs.windowSize || this.runs.window().length === 0);
+    if (idle && !this.runs.scanning && this.held.size > 0 && this.runs.due(Math.min(this.cfg.heartbeatMs, 2000))) void this.rescan();
     this.checkDone();
   }
 
@@ -309,10 +236,10 @@ export class PackLoop extends HeldRuns {
       return;
     }
     if (!got) {
-      this.contested.add(c.id);
+      this.runs.contested.add(c.id);
       return this.giveBack(slot);
     }
-    this.contested.delete(c.id);
+    this.runs.contested.delete(c.id);
     let status: StatusRecord | null;
     try {
       status = readStatus(c.dir);
@@ -456,19 +383,20 @@ export class PackLoop extends HeldRuns {
   // --- the end ---
 
   protected checkDone(): void {
-    if (this.held.size > 0 || this.scanning) return;
+    if (this.held.size > 0 || this.runs.scanning) return;
     if (this.interrupted || this.stopStarting) return this.finish(this.interrupted ?? this.stopStarting!);
-    if (this.window().length > 0) return;
+    if (this.runs.window().length > 0) return;
     // Nothing in hand and nothing known: one fresh look before deciding the work is done.
     if (this.dirty) {
       void this.rescan();
       return;
     }
-    if (this.suspects > 0 || this.contested.size > 0) {
+    const { suspects, contested } = this.runs;
+    if (suspects > 0 || contested.size > 0) {
       // Runs held by a packer that went silent (or a queued run whose claimer died mid-claim):
       // wait for their claims to go stale and take them over, rather than leave them unfinished.
       if (!this.recheck) {
-        this.log(`${this.suspects + this.contested.size} runs are held by packers that stopped heartbeating or never finished claiming; waiting to take them over`);
+        this.log(`${suspects + contested.size} runs are held by packers that stopped heartbeating or never finished claiming; waiting to take them over`);
         this.recheck = setTimeout(() => {
           this.recheck = null;
           void this.rescan();
@@ -495,7 +423,7 @@ export class PackLoop extends HeldRuns {
 
   /** Runs queued or running anywhere at the last scan. */
   get pendingAtLastScan(): number {
-    return this.lastPending;
+    return this.runs.pending;
   }
 }
 
