@@ -1,9 +1,14 @@
 // launch: N runs of /bin/true from `themis run` to all successful, with 2 and 8 in flight, against
-// `xargs -P2`/`-P8` and GNU `parallel -j2 --joblog` of the same commands, alternating; and the
+// `xargs -P2`/`-P8`, GNU `parallel -j2 --joblog` and a bare Node spawn loop (a reference: the floor
+// for any Node launcher) of the same commands, alternating; and the
 // packer's own CPU per launched run (the packer process plus its launcher child, sampled from /proc;
 // the steps themselves are not counted).
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ensureParallel, genEnsemble, median, round, settle, snapshot, themisRun, timed, writeCsv } from '../lib.mjs';
+
+/** The floor for any Node launcher: child_process.spawn in a loop, nothing recorded (a reference row). */
+const NODE_LOOP = fileURLToPath(new URL('../baselines/node-spawn-loop.mjs', import.meta.url));
 
 export async function run(ctx) {
   const n = ctx.quick ? 100 : 2000;
@@ -38,6 +43,7 @@ export async function run(ctx) {
     const th = [];
     const xa = [];
     const gp = [];
+    const bare = [];
     for (let i = 0; i < repeats; i++) {
       restore();
       const r = await themisRun(dir, ['--cores', String(p)]);
@@ -48,6 +54,8 @@ export async function run(ctx) {
       xa.push(timed(`seq ${n} | xargs -P${p} -n1 /bin/true`, { shell: true }));
       if (p === 2 && !noParallel) settle();
       if (p === 2 && !noParallel) gp.push(timed(`seq ${n} | parallel -j${p} --joblog ${joblog} /bin/true`, { shell: true }));
+      settle();
+      bare.push(timed([process.execPath, NODE_LOOP, String(n), String(p), '/bin/true']));
     }
     const t = median(th.map((x) => x.seconds));
     const x = median(xa.map((x) => x.seconds));
@@ -57,10 +65,13 @@ export async function run(ctx) {
       const g = median(gp.map((x) => x.seconds));
       rows.push({ metric: `${n} x /bin/true, ${p} in flight, s (vs parallel -j${p} --joblog)`, themis: round(t), baseline: round(g), ratio: round(g / t, 2), target: '-', met: null });
     }
+    const b = median(bare.map((x) => x.seconds));
+    rows.push({ metric: `${n} x /bin/true, ${p} in flight: a bare Node spawn loop (no state) vs xargs -P${p}, s`, themis: round(b), baseline: round(x), ratio: round(x / b, 2), target: '-', met: null });
     for (const s of th) cpuPerRun.push((s.cpuMs - fixedMs) / (n - 1));
     details.levels[p] = {
       themis: th.map((s) => ({ seconds: round(s.seconds), packerCpuMs: round(s.packerCpuMs, 0), launcherCpuMs: round(s.launcherCpuMs, 0) })),
       xargs: xa.map((s) => ({ seconds: round(s.seconds), cpuSeconds: s.cpuSeconds })),
+      nodeSpawnLoop: bare.map((s) => ({ seconds: round(s.seconds), cpuSeconds: s.cpuSeconds })),
       parallel: gp.map((s) => ({ seconds: round(s.seconds), cpuSeconds: s.cpuSeconds })),
       xargsCpuMsPerRun: round((median(xa.map((s) => s.cpuSeconds ?? 0)) * 1000) / n, 2),
     };
