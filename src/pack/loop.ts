@@ -17,7 +17,6 @@ import type { PackerConfig } from './types.js';
 import { HeldRuns, type Active } from './held.js';
 import { EXTERNAL_STOP_SETTLE_MS, mayBeJobWideStop } from './lifecycle.js';
 
-
 /**
  * The packer's event loop. Everything happens in response to an event: a step exit (from the
  * launcher), a heartbeat tick, a rescan tick, a signal, the walltime. Between events it does
