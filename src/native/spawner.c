@@ -20,11 +20,13 @@
  * Each step runs in its own process group with stdin from /dev/null and stdout/stderr appended to
  * <cwd>/<logName> (an earlier log is rotated to run_NNNN.log first). Its start and its exit are
  * journaled, the exit even when the packer is gone (so a successor knows the step ended and how);
- * no file is created per step. A journal that cannot be written (full disk) is reported on stderr
- * and the steps go on; after a short write the next line starts with a newline. When stdin closes
- * (the packer died) or on Q, every step's group gets SIGTERM, then SIGKILL after the grace period,
- * their exits are journaled, and the spawner exits. Single-threaded; no allocation in the child
- * between fork and exec beyond what a single-threaded fork allows.
+ * no file is created per step. The journal keeps 32-64 KiB allocated ahead of its end, so a disk
+ * that fills up while steps run still takes their exits. A journal that cannot be written is
+ * reported on stderr and the steps go on; after a short write the next line starts with a
+ * newline. When stdin closes (the packer died) or on Q, every step's group gets SIGTERM, then
+ * SIGKILL after the grace period, their exits are journaled, and the spawner exits.
+ * Single-threaded; no allocation in the child between fork and exec beyond what a
+ * single-threaded fork allows.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -77,6 +79,10 @@ static size_t base_env_n = 0;
 static int journal_fd = -1;
 static char *journal_path = NULL;
 static int journal_torn = 0; /* the last write was short: start the next line on its own */
+static off_t journal_size = 0;     /* where the next line lands (we are the only writer) */
+static off_t journal_reserved = 0; /* blocks allocated ahead up to here */
+static int journal_no_reserve = 0; /* the file system cannot allocate ahead */
+#define JOURNAL_RESERVE (64 * 1024)
 
 /* ---------- output (buffered per loop turn; a dead packer's EPIPE is ignored) ---------- */
 
@@ -214,11 +220,38 @@ static char *xstrdup(const char *s) {
   return d;
 }
 
+/*
+ * Keep blocks allocated ahead of the journal's end (FALLOC_FL_KEEP_SIZE: the file's size, all that
+ * readers see, is unchanged), so exit records still land when the disk fills up or the quota runs
+ * out while steps run: the last record a successor needs is never the one that finds no space.
+ * A file system that cannot allocate ahead (NFS before 4.2, some parallel file systems) goes without.
+ */
+static void journal_reserve(void) {
+  if (journal_fd < 0 || journal_no_reserve || journal_reserved - journal_size >= JOURNAL_RESERVE / 2) return;
+  for (off_t len = JOURNAL_RESERVE; len >= 4096; len /= 4) {
+    if (fallocate(journal_fd, FALLOC_FL_KEEP_SIZE, journal_size, len) == 0) {
+      journal_reserved = journal_size + len;
+      return;
+    }
+    if (errno == EOPNOTSUPP || errno == ENOSYS) {
+      journal_no_reserve = 1;
+      return;
+    }
+    if (errno != ENOSPC && errno != EDQUOT) return;
+  }
+}
+
 static void journal_open(const char *file) {
   if (!*file || journal_fd >= 0) return;
   journal_path = xstrdup(file);
   journal_fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-  if (journal_fd < 0) fprintf(stderr, "themis launcher: cannot open %s: %s\n", file, strerror(errno));
+  if (journal_fd < 0) {
+    fprintf(stderr, "themis launcher: cannot open %s: %s\n", file, strerror(errno));
+    return;
+  }
+  struct stat st;
+  if (fstat(journal_fd, &st) == 0) journal_size = journal_reserved = st.st_size;
+  journal_reserve();
 }
 
 /* One journal line "<kind> <key> <json>\n" in a single write(2). */
@@ -239,7 +272,9 @@ static void journal_write(char kind, const char *key, const char *json, size_t l
   if (w < 0) fprintf(stderr, "themis launcher: cannot write %s: %s\n", journal_path, strerror(errno));
   else if ((size_t)w < line.len) fprintf(stderr, "themis launcher: short write to %s (%zd of %zu bytes)\n", journal_path, w, line.len);
   journal_torn = w < 0 || (size_t)w < line.len;
+  if (w > 0) journal_size += w;
   free(line.s);
+  journal_reserve();
 }
 
 static void append_log(const char *cwd, const char *log_name, const char *text) {

@@ -262,6 +262,57 @@ describe.each(kinds)('the %s launcher', (kind) => {
   });
 });
 
+/** Can this process mount a tmpfs (root, and mount allowed)? The reason when it cannot. */
+function tmpfsUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'not root';
+  const probe = makeTempDir('themis-tmpfs-probe-');
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { encoding: 'utf8' });
+  if (m.status !== 0) return `mount -t tmpfs failed: ${(m.stderr || m.error?.message || '').trim()}`;
+  spawnSync('umount', [probe]);
+  return null;
+}
+const NO_TMPFS = NATIVE ? tmpfsUnavailable() : 'no native launcher';
+
+describe.runIf(NO_TMPFS === null)('the native launcher on a disk that fills up (a tmpfs this test mounts; root only)', () => {
+  let mounted: string | null = null;
+  let launcher: Launcher | null = null;
+  afterEach(async () => {
+    if (launcher) await launcher.close();
+    launcher = null;
+    if (mounted) spawnSync('umount', ['-l', mounted]);
+    mounted = null;
+  });
+
+  it('still journals the start and exit of a step when the disk filled up after it opened the journal', async () => {
+    const disk = makeTempDir('themis-full-journal-');
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', disk], { encoding: 'utf8' });
+    expect(m.status, m.stderr).toBe(0);
+    mounted = disk;
+    // A journal that already ends on a block boundary: its next line needs a new block.
+    const journal = path.join(disk, 'packers', 'p.journal');
+    fs.mkdirSync(path.dirname(journal), { recursive: true });
+    const head = 'S 900:0:0 {"format":1,"runId":900,"step":0,"attempt":0,"pad":"';
+    fs.writeFileSync(journal, head + 'x'.repeat(4096 - head.length - 3) + '"}\n');
+    expect(fs.statSync(journal).size).toBe(4096);
+    const o = await open('native', 500, journal);
+    launcher = o.l;
+    // Fill the disk to the last byte.
+    const fd = fs.openSync(path.join(disk, 'filler'), 'w');
+    const chunk = Buffer.alloc(4096, 1);
+    expect(() => {
+      for (;;) fs.writeSync(fd, chunk);
+    }).toThrow(/ENOSPC/);
+    fs.closeSync(fd);
+    const dir = makeTempDir('themis-launcher-');
+    o.l.spawn(request(dir, '8:0:0', ['sh', '-c', 'exit 3']));
+    await waitFor(() => o.exits.has('8:0:0'), 10_000, 'the exit');
+    const e = readJournalEntry(journal, '8:0:0');
+    expect(e?.start?.runId).toBe(8);
+    expect(e?.exit).toMatchObject({ runId: 8, code: 3 });
+    expect(o.journaledFirst).toEqual([]);
+  });
+});
+
 describe('the build', () => {
   it('without a working C compiler leaves no native launcher and says so (the Node launcher is used)', () => {
     const dir = makeTempDir('themis-build-');
