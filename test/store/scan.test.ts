@@ -58,15 +58,12 @@ describe('scanRuns', () => {
     expect(() => scanRuns('/nonexistent/setup')).toThrow(/no ensemble in \/nonexistent\/setup.*themis gen/);
   });
 
-  it('scans 5,000 runs quickly, and the async scan yields to the event loop', async () => {
+  it('scans 5,000 runs, and the async scan yields to the event loop', async () => {
     const e = makeEnsemble(5000, (id) => ({ status: id % 10 === 0 ? 'failed' : 'successful' }));
     temps.push(e.root);
-    const t0 = performance.now();
     const { runs } = scanRuns(e.setup);
-    const ms = performance.now() - t0;
     expect(runs).toHaveLength(5000);
     expect(countByStatus(runs)).toMatchObject({ successful: 4500, failed: 500, unreadable: 0 });
-    expect(ms).toBeLessThan(5000);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 0);
     const asyncRuns = (await scanRunsAsync(e.setup, { sliceSize: 250 })).runs;
