@@ -426,7 +426,7 @@ export function lookupsCoherent(p: string): boolean {
     try {
       v = process.env[REVALIDATE_ENV] !== '1' && LOCAL_FS_TYPES.has(Number(fs.statfsSync(meta).type));
     } catch {
-      v = false;
+      return false; // this run's directory is gone or unreadable: ask again for the next one
     }
     if (coherentDirs.size >= 1024) coherentDirs.clear();
     coherentDirs.set(key, v);
