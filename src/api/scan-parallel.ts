@@ -1,40 +1,15 @@
-import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { readEnsemble } from '../store/records.js';
+import { onNetworkFs } from '../store/fs-kind.js';
 import { readIndex, type IndexEntry } from '../store/run-index.js';
 import { readRunState, type RunState, type ScanResult } from '../store/scan.js';
 import type { RunExport } from './export.js';
 import { readRunExports } from './read-runs.js';
 
-/**
- * statfs magic numbers of network and parallel file systems, where every open is a round trip to
- * a server (0.2-1 ms): 100,000 sequential reads there take a minute, N threads cut it N-fold.
- * On a local disk the sequential scan is fastest (async fs calls cost 3-5x more here).
- */
-const NETWORK_FS = new Set<number>([
-  0x6969, // NFS
-  0x0bd00bd0, // Lustre
-  0x47504653, // GPFS / Spectrum Scale
-  0x19830326, // BeeGFS
-  0xff534d42, // CIFS
-  0xfe534d42, // SMB2
-  0x00c36400, // CephFS
-  0x5346414f, // AFS
-  0xaad7aaea, // PanFS
-  0x65735546, // FUSE (sshfs, many site file systems)
-]);
+export { onNetworkFs };
 
 export const MIN_RUNS_FOR_WORKERS = 2000;
 export const DEFAULT_SCAN_WORKERS = 8;
-
-/** True when `dir` lives on a network or parallel file system (false when unsure). */
-export function onNetworkFs(dir: string): boolean {
-  try {
-    return NETWORK_FS.has(Number(fs.statfsSync(dir).type));
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Every run's status, as `scanRuns`, reading with `workers` threads in parallel. By default

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
+import { lookupsCoherent } from './fs-kind.js';
 import { hostName, pidStartTime } from './proc.js';
 
 /**
@@ -392,44 +393,4 @@ export function isPinnedFile(p: string, id: FileId, revalidate: boolean): boolea
     }
   }
   return st !== null && String(st.ino) === id.ino && String(st.dev) === id.dev;
-}
-
-/** Local file systems (statfs magic numbers): one kernel, so every lookup sees the latest rename. */
-const LOCAL_FS_TYPES = new Set([
-  0xef53, // ext2/3/4
-  0x58465342, // xfs
-  0x9123683e, // btrfs
-  0x01021994, // tmpfs
-  0x2fc12fc1, // zfs
-  0xf2f52010, // f2fs
-  0x794c7630, // overlayfs
-]);
-const coherentDirs = new Map<string, boolean>();
-/** `THEMIS_REVALIDATE_CLAIMS=1`: treat every file system as shared (open, never a plain stat). */
-export const REVALIDATE_ENV = 'THEMIS_REVALIDATE_CLAIMS';
-
-/** Forget what was learnt of file system types (tests, or after changing REVALIDATE_ENV). */
-export function forgetFileSystemTypes(): void {
-  coherentDirs.clear();
-}
-
-/**
- * Does a plain stat of `p` (a run's `.themis/claim`) see renames made by other hosts at once?
- * Only on a local file system; NFS, Lustre, GPFS and anything unknown get the revalidating open.
- * Asked once per directory of run directories.
- */
-export function lookupsCoherent(p: string): boolean {
-  const meta = path.dirname(p);
-  const key = path.dirname(path.dirname(meta));
-  let v = coherentDirs.get(key);
-  if (v === undefined) {
-    try {
-      v = process.env[REVALIDATE_ENV] !== '1' && LOCAL_FS_TYPES.has(Number(fs.statfsSync(meta).type));
-    } catch {
-      return false; // this run's directory is gone or unreadable: ask again for the next one
-    }
-    if (coherentDirs.size >= 1024) coherentDirs.clear();
-    coherentDirs.set(key, v);
-  }
-  return v;
 }

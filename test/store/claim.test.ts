@@ -14,7 +14,7 @@ import {
   type ClaimOptions,
   type ClaimOwner,
 } from '../../src/store/claim.js';
-import { REVALIDATE_ENV, forgetFileSystemTypes, lookupsCoherent } from '../../src/store/claim-files.js';
+import { REVALIDATE_ENV, forgetFileSystemTypes, lookupsCoherent } from '../../src/store/fs-kind.js';
 import { fileServerNow } from '../../src/store/clock.js';
 import { runPaths } from '../../src/store/layout.js';
 import { hostName, isProcessAlive, pidStartTime } from '../../src/store/proc.js';
