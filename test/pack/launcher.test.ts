@@ -296,7 +296,10 @@ describe.runIf(NO_TMPFS === null)('the native launcher on a disk that fills up (
     expect(fs.statSync(journal).size).toBe(4096);
     const o = await open('native', 500, journal);
     launcher = o.l;
-    // Fill the disk to the last byte.
+    // The launcher opens its journal once it has read its init message: wait until it holds the
+    // space ahead (allocated blocks beyond the 4 KiB of content), then fill the disk to the last byte.
+    await waitFor(() => fs.statSync(journal).blocks * 512 >= 4096 + 32 * 1024, 10_000, 'the journal space reserved ahead');
+    expect(fs.statSync(journal).size).toBe(4096);
     const fd = fs.openSync(path.join(disk, 'filler'), 'w');
     const chunk = Buffer.alloc(4096, 1);
     expect(() => {
