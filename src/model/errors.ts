@@ -59,7 +59,10 @@ export function describeFsError(e: unknown): string {
       ENFILE: 'too many open files on this system',
       ENOENT: 'no such file or directory',
     };
-    return `${err.code}: ${hints[err.code] ?? err.message}`;
+    const hint = hints[err.code];
+    if (hint) return `${err.code}: ${hint}`;
+    // Node's own messages already start with the code ("EEXIST: file already exists, mkdir …").
+    return err.message.startsWith(`${err.code}:`) ? err.message : `${err.code}: ${err.message}`;
   }
   return String((e as Error)?.message ?? e);
 }

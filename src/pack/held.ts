@@ -89,7 +89,10 @@ export abstract class HeldRuns {
   }
 
   protected async applyExit(a: Active, exit: ExitRecord, recovered: boolean): Promise<void> {
-    if (a.lost || exit.stoppedBy === 'lost-claim') return this.drop(a);
+    // Our own step stopped because we lost its claim: the new holder settles the run. A dead
+    // packer's step stopped that way (recovered: the claim is ours now) runs again, like any
+    // interrupted step; dropping it would leave its `running` status with no claim, forever.
+    if (a.lost || (!recovered && exit.stoppedBy === 'lost-claim')) return this.drop(a);
     let r = afterStepExit(a.status, exit, this.policy(a));
     // An interrupted step of a dead packer is simply run again here (no restart used).
     if (recovered && r.next === 'requeue') r = { status: { ...r.status, status: 'running' }, next: 'restart' };
@@ -225,7 +228,32 @@ export abstract class HeldRuns {
 
   // --- heartbeat ---
 
+  /** The last heartbeat problem logged, so a failure that persists is said once, not every tick. */
+  private heartbeatProblem: string | null = null;
+
+  /**
+   * Each heartbeat tick. A failure here (a full disk, an NFS hiccup) is logged, never thrown: a
+   * throw from a timer would kill the packer and, with it, every running step.
+   */
   protected heartbeat(): void {
+    let problem: string | null = null;
+    try {
+      this.heartbeatClaims();
+      const touch = [...this.held.values()].find((a) => a.claim.shared && !a.claim.shared.touchOk)?.claim.shared;
+      if (touch) problem = `cannot refresh the claims' heartbeat (${touch.touchError}); they go stale after the lease if this goes on`;
+      if (!this.stopStarting) {
+        const stop = readStop(this.cfg.setupDir);
+        if (stop) this.stopStartingRuns(`ensemble stopped: ${stop.reason}`);
+      }
+      this.cfg.onHeartbeat();
+    } catch (e) {
+      problem = `heartbeat: ${(e as Error)?.message ?? e}`;
+    }
+    if (problem !== this.heartbeatProblem && problem !== null) this.log(problem);
+    this.heartbeatProblem = problem;
+  }
+
+  private heartbeatClaims(): void {
     for (const a of this.held.values()) {
       if (a.lost) continue;
       if (!heartbeatClaim(a.claim)) {
@@ -237,11 +265,6 @@ export abstract class HeldRuns {
       }
       if (dequeueRequested(a.dir)) this.stopRun(a, 'dequeue');
     }
-    if (!this.stopStarting) {
-      const stop = readStop(this.cfg.setupDir);
-      if (stop) this.stopStartingRuns(`ensemble stopped: ${stop.reason}`);
-    }
-    this.cfg.onHeartbeat();
   }
 
   protected stopRun(a: Active, reason: StopReason): void {

@@ -288,7 +288,12 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
   } finally {
     for (const t of timers) clearTimeout(t);
     if (opts.handleSignals !== false) for (const s of signals) process.off(s, onSignal);
-    removePacker(setupDir, loop.packerId);
+    try {
+      removePacker(setupDir, loop.packerId);
+    } catch (e) {
+      // The work is done and recorded: a heartbeat file that cannot be removed only looks stale later.
+      log(`${(e as Error)?.message ?? e}`);
+    }
     // Its claims are released by now; any it could not release keep the inode alive and go stale.
     dropSharedOwner(loop.who);
   }

@@ -45,7 +45,9 @@ export async function settleOrphan(setupDir: string, dir: string, status: Status
   let note = `no exit recorded for step ${status.step} attempt ${status.attempt}`;
   if (pid) {
     if (pid.host === hostName()) {
+      let stopped = false;
       if (isProcessAlive(pid.pid, pid.pidStart)) {
+        stopped = true;
         signalGroup(pid.pgid, 'SIGTERM');
         if (!(await waitGone(pid.pid, pid.pidStart, graceMs))) {
           signalGroup(pid.pgid, 'SIGKILL');
@@ -58,7 +60,9 @@ export async function settleOrphan(setupDir: string, dir: string, status: Status
         const until = Date.now() + 2000;
         while (Date.now() < until && !records().exit) await sleep(50);
       }
-      const late = records().exit;
+      let late = records().exit;
+      // Our TERM/KILL ended it: an interruption (run again, no restart used), not the step failing.
+      if (late && stopped && !(late.code === 0 && late.signal === null) && late.stoppedBy === null) late = { ...late, stoppedBy: 'interrupt' };
       if (late) return { exit: late, note: `${note}; step ${status.step} exit recorded` };
     } else {
       note += `; its step ran on ${pid.host} (pid ${pid.pid}), past the lease: presumed gone`;

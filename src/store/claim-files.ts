@@ -119,6 +119,8 @@ export interface SharedOwner {
   /** When the last heartbeat write started (both clocks), so claims verified after it count from then. */
   touched: { mono: number; wall: number } | null;
   touchOk: boolean;
+  /** Why the last heartbeat write failed (null when it worked). */
+  touchError: string | null;
 }
 
 const shared = new Map<string, SharedOwner | 'unusable'>();
@@ -140,7 +142,7 @@ export function sharedOwner(who: OwnerInput): SharedOwner | null {
     const fd = fs.openSync(file, 'w+', 0o644);
     fs.writeSync(fd, ownerText(owner), 0, 'utf8');
     const st = fs.fstatSync(fd, { bigint: true });
-    const s: SharedOwner = { path: file, owner, id: idOf(st, owner.token), fd, touched: { mono: performance.now(), wall: Date.now() }, touchOk: true };
+    const s: SharedOwner = { path: file, owner, id: idOf(st, owner.token), fd, touched: { mono: performance.now(), wall: Date.now() }, touchOk: true, touchError: null };
     shared.set(key, s);
     return s;
   } catch {
@@ -181,8 +183,10 @@ export function touchShared(s: SharedOwner, withinMs: number): boolean {
     fs.writeSync(s.fd, '{', 0, 'utf8');
     fs.fdatasyncSync(s.fd);
     s.touchOk = true;
-  } catch {
+    s.touchError = null;
+  } catch (e) {
     s.touchOk = false;
+    s.touchError = describeFsError(e);
   }
   s.touched = t;
   return s.touchOk;
@@ -383,14 +387,30 @@ export function moveClaimAside(claimPath: string, id: FileId, why: string, pinne
  * a local file system, where a name lookup is always current.
  */
 export function isPinnedFile(p: string, id: FileId, revalidate: boolean): boolean {
-  let st: fs.BigIntStats | null;
-  if (revalidate && !lookupsCoherent(p)) st = withFd(p, 'r', (fd) => fs.fstatSync(fd, { bigint: true }));
-  else {
-    try {
+  return pinnedState(p, id, revalidate) === 'ours';
+}
+
+/**
+ * As isPinnedFile, telling "not ours" (`gone`: no such name, or another inode) from "could not
+ * look" (`unknown`: EIO, EMFILE, an NFS timeout). A heartbeat must not give up a claim, and kill
+ * its step, over the second; a status write must not go ahead on it.
+ */
+export function pinnedState(p: string, id: FileId, revalidate: boolean): 'ours' | 'gone' | 'unknown' {
+  let st: fs.BigIntStats;
+  try {
+    if (revalidate && !lookupsCoherent(p)) {
+      const fd = fs.openSync(p, 'r');
+      try {
+        st = fs.fstatSync(fd, { bigint: true });
+      } finally {
+        fs.closeSync(fd);
+      }
+    } else {
       st = fs.lstatSync(p, { bigint: true });
-    } catch {
-      st = null;
     }
+  } catch (e) {
+    const code = errno(e);
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'gone' : 'unknown';
   }
-  return st !== null && String(st.ino) === id.ino && String(st.dev) === id.dev;
+  return String(st.ino) === id.ino && String(st.dev) === id.dev ? 'ours' : 'gone';
 }

@@ -5,6 +5,7 @@ import {
   claimIdNow,
   errno,
   isPinnedFile,
+  pinnedState,
   makeClaim,
   moveClaimAside,
   readClaim,
@@ -194,8 +195,10 @@ export function tryClaim(runDir: string, who: OwnerInput, opts: ClaimOptions): {
 export function heartbeatClaim(claim: Claim): boolean {
   const claimPath = runPaths(claim.runDir).claim;
   if (claim.shared) {
-    if (!touchShared(claim.shared, 50)) return false;
-    return isPinnedFile(claimPath, claim.id, true);
+    // A refresh that failed (EIO, a full disk at fdatasync) does not lose the claim: if it keeps
+    // failing the claim goes stale, a successor breaks it, and the check below sees that.
+    touchShared(claim.shared, 50);
+    return pinnedState(claimPath, claim.id, true) !== 'gone';
   }
   return touchPrivate(claimPath, claim.id);
 }

@@ -55,11 +55,11 @@ describe('exactly once, across packers', () => {
   it("a dead packer's journaled exit is used by its successor (the step is not run again); a journaled start without exit means run it again", async () => {
     const e = makeEnsemble([]);
     const ledger = path.join(e.root, 'ledger');
-    const e2 = makeEnsemble([appendId(ledger), appendId(ledger), appendId(ledger)], { root: e.root });
+    const e2 = makeEnsemble([appendId(ledger), appendId(ledger), appendId(ledger), appendId(ledger)], { root: e.root });
     const dead = 'elsewhere-1-dead00';
     const now = new Date().toISOString();
-    // Runs 1-3 were `running` under a packer that died; its claims are long stale.
-    for (const id of [1, 2, 3]) {
+    // Runs 1-4 were `running` under a packer that died; its claims are long stale.
+    for (const id of [1, 2, 3, 4]) {
       const meta = path.join(e2.runDir(id), '.themis');
       const key = `${id}:0:0:${id}`;
       fs.writeFileSync(path.join(meta, 'status.json'), JSON.stringify({ ...readStatusOf(e2.runDir(id)), status: 'running', host: 'elsewhere', launch: { packer: dead, key } }));
@@ -73,15 +73,19 @@ describe('exactly once, across packers', () => {
     const exit = (id: number, code: number) => ({ format: 1, runId: id, step: 0, attempt: 0, code, signal: null, stoppedBy: null, startedAt: now, endedAt: now, host: 'elsewhere', pid: 4242 });
     appendJournal(e2.setupDir, dead, 'E', '1:0:0:1', exit(1, 0));
     appendJournal(e2.setupDir, dead, 'E', '2:0:0:2', exit(2, 3));
+    // Run 4's step was stopped by its own packer, which had found its claim gone.
+    appendJournal(e2.setupDir, dead, 'E', '4:0:0:4', { ...exit(4, 0), code: null, signal: 'SIGTERM', stoppedBy: 'lost-claim' });
     fs.appendFileSync(setupPaths(e2.setupDir).packerJournal(dead), `E 3:0:0:3 ${JSON.stringify(exit(3, 0)).slice(0, 40)}`);
     const r = await startPack(['--setup-dir', e2.setupDir, '--cores', '2', '--heartbeat', '0.2', '--lease', '1']).done;
     expect(r.code, r.stderr).toBe(0);
-    expect(ledgerIds(ledger)).toEqual([3]);
-    const [s1, s2, s3] = statuses(e2.root, 3);
+    expect(ledgerIds(ledger).sort()).toEqual([3, 4]);
+    const [s1, s2, s3, s4] = statuses(e2.root, 4);
     expect(s1).toMatchObject({ status: 'successful', launch: null });
     expect(s1!.history.map((h) => h.event)).toContain('recovered');
     expect(s2).toMatchObject({ status: 'failed', exitCode: 3, launch: null });
     expect(s3).toMatchObject({ status: 'successful', attempt: 1, restarts: 0, launch: null });
+    // Stopped for a lost claim is an interruption: run again, no restart used, not left `running`.
+    expect(s4).toMatchObject({ status: 'successful', attempt: 1, restarts: 0, launch: null });
     // The dead packer's journal stays (doctor removes it once unused); ours went when we ended cleanly.
     expect(fs.readdirSync(path.join(e2.setupDir, 'packers')).filter((f) => f.endsWith('.journal'))).toEqual([`${dead}.journal`]);
   }, 30_000);

@@ -165,4 +165,25 @@ describe('run life cycle (real processes)', () => {
     ]);
     expect(fs.existsSync(path.join(e2.runDir(1), '.themis', 'claim'))).toBe(false);
   }, 30_000);
+
+  it('a heartbeat that fails (its packer file cannot be written) is logged once; the packer and its steps carry on', async () => {
+    const e = makeEnsemble([]);
+    const gate = path.join(e.root, 'gate');
+    const e2 = makeEnsemble(
+      [1, 2].map(() => ({ steps: [{ args: ['/bin/sh', '-c', 'while [ ! -e "$0" ]; do sleep 0.05; done', gate] }] })),
+      { root: e.root },
+    );
+    const p = startPack(['--setup-dir', e2.setupDir, '--cores', '2', ...FAST]);
+    await waitFor(() => [1, 2].every((i) => stepPid(e2.runDir(i)) !== null), 10_000, 'both runs running');
+    // `packers/` becomes a plain file: the packer's heartbeat file cannot be written any more.
+    const packers = path.join(e2.setupDir, 'packers');
+    fs.renameSync(packers, `${packers}.moved`);
+    fs.writeFileSync(packers, 'in the way');
+    await new Promise((r) => setTimeout(r, 1000)); // several heartbeats
+    fs.writeFileSync(gate, '');
+    const r = await p.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.match(/heartbeat: /g) ?? []).toHaveLength(1);
+    expect(statuses(e2.root, 2).map((s) => s.status)).toEqual(['successful', 'successful']);
+  }, 30_000);
 });

@@ -15,6 +15,7 @@ import {
   type ClaimOwner,
 } from '../../src/store/claim.js';
 import { REVALIDATE_ENV, forgetFileSystemTypes, lookupsCoherent } from '../../src/store/fs-kind.js';
+import { pinnedState } from '../../src/store/claim-files.js';
 import { fileServerNow } from '../../src/store/clock.js';
 import { runPaths } from '../../src/store/layout.js';
 import { hostName, isProcessAlive, pidStartTime } from '../../src/store/proc.js';
@@ -256,6 +257,38 @@ describe('heartbeat and lease', () => {
     expect(bSeen.stale).toBe(true);
     expect(bSeen.why).toMatch(/over the lease of 0\.3 s/);
     expect(readClaimOwner(dir(1))!.token).toBe(a.owner.token);
+  });
+
+  it.each([
+    ['a plain stat', '0'],
+    ['a revalidating open', '1'],
+  ])('a claim that cannot be looked at (%s fails, not ENOENT) is not lost to the heartbeat, and not held for a status write', (_how, revalidate) => {
+    vi.stubEnv(REVALIDATE_ENV, revalidate);
+    forgetFileSystemTypes();
+    onTestFinished(() => {
+      vi.unstubAllEnvs();
+      forgetFileSystemTypes();
+    });
+    const { setup, dir } = ensemble(1);
+    const packer = { jobId: null, packerId: 'looker', ownerDir: path.join(setup, 'packers') };
+    const c = tryClaim(dir(1), packer, { leaseMs: 60_000, now: Date.now })!.claim;
+    expect(c.shared).not.toBeNull();
+    const meta = runPaths(dir(1)).meta;
+    // `.themis` swapped for a symlink loop: every lookup under it fails with ELOOP.
+    fs.renameSync(meta, `${meta}.away`);
+    fs.symlinkSync(path.basename(meta), meta);
+    expect(pinnedState(runPaths(dir(1)).claim, c.id, true)).toBe('unknown');
+    expect(heartbeatClaim(c)).toBe(true);
+    expect(holdsClaim(c)).toBe(false);
+    fs.unlinkSync(meta);
+    fs.renameSync(`${meta}.away`, meta);
+    expect(heartbeatClaim(c)).toBe(true);
+    expect(holdsClaim(c)).toBe(true);
+    // Gone for real: lost.
+    fs.renameSync(runPaths(dir(1)).claim, `${runPaths(dir(1)).claim}.elsewhere`);
+    expect(pinnedState(runPaths(dir(1)).claim, c.id, true)).toBe('gone');
+    expect(heartbeatClaim(c)).toBe(false);
+    dropSharedOwner(packer);
   });
 
   it('tells the loser it lost: heartbeat false, holdsClaim false, release leaves the new claim', async () => {
