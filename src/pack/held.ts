@@ -203,8 +203,9 @@ export abstract class HeldRuns {
       writeStatus(a.dir, s);
     } catch (e) {
       // Disk full, read-only, or the run directory gone. Leave the run as a dead packer would: the
-      // claim is kept (no release) and goes stale after the lease, and whoever breaks it finishes
-      // the bookkeeping from the step's exit record. Start nothing new: the next write would fail too.
+      // claim is kept (no release) and goes stale a lease after this packer exits (its owner file
+      // is refreshed until then), and whoever breaks it finishes the bookkeeping from the step's
+      // journaled exit. Start nothing new, so the packer exits once its running steps end.
       const why = (e as Error)?.message ?? String(e);
       a.lost = true;
       this.error ??= why;

@@ -44,6 +44,8 @@ function indexLines(buf: Buffer, end: number, base: number, into: Map<string, Lo
   while (pos < end) {
     const nl = buf.indexOf(0x0a, pos);
     if (nl < 0 || nl >= end) return;
+    // Zeros before a line: a hole that NFS write-back left for an earlier append (see refresh).
+    while (pos < nl && buf[pos] === 0) pos++;
     const t = buf[pos];
     if ((t === 0x53 /* S */ || t === 0x45) /* E */ && buf[pos + 1] === 0x20) {
       const sp = buf.indexOf(0x20, pos + 2);
@@ -124,6 +126,10 @@ function refresh(file: string, fd: number): Cached {
   if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   let rest: Buffer = Buffer.alloc(0);
   let pos = c.offset;
+  // The first hole seen: NFS may write appended data back out of order, so a reader can find
+  // zeros where earlier lines will be. Lines after it are indexed now; from the hole's line on,
+  // the file is read again next time, so the earlier lines are found once they land.
+  let hole = -1;
   while (pos < st.size) {
     const buf = Buffer.allocUnsafe(Math.min(CHUNK, st.size - pos));
     const n = fs.readSync(fd, buf, 0, buf.length, pos);
@@ -133,9 +139,12 @@ function refresh(file: string, fd: number): Cached {
     const data = rest.length > 0 ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
     const end = data.lastIndexOf(0x0a) + 1;
     indexLines(data, end, c.offset, c.entries);
+    const zero = hole < 0 ? data.indexOf(0) : -1;
+    if (zero >= 0 && zero < end) hole = c.offset + data.lastIndexOf(0x0a, zero) + 1;
     c.offset += end;
     rest = Buffer.from(data.subarray(end));
   }
+  if (hole >= 0) c.offset = hole;
   return c;
 }
 

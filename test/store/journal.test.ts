@@ -49,6 +49,20 @@ describe('reading journals', () => {
     expect(readJournalEntry(file, 'absent')).toBeNull();
   });
 
+  it('reads past a hole of zeros (NFS writing appends back out of order), and finds the lines that fill it later', () => {
+    const { file } = fresh();
+    const early = line('E', '2:0:0:2', exit(2, 0)); // written first, reaches the server last
+    fs.writeFileSync(file, line('S', '2:0:0:2', start(2, 200)) + '\0'.repeat(Buffer.byteLength(early)) + line('E', '3:0:0:3', exit(3, 1)));
+    expect(readJournalEntry(file, '3:0:0:3')!.exit).toEqual(exit(3, 1));
+    expect(readJournalEntry(file, '2:0:0:2')).toEqual({ start: start(2, 200), exit: null });
+    // The hole fills in place (same size: the cache's offset cannot tell from the size alone).
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, early, Buffer.byteLength(line('S', '2:0:0:2', start(2, 200))));
+    fs.closeSync(fd);
+    expect(readJournalEntry(file, '2:0:0:2')!.exit).toEqual(exit(2, 0));
+    expect(readJournalEntry(file, '3:0:0:3')!.exit).toEqual(exit(3, 1));
+  });
+
   it('reads only the appended tail once a journal is cached; a replaced file is read again', () => {
     const { file } = fresh();
     const first = line('S', '1:0:0:1', start(1, 100));
