@@ -15,6 +15,7 @@
  *   O_APPEND; one write(2) per line):
  *     S <key> <start JSON>      right after the fork, before "S <key> <pid>" goes to the packer:
  *                               format runId step attempt host pid pgid pidStart startedAt launcherPid
+ *                               pidNs
  *     E <key> <exit record JSON> when the step ended, before "E" goes to the packer
  *
  * Each step runs in its own process group with stdin from /dev/null and stdout/stderr appended to
@@ -73,6 +74,7 @@ static long grace_ms = 10000;
 static int shutting_down = 0;
 static double shutdown_deadline = 0;
 static char host[256] = "localhost";
+static char pid_ns[64] = ""; /* readlink /proc/self/ns/pid: "pid:[4026531836]" */
 static int sig_pipe[2] = {-1, -1};
 static char **base_env = NULL;
 static size_t base_env_n = 0;
@@ -656,7 +658,10 @@ static void start(const spawn_req *r) {
   else sb_add(&j, "null", 4);
   sb_add(&j, ",\"startedAt\":", 13);
   sb_json_str(&j, s->started_at);
-  sb_printf(&j, ",\"launcherPid\":%d}", (int)getpid());
+  sb_printf(&j, ",\"launcherPid\":%d,\"pidNs\":", (int)getpid());
+  if (pid_ns[0]) sb_json_str(&j, pid_ns);
+  else sb_add(&j, "null", 4);
+  sb_add(&j, "}", 1);
   if (j.s) journal_write('S', s->key, j.s, j.len);
   free(j.s);
   if (r->timeout_ms > 0) s->deadline = mono_ms() + (double)r->timeout_ms;
@@ -845,6 +850,8 @@ static void on_ignored(int sig) { (void)sig; }
 
 int main(void) {
   if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
+  ssize_t nsl = readlink("/proc/self/ns/pid", pid_ns, sizeof pid_ns - 1);
+  pid_ns[nsl > 0 ? nsl : 0] = '\0';
   host[sizeof host - 1] = 0;
   for (char **e = environ; *e; e++) base_env_n++;
   base_env = environ;

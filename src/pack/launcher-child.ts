@@ -26,6 +26,14 @@ const live = new Map<string, Live>();
 let graceMs = 10_000;
 let shuttingDown = false;
 const host = os.hostname();
+/** This launcher's pid namespace: the pids it journals mean something only inside it. */
+const pidNs = ((): string | null => {
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return null;
+  }
+})();
 
 let packerGone = false;
 
@@ -209,7 +217,7 @@ function start(req: SpawnRequest): void {
     if (fd !== null) fs.closeSync(fd);
   }
   if (l.pid === 0) return;
-  journal('S', req.key, { format: 1, runId: req.runId, step: req.step, attempt: req.attempt, host, pid: l.pid, pgid: l.pid, pidStart: pidStart(l.pid), startedAt: l.startedAt, launcherPid: process.pid });
+  journal('S', req.key, { format: 1, runId: req.runId, step: req.step, attempt: req.attempt, host, pid: l.pid, pgid: l.pid, pidStart: pidStart(l.pid), startedAt: l.startedAt, launcherPid: process.pid, pidNs });
   if (req.timeoutMs > 0) {
     const t = setTimeout(() => stop(l, 'timeout'), req.timeoutMs);
     t.unref();

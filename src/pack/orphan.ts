@@ -1,5 +1,5 @@
 import { stepRecords } from '../store/journal.js';
-import { hostName, isProcessAlive } from '../store/proc.js';
+import { isProcessAlive, samePidSpace } from '../store/proc.js';
 import type { StatusRecord } from '../store/records.js';
 import type { ExitRecord } from './launcher-protocol.js';
 
@@ -44,7 +44,7 @@ export async function settleOrphan(setupDir: string, dir: string, status: Status
   const pid = first.start;
   let note = `no exit recorded for step ${status.step} attempt ${status.attempt}`;
   if (pid) {
-    if (pid.host === hostName()) {
+    if (samePidSpace(pid.host, pid.pidNs)) {
       let stopped = false;
       if (isProcessAlive(pid.pid, pid.pidStart)) {
         stopped = true;

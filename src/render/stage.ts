@@ -4,7 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { RUN_META_DIR, setupPaths } from '../store/layout.js';
-import { isProcessAlive, pidStartTime } from '../store/proc.js';
+import { isProcessAlive, pidNs, pidStartTime, samePidSpace } from '../store/proc.js';
 
 const OWNER = 'owner.json';
 
@@ -40,7 +40,7 @@ export class Stage {
       throw new ThemisError('IO', `cannot create the staging directory ${this.dir}: ${describeFsError(e)}`, { cause: e });
     }
     // Who is staging, so a later gen can remove what a killed one left behind.
-    fs.writeFileSync(path.join(this.dir, OWNER), JSON.stringify({ host: os.hostname(), pid: process.pid, pidStart: pidStartTime(process.pid) }));
+    fs.writeFileSync(path.join(this.dir, OWNER), JSON.stringify({ host: os.hostname(), pid: process.pid, pidStart: pidStartTime(process.pid), pidNs: pidNs() }));
     this.setup = path.join(this.dir, 'setup');
     this.tree = path.join(this.dir, 'tree');
     this.abs = path.join(this.dir, 'abs');
@@ -187,8 +187,8 @@ export function removeStaleStages(setupDir: string): void {
     const dir = path.join(path.dirname(prefix), name);
     if (!dir.startsWith(prefix)) continue;
     try {
-      const o = JSON.parse(fs.readFileSync(path.join(dir, OWNER), 'utf8')) as { host: string; pid: number; pidStart: string | null };
-      if (o.host === os.hostname() && !isProcessAlive(o.pid, o.pidStart)) removeTree(dir);
+      const o = JSON.parse(fs.readFileSync(path.join(dir, OWNER), 'utf8')) as { host: string; pid: number; pidStart: string | null; pidNs?: string | null };
+      if (samePidSpace(o.host, o.pidNs) && !isProcessAlive(o.pid, o.pidStart)) removeTree(dir);
     } catch {
       // No readable owner: too young to judge, or not ours; leave it.
     }

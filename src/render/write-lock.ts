@@ -3,12 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { setupPaths } from '../store/layout.js';
-import { isProcessAlive, pidStartTime } from '../store/proc.js';
+import { isProcessAlive, pidNs, pidStartTime, samePidSpace } from '../store/proc.js';
 
 interface LockOwner {
   host: string;
   pid: number;
   pidStart: string | null;
+  pidNs?: string | null;
   at: string;
   command: string;
 }
@@ -33,7 +34,7 @@ export function acquireWriteLock(setupDir: string, command: string): () => void 
       } catch {
         held = null;
       }
-      if (held && held.host === os.hostname() && !isProcessAlive(held.pid, held.pidStart) && attempt === 0) {
+      if (held && samePidSpace(held.host, held.pidNs) && !isProcessAlive(held.pid, held.pidStart) && attempt === 0) {
         fs.rmSync(lock, { recursive: true, force: true });
         continue;
       }
@@ -43,7 +44,7 @@ export function acquireWriteLock(setupDir: string, command: string): () => void 
         `${who} is changing this ensemble (${lock} exists); wait for it to finish, or if it died, remove ${lock} and retry`,
       );
     }
-    const me: LockOwner = { host: os.hostname(), pid: process.pid, pidStart: pidStartTime(process.pid), at: new Date().toISOString(), command };
+    const me: LockOwner = { host: os.hostname(), pid: process.pid, pidStart: pidStartTime(process.pid), pidNs: pidNs(), at: new Date().toISOString(), command };
     fs.writeFileSync(owner, JSON.stringify(me) + '\n');
     return () => fs.rmSync(lock, { recursive: true, force: true });
   }

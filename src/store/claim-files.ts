@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { lookupsCoherent } from './fs-kind.js';
-import { hostName, pidStartTime } from './proc.js';
+import { hostName, pidNs, pidStartTime } from './proc.js';
 
 /**
  * The files behind a claim. A claim is `.themis/claim`, a hard link to an *owner file* that holds
@@ -27,6 +27,8 @@ export interface ClaimOwner {
   packerId: string;
   token: string;
   since: string;
+  /** The owner's pid namespace: its pid means something only to processes in the same one. */
+  pidNs?: string | null;
 }
 
 /** Who claims: `ownerDir` (the setup dir's `packers/`) makes all claims share one owner file. */
@@ -91,6 +93,7 @@ export function newOwner(who: OwnerInput): ClaimOwner {
     packerId: who.packerId,
     token: `${prefix}${next()}`,
     since: new Date().toISOString(),
+    pidNs: pidNs(),
   };
 }
 

@@ -5,7 +5,7 @@ import { fileServerNow } from './clock.js';
 import { listPackers, readStop, removePacker } from './ensemble-state.js';
 import { listJournals, removeJournal, stepRecords } from './journal.js';
 import { runPaths, setupPaths } from './layout.js';
-import { hostName, isProcessAlive } from './proc.js';
+import { hostName, isProcessAlive, samePidSpace } from './proc.js';
 import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
 import type { IndexEntry } from './run-index.js';
 import { readRunState } from './scan.js';
@@ -81,10 +81,11 @@ interface StepProc {
   host: string;
   pid: number;
   pidStart: string | null;
+  pidNs?: string | null;
 }
 
 function liveHere(p: StepProc | null): boolean {
-  return p !== null && typeof p.pid === 'number' && p.host === hostName() && isProcessAlive(p.pid, p.pidStart ?? null);
+  return p !== null && typeof p.pid === 'number' && samePidSpace(p.host, p.pidNs) && isProcessAlive(p.pid, p.pidStart ?? null);
 }
 
 /** Look at one run; push its findings. `journals` collects the packers whose journal a running status points into. */
@@ -216,7 +217,7 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
     if (p.alive) continue;
     findings.push({
       kind: 'dead-packer', severity: 'problem', runId: null, path: sp.packerFile(p.packerId),
-      problem: `packer ${p.packerId} (host ${p.host}, pid ${p.pid}${p.jobId ? `, job ${p.jobId}` : ''}) is gone: last heartbeat ${secs(p.ageMs)} ago${p.host === hostName() ? ', and its process is dead' : ''}`,
+      problem: `packer ${p.packerId} (host ${p.host}, pid ${p.pid}${p.jobId ? `, job ${p.jobId}` : ''}) is gone: last heartbeat ${secs(p.ageMs)} ago${samePidSpace(p.host, p.pidNs) ? ', and its process is dead' : ''}`,
       repair: 'remove its heartbeat file (its runs are handled by the findings above)',
     });
   }

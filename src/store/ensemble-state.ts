@@ -4,7 +4,7 @@ import { ThemisError, describeFsError } from '../model/errors.js';
 import { writeFileAtomicSync, writeJsonAtomicSync } from './atomic.js';
 import type { ClaimOptions } from './claim.js';
 import { setupPaths } from './layout.js';
-import { hostName, isProcessAlive } from './proc.js';
+import { isProcessAlive, samePidSpace } from './proc.js';
 
 /**
  * Ensemble-wide flags in the setup directory's `state/` (and `packers/`), shared by every packer
@@ -143,6 +143,8 @@ export interface PackerInfo {
   heartbeatAt: string;
   running: number[];
   note?: string;
+  /** The packer's pid namespace (its pid is judged only from inside it). */
+  pidNs?: string | null;
 }
 
 /** Rewrite `packers/<id>.json` (a new file each time: its mtime is the file server's heartbeat). */
@@ -167,7 +169,6 @@ export function listPackers(setupDir: string, opts: ClaimOptions): (PackerInfo &
     throw new ThemisError('IO', `cannot list ${dir}: ${describeFsError(e)}`, { cause: e });
   }
   const now = opts.now();
-  const here = hostName();
   const out: (PackerInfo & { ageMs: number; alive: boolean })[] = [];
   for (const name of names.sort()) {
     const file = path.join(dir, name);
@@ -187,7 +188,7 @@ export function listPackers(setupDir: string, opts: ClaimOptions): (PackerInfo &
     }
     if (!info || typeof info.packerId !== 'string') continue;
     const ageMs = now - mtime;
-    const alive = ageMs <= opts.leaseMs && (info.host !== here || isProcessAlive(info.pid, info.pidStart ?? null));
+    const alive = ageMs <= opts.leaseMs && (!samePidSpace(info.host, info.pidNs) || isProcessAlive(info.pid, info.pidStart ?? null));
     out.push({ ...info, running: Array.isArray(info.running) ? info.running : [], ageMs, alive });
   }
   return out;

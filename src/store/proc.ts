@@ -17,6 +17,30 @@ export function hostName(): string {
 
 const HAVE_PROC = fs.existsSync('/proc/self/stat');
 
+let pidNamespace: string | null | undefined;
+/** This process's pid namespace (`pid:[4026531836]`), or null where /proc does not say. */
+export function pidNs(): string | null {
+  if (pidNamespace === undefined) {
+    try {
+      pidNamespace = fs.readlinkSync('/proc/self/ns/pid');
+    } catch {
+      pidNamespace = null;
+    }
+  }
+  return pidNamespace;
+}
+
+/**
+ * Can this process judge the pid of a record written on `host` in pid namespace `ns`? Only on the
+ * same host and in the same pid namespace: two containers may share a host name but not their
+ * pids. Records of an older themis carry no namespace and are judged by the host name alone.
+ */
+export function samePidSpace(host: string, ns: string | null | undefined): boolean {
+  if (host !== hostName()) return false;
+  const mine = pidNs();
+  return ns == null || mine === null || ns === mine;
+}
+
 /** Fields of /proc/<pid>/stat after the command name (which may itself hold spaces and parens). */
 function statFields(pid: number): string[] | null {
   if (!Number.isInteger(pid) || pid <= 0) return null;

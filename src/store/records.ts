@@ -134,6 +134,8 @@ export interface StepStartRecord {
   pidStart: string | null;
   startedAt: string;
   launcherPid: number;
+  /** The launcher's pid namespace: `pid` means something only inside it (absent before themis recorded it). */
+  pidNs?: string | null;
 }
 
 /** How a step attempt ended, as its launcher journals it (`E <key> <json>`), even after the packer died. */

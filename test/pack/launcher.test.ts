@@ -142,7 +142,7 @@ describe.each(kinds)('the %s launcher', (kind) => {
     expect(exit).toMatchObject({ format: 1, runId: 1, step: 0, attempt: 0, code: 3, signal: null, stoppedBy: null, pid: o.started.get('1:0:0') });
     const j = parseJournal(fs.readFileSync(o.journal, 'utf8'));
     expect(j.get('1:0:0')!.exit).toEqual(exit);
-    expect(j.get('1:0:0')!.start).toMatchObject({ format: 1, runId: 1, step: 0, attempt: 0, pid: exit.pid, pgid: exit.pid, launcherPid: o.l.pid, startedAt: exit.startedAt });
+    expect(j.get('1:0:0')!.start).toMatchObject({ format: 1, runId: 1, step: 0, attempt: 0, pid: exit.pid, pgid: exit.pid, launcherPid: o.l.pid, startedAt: exit.startedAt, pidNs: fs.readlinkSync('/proc/self/ns/pid') });
     // Nothing created in the run's .themis/: the journal holds it all.
     expect(fs.readdirSync(path.join(dir, '.themis'))).toEqual([]);
     expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('out a b\tc\nerr\nstdin empty\n');

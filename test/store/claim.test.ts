@@ -18,7 +18,7 @@ import { REVALIDATE_ENV, forgetFileSystemTypes, lookupsCoherent } from '../../sr
 import { pinnedState } from '../../src/store/claim-files.js';
 import { fileServerNow } from '../../src/store/clock.js';
 import { runPaths } from '../../src/store/layout.js';
-import { hostName, isProcessAlive, pidStartTime } from '../../src/store/proc.js';
+import { hostName, isProcessAlive, pidNs, pidStartTime, samePidSpace } from '../../src/store/proc.js';
 import { PROJECT_ROOT, makeTempDir } from '../helpers/cli.js';
 import { makeEnsemble } from './fixture.js';
 
@@ -126,6 +126,17 @@ describe('tryClaim / releaseClaim', () => {
     const { dir } = ensemble(1);
     plantOwner(dir(1), { pid: process.pid, pidStart: '1' });
     expect(inspectClaim(dir(1), opts)!.stale).toBe(true);
+  });
+
+  it('judges a dead pid on this host only from inside the same pid namespace (containers share host names, not pids)', () => {
+    const { dir } = ensemble(3);
+    plantOwner(dir(1), { pid: deadPid(), pidNs: 'pid:[1]' }); // another container on this host
+    plantOwner(dir(2), { pid: deadPid(), pidNs: pidNs() }); // this one
+    plantOwner(dir(3), { pid: deadPid() }); // written before themis recorded namespaces
+    expect([1, 2, 3].map((i) => inspectClaim(dir(i), opts)!.stale)).toEqual([false, true, true]);
+    expect(tryClaim(dir(1), who, opts)).toBeNull();
+    expect(samePidSpace(hostName(), 'pid:[1]')).toBe(pidNs() === null);
+    expect(samePidSpace('some-other-node', pidNs())).toBe(false);
   });
 
   it('never breaks a live claim from another host, however old its pid looks', () => {
