@@ -257,9 +257,10 @@ export abstract class HeldRuns {
   private heartbeatClaims(): void {
     for (const a of this.held.values()) {
       if (a.lost) continue;
-      if (!heartbeatClaim(a.claim)) {
+      if (!heartbeatClaim(a.claim, this.cfg.leaseMs)) {
         a.lost = true;
-        this.log(`run ${a.id}: claim lost (broken by another packer?); stopping its step`);
+        const touch = a.claim.shared && !a.claim.shared.touchOk ? `its heartbeat has failed for half the lease (${a.claim.shared.touchError})` : 'broken by another packer?';
+        this.log(`run ${a.id}: claim lost (${touch}); stopping its step`);
         if (a.key) this.launcher.kill(a.key, 'lost-claim');
         else this.dropWaiting(a);
         continue;

@@ -124,6 +124,8 @@ export interface SharedOwner {
   touchOk: boolean;
   /** Why the last heartbeat write failed (null when it worked). */
   touchError: string | null;
+  /** When (performance.now()) a heartbeat write last worked: how old the claims look to others. */
+  okAt: number;
 }
 
 const shared = new Map<string, SharedOwner | 'unusable'>();
@@ -145,7 +147,7 @@ export function sharedOwner(who: OwnerInput): SharedOwner | null {
     const fd = fs.openSync(file, 'w+', 0o644);
     fs.writeSync(fd, ownerText(owner), 0, 'utf8');
     const st = fs.fstatSync(fd, { bigint: true });
-    const s: SharedOwner = { path: file, owner, id: idOf(st, owner.token), fd, touched: { mono: performance.now(), wall: Date.now() }, touchOk: true, touchError: null };
+    const s: SharedOwner = { path: file, owner, id: idOf(st, owner.token), fd, touched: { mono: performance.now(), wall: Date.now() }, touchOk: true, touchError: null, okAt: performance.now() };
     shared.set(key, s);
     return s;
   } catch {
@@ -187,6 +189,7 @@ export function touchShared(s: SharedOwner, withinMs: number): boolean {
     fs.fdatasyncSync(s.fd);
     s.touchOk = true;
     s.touchError = null;
+    s.okAt = t.mono;
   } catch (e) {
     s.touchOk = false;
     s.touchError = describeFsError(e);

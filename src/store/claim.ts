@@ -188,16 +188,17 @@ export function tryClaim(runDir: string, who: OwnerInput, opts: ClaimOptions): {
 }
 
 /**
- * Refresh the claim's heartbeat; false when it is no longer ours. A packer's claims share its
- * owner file: the first claim in a heartbeat tick writes it, the others only check they still
- * link to it.
+ * Refresh the claim's heartbeat; false when it is no longer ours, or when its heartbeat has
+ * failed for half of `leaseMs`. A packer's claims share its owner file: the first claim in a
+ * heartbeat tick writes it, the others only check they still link to it.
  */
-export function heartbeatClaim(claim: Claim): boolean {
+export function heartbeatClaim(claim: Claim, leaseMs = Infinity): boolean {
   const claimPath = runPaths(claim.runDir).claim;
   if (claim.shared) {
-    // A refresh that failed (EIO, a full disk at fdatasync) does not lose the claim: if it keeps
-    // failing the claim goes stale, a successor breaks it, and the check below sees that.
-    touchShared(claim.shared, 50);
+    // A refresh that fails once (EIO, a full disk at fdatasync) does not lose the claim. One that
+    // has failed for half a lease does: we give the claim up (and stop its step) before anyone
+    // may find it stale and run the step a second time.
+    if (!touchShared(claim.shared, 50) && performance.now() - claim.shared.okAt > leaseMs / 2) return false;
     return pinnedState(claimPath, claim.id, true) !== 'gone';
   }
   return touchPrivate(claimPath, claim.id);

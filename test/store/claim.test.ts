@@ -302,6 +302,28 @@ describe('heartbeat and lease', () => {
     dropSharedOwner(packer);
   });
 
+  it('gives a claim up once its heartbeat has failed for half the lease, before anyone may think it stale', async () => {
+    const { setup, dir } = ensemble(1);
+    const packer = { jobId: null, packerId: 'fenced', ownerDir: path.join(setup, 'packers') };
+    const c = tryClaim(dir(1), packer, { leaseMs: 2000, now: Date.now })!.claim;
+    const shared = c.shared!;
+    const fd = shared.fd;
+    shared.fd = -1; // every heartbeat write now fails
+    try {
+      await sleep(60);
+      expect(heartbeatClaim(c, 2000)).toBe(true); // one failure: still ours
+      expect(shared.touchError).toBeTruthy();
+      await sleep(1100);
+      expect(heartbeatClaim(c, 2000)).toBe(false); // failing for over half the lease: give it up
+      expect(holdsClaim(c)).toBe(true); // nobody took it: it was given up in time
+    } finally {
+      shared.fd = fd;
+    }
+    await sleep(60); // the next tick's write works again
+    expect(heartbeatClaim(c, 2000)).toBe(true);
+    dropSharedOwner(packer);
+  });
+
   it('tells the loser it lost: heartbeat false, holdsClaim false, release leaves the new claim', async () => {
     const { dir } = ensemble(1);
     const opts: ClaimOptions = { leaseMs: 100, now: Date.now };
