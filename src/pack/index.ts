@@ -9,7 +9,7 @@ import { readJsonSync, writeJsonAtomicSync } from '../store/atomic.js';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, dropSharedOwner } from '../store/claim.js';
 import { readGeneration, readStop, removePacker, takeOnce, writePackerHeartbeat } from '../store/ensemble-state.js';
 import { ENV, setupPaths } from '../store/layout.js';
-import { hostName, pidNs, pidStartTime } from '../store/proc.js';
+import { hostName, thisProcess } from '../store/proc.js';
 import { readEnsemble } from '../store/records.js';
 import { recordJobs } from '../store/jobs.js';
 import type { SchedulerName } from '../store/records.js';
@@ -207,10 +207,7 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
   hooks.onStop = (reason) => loop.stopStartingRuns(`ensemble stopped: ${reason}`);
   const packerInfo = () => ({
     packerId: loop.packerId,
-    host: hostName(),
-    pid: process.pid,
-    pidStart: pidStartTime(process.pid),
-    pidNs: pidNs(),
+    ...thisProcess(),
     jobId: info.jobId,
     allocation,
     startedAt,

@@ -1,10 +1,9 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { RUN_META_DIR, setupPaths } from '../store/layout.js';
-import { isProcessAlive, pidNs, pidStartTime, samePidSpace } from '../store/proc.js';
+import { isProcessAlive, samePidSpace, thisProcess } from '../store/proc.js';
 
 const OWNER = 'owner.json';
 
@@ -40,7 +39,7 @@ export class Stage {
       throw new ThemisError('IO', `cannot create the staging directory ${this.dir}: ${describeFsError(e)}`, { cause: e });
     }
     // Who is staging, so a later gen can remove what a killed one left behind.
-    fs.writeFileSync(path.join(this.dir, OWNER), JSON.stringify({ host: os.hostname(), pid: process.pid, pidStart: pidStartTime(process.pid), pidNs: pidNs() }));
+    fs.writeFileSync(path.join(this.dir, OWNER), JSON.stringify(thisProcess()));
     this.setup = path.join(this.dir, 'setup');
     this.tree = path.join(this.dir, 'tree');
     this.abs = path.join(this.dir, 'abs');

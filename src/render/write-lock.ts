@@ -1,9 +1,8 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { setupPaths } from '../store/layout.js';
-import { isProcessAlive, pidNs, pidStartTime, samePidSpace } from '../store/proc.js';
+import { isProcessAlive, samePidSpace, thisProcess } from '../store/proc.js';
 
 interface LockOwner {
   host: string;
@@ -44,7 +43,7 @@ export function acquireWriteLock(setupDir: string, command: string): () => void 
         `${who} is changing this ensemble (${lock} exists); wait for it to finish, or if it died, remove ${lock} and retry`,
       );
     }
-    const me: LockOwner = { host: os.hostname(), pid: process.pid, pidStart: pidStartTime(process.pid), pidNs: pidNs(), at: new Date().toISOString(), command };
+    const me: LockOwner = { ...thisProcess(), at: new Date().toISOString(), command };
     fs.writeFileSync(owner, JSON.stringify(me) + '\n');
     return () => fs.rmSync(lock, { recursive: true, force: true });
   }

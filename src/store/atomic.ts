@@ -29,18 +29,7 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, opt
     fd = undefined;
     fs.renameSync(tmp, file);
   } catch (e) {
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* already failing */
-      }
-    }
-    try {
-      fs.unlinkSync(tmp);
-    } catch {
-      /* nothing to clean */
-    }
+    abandon(fd, tmp);
     throw new ThemisError('IO', `cannot write ${file}: ${describeFsError(e)}`, { cause: e });
   }
 }
@@ -99,14 +88,7 @@ export function writeFileRecycledSync(file: string, data: string): void {
     }
     fs.renameSync(mine, file);
   } catch (e) {
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* already failing */
-      }
-    }
-    unlinkQuiet(mine);
+    abandon(fd, mine);
     throw new ThemisError('IO', `cannot write ${file}: ${describeFsError(e)}`, { cause: e });
   }
 }
@@ -116,9 +98,17 @@ export function sparePathFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.spare`);
 }
 
-function unlinkQuiet(p: string): void {
+/** A failed write: close its descriptor if still open and remove its temp file, quietly. */
+function abandon(fd: number | undefined, tmp: string): void {
+  if (fd !== undefined) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* already failing */
+    }
+  }
   try {
-    fs.unlinkSync(p);
+    fs.unlinkSync(tmp);
   } catch {
     /* nothing to clean */
   }

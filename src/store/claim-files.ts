@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { lookupsCoherent } from './fs-kind.js';
-import { hostName, pidNs, pidStartTime } from './proc.js';
+import { thisProcess } from './proc.js';
 
 /**
  * The files behind a claim. A claim is `.themis/claim`, a hard link to an *owner file* that holds
@@ -78,23 +78,14 @@ export function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
 }
 
-const myPidStart = pidStartTime(process.pid);
 /** Tokens and temp names: one random prefix per process and a counter. */
 const prefix = randomBytes(8).toString('hex');
 let counter = 0;
 const next = (): string => (++counter).toString(36);
 
 export function newOwner(who: OwnerInput): ClaimOwner {
-  return {
-    host: hostName(),
-    pid: process.pid,
-    pidStart: myPidStart,
-    jobId: who.jobId,
-    packerId: who.packerId,
-    token: `${prefix}${next()}`,
-    since: new Date().toISOString(),
-    pidNs: pidNs(),
-  };
+  const { host, pid, pidStart, pidNs } = thisProcess();
+  return { host, pid, pidStart, jobId: who.jobId, packerId: who.packerId, token: `${prefix}${next()}`, since: new Date().toISOString(), pidNs };
 }
 
 function ownerText(owner: ClaimOwner): string {

@@ -84,3 +84,18 @@ export function isProcessAlive(pid: number, startTime: string | null): boolean {
   if (start === null) return false;
   return startTime === null || start === startTime;
 }
+
+export interface ProcessIdentity {
+  host: string;
+  pid: number;
+  /** Start time of the pid, to tell a reused pid from ours. */
+  pidStart: string | null;
+  pidNs: string | null;
+}
+
+let me: ProcessIdentity | undefined;
+/** Who this process is, as lock owners, claims and heartbeat files record it (see samePidSpace). */
+export function thisProcess(): ProcessIdentity {
+  me ??= { host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid), pidNs: pidNs() };
+  return me;
+}

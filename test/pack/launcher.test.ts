@@ -6,6 +6,7 @@ import { LAUNCHER_ENV, Launcher, NATIVE_ENV, nativeSpawnerPath, type ExitRecord 
 import { ParentDecoder, decodeChild, encodeChild, encodeParent, type SpawnRequest } from '../../src/pack/launcher-protocol.js';
 import { parseJournal, readJournalEntry } from '../../src/store/journal.js';
 import { PROJECT_ROOT as ROOT, makeTempDir } from '../helpers/cli.js';
+import { mountTmpfs, tmpfsUnavailable, umountAll } from '../helpers/tmpfs.js';
 
 
 function alive(pid: number): boolean {
@@ -262,32 +263,18 @@ describe.each(kinds)('the %s launcher', (kind) => {
   });
 });
 
-/** Can this process mount a tmpfs (root, and mount allowed)? The reason when it cannot. */
-function tmpfsUnavailable(): string | null {
-  if (process.getuid?.() !== 0) return 'not root';
-  const probe = makeTempDir('themis-tmpfs-probe-');
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { encoding: 'utf8' });
-  if (m.status !== 0) return `mount -t tmpfs failed: ${(m.stderr || m.error?.message || '').trim()}`;
-  spawnSync('umount', [probe]);
-  return null;
-}
 const NO_TMPFS = NATIVE ? tmpfsUnavailable() : 'no native launcher';
 
 describe.runIf(NO_TMPFS === null)('the native launcher on a disk that fills up (a tmpfs this test mounts; root only)', () => {
-  let mounted: string | null = null;
   let launcher: Launcher | null = null;
   afterEach(async () => {
     if (launcher) await launcher.close();
     launcher = null;
-    if (mounted) spawnSync('umount', ['-l', mounted]);
-    mounted = null;
+    umountAll();
   });
 
   it('still journals the start and exit of a step when the disk filled up after it opened the journal', async () => {
-    const disk = makeTempDir('themis-full-journal-');
-    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', disk], { encoding: 'utf8' });
-    expect(m.status, m.stderr).toBe(0);
-    mounted = disk;
+    const disk = mountTmpfs('512k', 'themis-full-journal-');
     // A journal that already ends on a block boundary: its next line needs a new block.
     const journal = path.join(disk, 'packers', 'p.journal');
     fs.mkdirSync(path.dirname(journal), { recursive: true });

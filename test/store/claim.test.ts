@@ -35,6 +35,16 @@ function ensemble(n: number) {
 const who = { jobId: null, packerId: 'test' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** For the rest of this test, check held claims with a revalidating open ('1') or as the file system allows ('0'). */
+function checkClaimsBy(revalidate: '0' | '1'): void {
+  vi.stubEnv(REVALIDATE_ENV, revalidate);
+  forgetFileSystemTypes();
+  onTestFinished(() => {
+    vi.unstubAllEnvs();
+    forgetFileSystemTypes();
+  });
+}
+
 /** A pid that existed and is now gone (spawned, exited, reaped). */
 function deadPid(): number {
   const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
@@ -181,26 +191,15 @@ describe('a packer\'s shared owner file', () => {
     const claimPath = runPaths(dir(1)).claim;
     // The test machine's temp dir is local (ext4, tmpfs, overlay, ...).
     expect(lookupsCoherent(claimPath)).toBe(true);
-    vi.stubEnv(REVALIDATE_ENV, '1');
-    forgetFileSystemTypes();
-    try {
-      expect(lookupsCoherent(claimPath)).toBe(false);
-    } finally {
-      vi.unstubAllEnvs();
-      forgetFileSystemTypes();
-    }
+    checkClaimsBy('1');
+    expect(lookupsCoherent(claimPath)).toBe(false);
   });
 
   it.each([
     ['a plain stat (local file system)', '0'],
     ['a revalidating open (as on NFS, Lustre, GPFS)', '1'],
-  ])('links every claim to one owner file, checked by %s: one write refreshes them all, release and exit leave nothing', async (_how, revalidate) => {
-    vi.stubEnv(REVALIDATE_ENV, revalidate);
-    forgetFileSystemTypes();
-    onTestFinished(() => {
-      vi.unstubAllEnvs();
-      forgetFileSystemTypes();
-    });
+  ] as const)('links every claim to one owner file, checked by %s: one write refreshes them all, release and exit leave nothing', async (_how, revalidate) => {
+    checkClaimsBy(revalidate);
     const { setup, dir } = ensemble(3);
     const ownerDir = path.join(setup, 'packers');
     const packer = { jobId: '7', packerId: 'shared-1', ownerDir };
@@ -273,13 +272,8 @@ describe('heartbeat and lease', () => {
   it.each([
     ['a plain stat', '0'],
     ['a revalidating open', '1'],
-  ])('a claim that cannot be looked at (%s fails, not ENOENT) is not lost to the heartbeat, and not held for a status write', (_how, revalidate) => {
-    vi.stubEnv(REVALIDATE_ENV, revalidate);
-    forgetFileSystemTypes();
-    onTestFinished(() => {
-      vi.unstubAllEnvs();
-      forgetFileSystemTypes();
-    });
+  ] as const)('a claim that cannot be looked at (%s fails, not ENOENT) is not lost to the heartbeat, and not held for a status write', (_how, revalidate) => {
+    checkClaimsBy(revalidate);
     const { setup, dir } = ensemble(1);
     const packer = { jobId: null, packerId: 'looker', ownerDir: path.join(setup, 'packers') };
     const c = tryClaim(dir(1), packer, { leaseMs: 60_000, now: Date.now })!.claim;

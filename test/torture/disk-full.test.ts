@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir } from '../helpers/cli.js';
+import { mountTmpfs, tmpfsUnavailable, umountAll } from '../helpers/tmpfs.js';
 import { FAST, LEDGER_APP, LONG, bump, killPacker, sleep, checkConsistency, flushFigures, newFigures, readLedger, recordTrial, startPacker, themis } from './helpers.js';
 
 /**
@@ -16,36 +16,13 @@ import { FAST, LEDGER_APP, LONG, bump, killPacker, sleep, checkConsistency, flus
 const figures = newFigures();
 afterAll(() => flushFigures('disk-full', figures));
 
-function tryMount(): string | null {
-  if (process.getuid?.() !== 0) return 'not root (mounting a tmpfs needs root)';
-  const probe = makeTempDir('themis-tmpfs-probe-');
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { encoding: 'utf8' });
-  if (m.status !== 0) return `mount -t tmpfs failed: ${(m.stderr || m.error?.message || '').trim()}`;
-  spawnSync('umount', [probe]);
-  fs.rmdirSync(probe);
-  return null;
-}
-const whyNot = tryMount();
+const whyNot = tmpfsUnavailable();
 const capable = whyNot === null;
 if (!capable) {
   console.log(`torture/disk-full: NOT RUN: ${whyNot}`);
   figures.notes.push(`disk-full: ${whyNot}`);
 }
 
-const mounts: string[] = [];
-function mountTmpfs(size: string): string {
-  const dir = makeTempDir('themis-full-');
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (m.status !== 0) throw new Error(`mount: ${m.stderr}`);
-  mounts.push(dir);
-  return dir;
-}
-function umountAll(): void {
-  for (const d of mounts.splice(0)) {
-    spawnSync('umount', ['-l', d]);
-    fs.rmSync(d, { recursive: true, force: true });
-  }
-}
 afterAll(umountAll);
 
 /** Fill the file system at `dir` until only about `free` bytes remain. */

@@ -385,3 +385,23 @@ export function flushFigures(file: string, f: Figures): void {
       (total.notes.length ? `\n  notes: ${total.notes.join('; ')}` : ''),
   );
 }
+
+/** Every path under `dir` (files and directories), recursively; a directory removed while it is walked is skipped. */
+export function allFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return; // removed while we looked (a claim released)
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      out.push(p);
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}

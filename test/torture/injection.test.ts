@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quoteShell } from '../../src/render/quote.js';
 import { makeTempDir } from '../helpers/cli.js';
-import { bump, flushFigures, newFigures, themis } from './helpers.js';
+import { allFiles, bump, flushFigures, newFigures, themis } from './helpers.js';
 
 /**
  * Sample values that are code in disguise, rendered everywhere a value can go: every scheduler's
@@ -55,19 +55,6 @@ const dirName = (v: string) => v.replace(/[\u0000-\u001f\u007f]/g, '_');
 
 function csvField(s: string): string {
   return `"${s.replace(/"/g, '""')}"`;
-}
-
-function allFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      out.push(p);
-      if (e.isDirectory()) walk(p);
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 describe('args with bare shell operators', () => {

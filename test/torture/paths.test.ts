@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runPaths } from '../../src/store/layout.js';
 import { makeTempDir } from '../helpers/cli.js';
-import { LEDGER_APP, bump, checkConsistency, flushFigures, genLedgerEnsemble, newFigures, readLedger, recordTrial, startPacker, themis } from './helpers.js';
+import { LEDGER_APP, allFiles, bump, checkConsistency, flushFigures, genLedgerEnsemble, newFigures, readLedger, recordTrial, startPacker, themis } from './helpers.js';
 
 /**
  * Path escapes and planted symlinks: sample values that try to leave the ensemble through
@@ -14,25 +14,6 @@ import { LEDGER_APP, bump, checkConsistency, flushFigures, genLedgerEnsemble, ne
 
 const figures = newFigures();
 afterAll(() => flushFigures('paths', figures));
-
-function tree(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    let entries: fs.Dirent[] = [];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return; // removed while we looked (a claim released)
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      out.push(p);
-      if (e.isDirectory()) walk(p);
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 describe('path escapes through samples', () => {
   const escapes = ['..', '.', '', '../outside', '/etc', 'a/../../b', '../../../../tmp/x', 'x/..', '\u0000nul'];
@@ -131,7 +112,7 @@ describe('file modes follow the umask', () => {
     const seen = new Map<string, number>();
     const t0 = Date.now();
     while (p.child.exitCode === null && Date.now() - t0 < 20_000) {
-      for (const f of tree(root)) {
+      for (const f of allFiles(root)) {
         try {
           seen.set(f, fs.lstatSync(f).mode);
         } catch {
@@ -142,7 +123,7 @@ describe('file modes follow the umask', () => {
     }
     const r = await p.done;
     expect(r.code, r.stderr).toBe(0);
-    for (const f of tree(root)) seen.set(f, fs.lstatSync(f).mode);
+    for (const f of allFiles(root)) seen.set(f, fs.lstatSync(f).mode);
     const m = parseInt(mask, 8);
     const bad: string[] = [];
     let claims = 0;
