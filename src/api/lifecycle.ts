@@ -106,10 +106,10 @@ export function resolveCompletion(args: readonly string[], options: { cwd?: stri
   return { args: [program, ...args.slice(1).map(String)], cwd, stdout: abs(options.stdout), stderr: abs(options.stderr) };
 }
 
-/** Load the ensemble's interface module (or none). */
-async function loadHooks(setupDir: string): Promise<Hooks> {
+/** Load the ensemble's interface module (or none); its hooks get `themis` as their handle. */
+async function loadHooks(setupDir: string, themis: Themis | null = null): Promise<Hooks> {
   const ens = readEnsemble(setupDir);
-  return Hooks.load(ens.interface, setupDir, `api pid ${process.pid}`);
+  return Hooks.load(ens.interface, setupDir, `api pid ${process.pid}`, themis ? () => themis : null);
 }
 
 /** Which hooks the ensemble's interface module defines (none without an interface). */
@@ -120,7 +120,7 @@ export async function hookNames(setupDir: string): Promise<HookName[]> {
 
 /** Call one hook in this process; postRun's value is returned (null when absent), never stored. */
 export async function callHook(themis: Themis, name: HookName, id: number | null): Promise<unknown> {
-  const hooks = await loadHooks(themis.setupDir);
+  const hooks = await loadHooks(themis.setupDir, themis);
   if (!hooks.has(name)) return null;
   const run = id === null ? null : runFor(themis, id);
   const value = await hooks.call(name, run);
@@ -134,7 +134,7 @@ function runFor(themis: Themis, id: number): { id: number; record: ReturnType<ty
 
 /** Call prepRun for each run in order (run directories were rendered by `gen`). */
 export async function dryRun(themis: Themis, ids: number[], options: DryRunOptions): Promise<number[]> {
-  const hooks = await loadHooks(themis.setupDir);
+  const hooks = await loadHooks(themis.setupDir, themis);
   const log = options.log ?? (() => {});
   const done: number[] = [];
   for (const id of ids) {

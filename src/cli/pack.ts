@@ -1,10 +1,19 @@
 import yargs from 'yargs';
 import { ThemisError } from '../model/errors.js';
 import { LAUNCHER_MODES, PACK_EXIT, runPacker, type LauncherMode } from '../pack/index.js';
+import type { ThemisOpener } from '../pack/hooks.js';
 
 const EPILOG = `Exit codes: 0 nothing left to run (or the allocation's time is up), 1 error, 2 bad usage,
 3 only runs that can never fit this allocation remain, 4 the ensemble is stopped (max_failed_runs
 or stopEnsemble()), 128+N stopped by signal N (runs put back in the queue).`;
+
+/**
+ * The `Themis` handle an interface's hooks get, opened on first use: the packer sits below the API
+ * and never imports it, and a packer whose hooks never ask does not load it at all.
+ */
+export function themisOpener(setupDir: string): ThemisOpener {
+  return async () => (await import('../api/themis.js')).Themis.open(setupDir);
+}
 
 /** `themis-pack`: what every batch script runs; also runnable by hand to drain an ensemble anywhere. */
 export async function runPackCli(argv: string[]): Promise<number> {
@@ -59,6 +68,7 @@ export async function runPackCli(argv: string[]): Promise<number> {
       bind: args.bind,
       graceSeconds: args.grace,
       rescanSeconds: args.rescan,
+      openThemis: themisOpener(args['setup-dir']),
     });
     const c = summary.counts;
     if (args.json) process.stdout.write(JSON.stringify(summary, null, 1) + '\n');

@@ -1,5 +1,6 @@
 import { ThemisError } from '../model/errors.js';
 import { runPacker, type PackerProgress } from '../pack/index.js';
+import { themisOpener } from './pack.js';
 import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
@@ -73,6 +74,7 @@ export function runCommand(output: Output): CommandBody<GlobalOptions, RunArgs> 
       };
       const summary = await runPacker({
         setupDir: argv.setupDir,
+        openThemis: themisOpener(argv.setupDir),
         ...(argv.maxConcurrency !== undefined ? { maxConcurrency: argv.maxConcurrency } : {}),
         ...(argv.timeout !== undefined ? { walltime: argv.timeout } : {}),
         ...(argv.cores !== undefined ? { cores: argv.cores } : {}),

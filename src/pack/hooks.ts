@@ -22,6 +22,12 @@ export interface HookContext {
 export type HookName = 'prepEnsemble' | 'prepRun' | 'postRun' | 'postEnsemble';
 type HookFn = (ctx: HookContext) => unknown;
 
+/**
+ * Opens the `Themis` handle hooks get, on first use. Handed in by the caller (the CLI, the API):
+ * the packer sits below the API and never imports it.
+ */
+export type ThemisOpener = () => unknown;
+
 /** The seed's snake_case names are accepted too, so a ported interface works unchanged. */
 const ALIASES: Record<HookName, string[]> = {
   prepEnsemble: ['prepEnsemble', 'prep_ensemble'],
@@ -40,14 +46,15 @@ export class Hooks {
     private readonly fns: Partial<Record<HookName, HookFn>>,
     private readonly setupDir: string,
     private readonly by: string,
+    private readonly openThemis: ThemisOpener | null,
   ) {}
 
   static none(setupDir: string, by: string): Hooks {
-    return new Hooks({}, setupDir, by);
+    return new Hooks({}, setupDir, by, null);
   }
 
   /** Import the interface module; every hook is optional. A module that fails to load is an input error. */
-  static async load(file: string | null, setupDir: string, by: string): Promise<Hooks> {
+  static async load(file: string | null, setupDir: string, by: string, openThemis: ThemisOpener | null = null): Promise<Hooks> {
     if (!file) return Hooks.none(setupDir, by);
     let mod: Record<string, unknown>;
     try {
@@ -65,7 +72,7 @@ export class Hooks {
         }
       }
     }
-    return new Hooks(fns, setupDir, by);
+    return new Hooks(fns, setupDir, by, openThemis);
   }
 
   has(name: HookName): boolean {
@@ -75,10 +82,7 @@ export class Hooks {
   private async themis(): Promise<unknown> {
     if (this.themisHandle !== undefined) return this.themisHandle;
     try {
-      // Resolved at run time: the API module is optional for the packer.
-      const spec = '../api/themis.js';
-      const mod = (await import(spec)) as { Themis?: { open(dir: string): unknown } };
-      this.themisHandle = mod.Themis ? mod.Themis.open(this.setupDir) : null;
+      this.themisHandle = this.openThemis ? ((await this.openThemis()) ?? null) : null;
     } catch {
       this.themisHandle = null;
     }

@@ -20,7 +20,6 @@ export interface LifecyclePolicy {
   timeoutMinutes: number;
 }
 
-/** What the packer does next with the run. */
 /** Signals a scheduler sends a whole job when it cancels it or its time is up. */
 const EXTERNAL_STOP_SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGUSR1']);
 /** Exit codes a shell gives when its foreground child died of one of them (a script running `sleep`). */
@@ -34,6 +33,7 @@ export function mayBeJobWideStop(exit: Pick<StepExit, 'code' | 'signal'>): boole
 /** How long a step killed by such a signal waits for the packer's own stop before it counts as a failure. */
 export const EXTERNAL_STOP_SETTLE_MS = 2000;
 
+/** What the packer does next with the run. */
 export type Next = 'next-step' | 'restart' | 'done' | 'requeue';
 
 const SIGNAL_MEANING: Record<string, string> = {
@@ -83,7 +83,7 @@ function formatMinutes(min: number): string {
  * nothing about the application; a timeout counts as a failure; a code in `abort_on` aborts at once;
  * any other non-zero exit restarts the same step while the run's budget lasts.
  */
-export function afterStepExit(status: StatusRecord, exit: StepExit, policy: LifecyclePolicy): { status: StatusRecord; next: Next } {
+export function afterStepExit(status: StatusRecord, exit: StepExit, policy: LifecyclePolicy, at: string = new Date().toISOString()): { status: StatusRecord; next: Next } {
   const base: StatusRecord = { ...status, exitCode: exit.code, signal: exit.signal, endedAt: exit.endedAt };
   // A step that exited 0 on its own while being stopped had finished its work: running it again
   // would run it twice to completion (the seed: "if the run finishes first, its real status wins").
@@ -96,39 +96,39 @@ export function afterStepExit(status: StatusRecord, exit: StepExit, policy: Life
     // Not the run's fault: back to the queue at the same step, no restart used.
     const reason = exit.stoppedBy === 'interrupt' ? 'interrupted by the packer (allocation ending or signalled)' : 'claim lost';
     return {
-      status: withHistory({ ...base, status: 'queued', attempt: status.attempt + 1, reason }, 'requeued', `${step}: ${reason}`),
+      status: withHistory({ ...base, status: 'queued', attempt: status.attempt + 1, reason }, 'requeued', `${step}: ${reason}`, at),
       next: 'requeue',
     };
   }
   if (exit.stoppedBy === 'dequeue') {
-    return { status: withHistory({ ...base, status: 'killed', reason: 'dequeued while running' }, 'killed', `${step}: dequeued`), next: 'done' };
+    return { status: withHistory({ ...base, status: 'killed', reason: 'dequeued while running' }, 'killed', `${step}: dequeued`, at), next: 'done' };
   }
   if (exit.stoppedBy !== 'timeout' && exit.code === 0) {
     if (status.step + 1 >= policy.stepCount) {
-      return { status: withHistory({ ...base, status: 'successful', step: policy.stepCount, reason: null }, 'successful'), next: 'done' };
+      return { status: withHistory({ ...base, status: 'successful', step: policy.stepCount, reason: null }, 'successful', undefined, at), next: 'done' };
     }
     return {
-      status: withHistory({ ...base, step: status.step + 1, attempt: 0, reason: null }, 'step done', `${step} exit 0`),
+      status: withHistory({ ...base, step: status.step + 1, attempt: 0, reason: null }, 'step done', `${step} exit 0`, at),
       next: 'next-step',
     };
   }
   const reason = exit.stoppedBy === 'timeout' ? `timeout: ${step} ran over its ${formatMinutes(policy.timeoutMinutes)} limit (${what})` : `${step}: ${what}`;
   if (exit.stoppedBy !== 'timeout' && exit.code !== null && policy.abortOn.includes(exit.code)) {
-    return { status: withHistory({ ...base, status: 'aborted', reason: `${reason} (in abort_on)` }, 'aborted', reason), next: 'done' };
+    return { status: withHistory({ ...base, status: 'aborted', reason: `${reason} (in abort_on)` }, 'aborted', reason, at), next: 'done' };
   }
   if (policy.maxRestarts === -1 || status.restarts < policy.maxRestarts) {
     return {
-      status: withHistory({ ...base, restarts: status.restarts + 1, attempt: status.attempt + 1, reason }, 'restart', reason),
+      status: withHistory({ ...base, restarts: status.restarts + 1, attempt: status.attempt + 1, reason }, 'restart', reason, at),
       next: 'restart',
     };
   }
   const budget = policy.maxRestarts === 0 ? 'no restarts allowed' : `all ${policy.maxRestarts} restarts used`;
-  return { status: withHistory({ ...base, status: 'failed', reason: `${reason}; ${budget}` }, 'failed', reason), next: 'done' };
+  return { status: withHistory({ ...base, status: 'failed', reason: `${reason}; ${budget}` }, 'failed', reason, at), next: 'done' };
 }
 
 /** A hook (prepRun/postRun) that threw: the step fails like a non-zero exit. */
 export function hookFailure(status: StatusRecord, hook: string, message: string, policy: LifecyclePolicy, at: string): { status: StatusRecord; next: Next } {
-  const r = afterStepExit(status, { code: 1, signal: null, stoppedBy: null, startedAt: at, endedAt: at }, policy);
+  const r = afterStepExit(status, { code: 1, signal: null, stoppedBy: null, startedAt: at, endedAt: at }, policy, at);
   const reason = `${hook} failed: ${message}`;
   const s = r.status.status === 'failed' ? `${reason}; no restarts left` : reason;
   return { status: { ...r.status, exitCode: null, reason: s }, next: r.next };

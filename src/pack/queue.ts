@@ -25,6 +25,9 @@ export interface Candidate {
   gone?: boolean;
 }
 
+/** A candidate whose run record was read: the packing decision's QueueItem, as it is. */
+export type LoadedCandidate = Candidate & { need: Need };
+
 export interface QueueScan {
   candidates: Candidate[];
   /** Runs still queued or running anywhere (0 = the ensemble has nothing left to do). */
@@ -111,7 +114,7 @@ function peekStatus(entry: IndexEntry): { id: number; dir: string; status: strin
 }
 
 /** Fill in a candidate's run record and the needs of its current step; false when unreadable. */
-export function loadCandidate(c: Candidate): boolean {
+export function loadCandidate(c: Candidate): c is LoadedCandidate {
   if (c.need) return true;
   try {
     c.record = readRunRecord(c.dir);

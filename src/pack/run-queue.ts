@@ -1,5 +1,5 @@
 import { inspectClaim, type ClaimOptions } from '../store/claim.js';
-import { loadCandidate, scanQueue, type Candidate } from './queue.js';
+import { loadCandidate, scanQueue, type Candidate, type LoadedCandidate } from './queue.js';
 import type { PackerConfig } from './types.js';
 
 /**
@@ -28,8 +28,6 @@ export class RunQueue {
   pending = -1;
   /** Runs held by a packer that has missed heartbeats at the last scan: they may become stale soon. */
   suspects = 0;
-  /** Queued runs whose claim someone else holds (for example an old-style claim directory whose claimer died before writing owner.json). */
-  readonly contested = new Set<number>();
 
   constructor(
     private readonly cfg: PackerConfig,
@@ -66,7 +64,6 @@ export class RunQueue {
       this.head = 0;
       this.pending = scan.pending;
       this.suspects = scan.suspects;
-      this.contested.clear();
       this.lastScanAt = Date.now();
       this.lastScanMs = this.lastScanAt - t0;
       for (const p of scan.problems) {
@@ -85,8 +82,8 @@ export class RunQueue {
   }
 
   /** The first `windowSize` candidates not yet taken, their records loaded (unreadable ones dropped). */
-  window(): Candidate[] {
-    const out: Candidate[] = [];
+  window(): LoadedCandidate[] {
+    const out: LoadedCandidate[] = [];
     while (this.head < this.queue.length && this.queue[this.head]!.gone) this.head++;
     for (let i = this.head; i < this.queue.length && out.length < this.windowSize; i++) {
       const c = this.queue[i]!;

@@ -174,9 +174,9 @@ export function newStatus(id: number): StatusRecord {
   };
 }
 
-/** Append a history entry, keeping only the newest entries. */
-export function withHistory(status: StatusRecord, event: string, detail?: string): StatusRecord {
-  const entry: HistoryEntry = detail === undefined ? { at: new Date().toISOString(), event } : { at: new Date().toISOString(), event, detail };
+/** The status with one more history entry stamped `at` (default now), keeping only the newest entries. */
+export function withHistory(status: StatusRecord, event: string, detail?: string, at: string = new Date().toISOString()): StatusRecord {
+  const entry: HistoryEntry = detail === undefined ? { at, event } : { at, event, detail };
   return { ...status, history: [...status.history, entry].slice(-HISTORY_LIMIT) };
 }
 

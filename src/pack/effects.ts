@@ -1,0 +1,169 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ThemisError } from '../model/errors.js';
+import { holdsClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
+import { failedCount, markFailed, readStop, setStop } from '../store/ensemble-state.js';
+import { RUN_LOG, runPaths } from '../store/layout.js';
+import { readStatus, writeResult, writeStatus, type StatusRecord } from '../store/records.js';
+import type { Effect, EffectOf, PackerEvent } from './events.js';
+import type { Hooks } from './hooks.js';
+import type { Launcher } from './launcher.js';
+import { spawnRequest, type LaunchSetup } from './launch-policy.js';
+import { settleOrphan } from './orphan.js';
+import type { PoolState } from './pool.js';
+import { dequeueRequested, noteBlocked } from './queue.js';
+
+/** What carrying out effects needs: the files' owners, and the loop for what only it can do. */
+export interface Shell {
+  readonly setupDir: string;
+  readonly who: OwnerInput;
+  readonly claimOpts: ClaimOptions;
+  readonly graceMs: number;
+  readonly launch: LaunchSetup;
+  readonly hooks: Hooks;
+  readonly launcher: Launcher;
+  readonly pool: PoolState;
+  log(line: string): void;
+  /** Hand an answer to the core now (a synchronous effect's) or when it comes (an asynchronous one's). */
+  dispatch(ev: PackerEvent): void;
+  /** The packer gave up on an error it cannot hand to a run. */
+  fatal(e: unknown): void;
+  // What the loop owns: decisions, scans, timers, the end.
+  decideNow(): void;
+  decideSoon(): void;
+  rescan(): void;
+  lookForWork(windowWasFull: boolean): void;
+  later(ms: number, ev: PackerEvent): void;
+  changed(): void;
+  finish(reason: string, keepJournal: boolean): void;
+}
+
+/**
+ * Carry out one effect against claims, records, the launcher and hooks. Thin on purpose: every
+ * decision is the core's (`transitions.ts`); an effect that learns something (a claim taken, a
+ * status written or refused, a hook's value) hands it back as an event.
+ */
+export function carryOut(e: Effect, sh: Shell): void {
+  switch (e.type) {
+    case 'log':
+      return sh.log(e.line);
+    case 'claim':
+      return claim(e, sh);
+    case 'note-blocked':
+      return noteBlocked(e.dir, e.reason, sh.who, sh.claimOpts);
+    case 'settle-orphan':
+      settleOrphan(sh.setupDir, e.dir, e.status, sh.graceMs).then(
+        (outcome) => sh.dispatch({ type: 'orphan-settled', runId: e.runId, outcome, dequeueRequested: dequeueRequested(e.dir) }),
+        (err: unknown) => sh.fatal(err),
+      );
+      return;
+    case 'run-hook':
+      sh.hooks.call(e.hook, { id: e.runId, record: e.record, dir: e.dir }).then(
+        (value) => sh.dispatch({ type: 'hook-done', runId: e.runId, hook: e.hook, ok: true, value }),
+        (err: unknown) =>
+          sh.dispatch({ type: 'hook-done', runId: e.runId, hook: e.hook, ok: false, message: String((err as Error)?.message ?? err), detail: String((err as Error)?.stack ?? err) }),
+      );
+      return;
+    case 'write-status':
+      return sh.dispatch(writeHeldStatus(e.runId, e.dir, e.claim, e.status));
+    case 'write-result':
+      try {
+        writeResult(e.dir, e.value);
+      } catch (err) {
+        return sh.dispatch({ type: 'result-written', runId: e.runId, ok: false, message: `cannot write result.json: ${(err as Error)?.message ?? err}` });
+      }
+      return sh.dispatch({ type: 'result-written', runId: e.runId, ok: true });
+    case 'append-log':
+      try {
+        const cwd = path.resolve(e.dir, e.cwd);
+        fs.mkdirSync(cwd, { recursive: true });
+        fs.appendFileSync(path.join(cwd, RUN_LOG), e.text + '\n');
+      } catch {
+        /* the status reason still says it */
+      }
+      return;
+    case 'clear-dequeue':
+      try {
+        fs.unlinkSync(runPaths(e.dir).dequeueRequest);
+      } catch {
+        /* already gone */
+      }
+      return;
+    case 'release-claim':
+      return releaseClaim(e.claim);
+    case 'spawn':
+      return sh.launcher.spawn(
+        spawnRequest(sh.launch, sh.pool, e.slot, { key: e.key, runId: e.runId, runDir: e.dir, setupDir: sh.setupDir, stepIndex: e.stepIndex, attempt: e.attempt, step: e.step }),
+      );
+    case 'kill':
+      return sh.launcher.kill(e.key, e.reason);
+    case 'kill-group':
+      try {
+        process.kill(-e.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+      return;
+    case 'mark-failed':
+      markFailed(sh.setupDir, e.runId);
+      if (e.count) sh.dispatch({ type: 'failures-counted', failed: failedCount(sh.setupDir) });
+      return;
+    case 'set-stop-flag':
+      if (!readStop(sh.setupDir)) setStop(sh.setupDir, { reason: e.reason, by: sh.who.packerId, kind: e.kind });
+      return;
+    case 'wait-job-stop':
+      return sh.later(e.ms, { type: 'job-stop-window-closed', key: e.key });
+    case 'rescan':
+      return sh.rescan();
+    case 'rescan-later':
+      return sh.later(e.ms, { type: 'rescan-due', recheck: true });
+    case 'look-for-work':
+      return sh.lookForWork(e.windowWasFull);
+    case 'decide-soon':
+      return sh.decideSoon();
+    case 'decide-now':
+      return sh.decideNow();
+    case 'changed':
+      return sh.changed();
+    case 'finish':
+      return sh.finish(e.reason, e.keepJournal);
+  }
+}
+
+/** Claim the run and read its status under the claim (the scan's view may be old by now). */
+function claim(e: EffectOf<'claim'>, sh: Shell): void {
+  const c = e.candidate;
+  // The queue keeps consumed entries until its next scan (minutes apart with a huge ensemble):
+  // the run's record goes with the claim into the held run, or every launched run's stays in memory.
+  const record = c.record!;
+  c.record = undefined;
+  let got: ReturnType<typeof tryClaim>;
+  try {
+    got = tryClaim(c.dir, sh.who, sh.claimOpts);
+  } catch (err) {
+    if (!(err instanceof ThemisError)) throw err;
+    return sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'refused', message: err.message });
+  }
+  if (!got) return sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' });
+  let status: StatusRecord | null = null;
+  let statusError: string | null = null;
+  try {
+    status = readStatus(c.dir);
+  } catch (err) {
+    statusError = (err as Error).message;
+  }
+  // Only a queued run starts at once; a `running` one is an orphan, checked after it is settled.
+  const dequeue = status?.status === 'queued' && dequeueRequested(c.dir);
+  sh.dispatch({ type: 'claimed', candidate: c, record, slot: e.slot, claim: got.claim, broken: got.broken, status, statusError, dequeueRequested: dequeue });
+}
+
+/** Write a held run's status only while its claim is still ours. */
+function writeHeldStatus(runId: number, dir: string, claim: EffectOf<'write-status'>['claim'], status: StatusRecord): PackerEvent {
+  if (!holdsClaim(claim)) return { type: 'status-written', runId, ok: false, why: 'claim-lost', message: 'claim lost' };
+  try {
+    writeStatus(dir, status);
+  } catch (err) {
+    return { type: 'status-written', runId, ok: false, why: 'io', message: (err as Error)?.message ?? String(err) };
+  }
+  return { type: 'status-written', runId, ok: true };
+}

@@ -1,0 +1,182 @@
+import type { Claim } from '../store/claim.js';
+import type { RunRecord, StatusRecord } from '../store/records.js';
+import type { ExitRecord } from './launcher-protocol.js';
+import type { PlanOptions } from './plan.js';
+import type { Need, PoolState, Slot } from './pool.js';
+import type { PackerCounts } from './types.js';
+
+/**
+ * Why a packer stops starting runs, or stops altogether: a tagged union, never a string to parse.
+ * `describeStop` gives the words the log, the run histories and the summary use.
+ */
+export type StopCause =
+  /** The allocation's end: `earlyStopMinutes` set = stop starting runs that long before it; null = the end itself. */
+  | { kind: 'walltime'; endsAt: number; earlyStopMinutes: number | null; noTimeLeft?: boolean }
+  | { kind: 'signal'; signal: string }
+  /** The ensemble's stop flag (`state/stop.json`): max_failed_runs in another packer, or stopEnsemble(). */
+  | { kind: 'stop-flag'; reason: string; hint?: string }
+  | { kind: 'max-failed'; failed: number; max: number }
+  | { kind: 'launcher-lost'; why: string }
+  | { kind: 'status-unwritable'; why: string }
+  | { kind: 'error'; message: string };
+
+export function describeStop(c: StopCause): string {
+  switch (c.kind) {
+    case 'walltime': {
+      const why = `allocation ends at ${new Date(c.endsAt).toISOString()}`;
+      if (c.earlyStopMinutes === null) return why;
+      return `${why} (early stop ${c.earlyStopMinutes} min)${c.noTimeLeft ? ': no time to start runs' : ''}`;
+    }
+    case 'signal':
+      return `received ${c.signal}`;
+    case 'stop-flag':
+      return `ensemble stopped: ${c.reason}${c.hint ? ` (${c.hint})` : ''}`;
+    case 'max-failed':
+      return `${c.failed} runs failed, more than max_failed_runs (${c.max})`;
+    case 'launcher-lost':
+      return `launcher lost: ${c.why}`;
+    case 'status-unwritable':
+      return `cannot write status files: ${c.why}`;
+    case 'error':
+      return `packer error: ${c.message}`;
+  }
+}
+
+/**
+ * Where a held run is. Exactly one phase at a time, each with what it holds: a run's cores and
+ * GPUs (`slot`) belong to its phase, so a run can never hold two slots or release one twice.
+ */
+export type Phase =
+  /** A dead packer's launch of this run is being settled (its journal read, its step stopped). */
+  | { kind: 'recovering'; slot: Slot; need: Need }
+  /** Between steps (or claimed for a step whose needs changed): waiting for cores. */
+  | { kind: 'waiting' }
+  /** prepRun is running before the run's first step. */
+  | { kind: 'prepping'; slot: Slot }
+  /** The `running` status naming this launch is being written; the spawn follows. */
+  | { kind: 'starting'; slot: Slot; key: string; status: StatusRecord }
+  /** The step is running under `key`; `pid` once the launcher said it started (0 before). */
+  | { kind: 'running'; slot: Slot; key: string; pid: number }
+  /**
+   * The step died of a signal a scheduler sends a whole job: if the packer is told to stop within
+   * a short window, it was the allocation ending (back to the queue), not the step failing.
+   */
+  | { kind: 'exited'; slot: Slot; key: string; exit: ExitRecord }
+  /** postRun is running after the last step. */
+  | { kind: 'post-run' }
+  /** The run's next status is being written; the run is dropped when the write is done. */
+  | { kind: 'writing'; purpose: 'final' | 'requeue'; status: StatusRecord }
+  /**
+   * The claim was lost (broken by another packer, or its heartbeat failed for half a lease): its
+   * status is never written again. The run is dropped once what it `awaits` is over.
+   */
+  | { kind: 'lost'; awaits: 'exit' | 'hook' | 'recovery' | 'write'; slot: Slot | null; key: string | null; pid: number };
+
+/** A run this packer holds the claim of. */
+export interface HeldRun {
+  id: number;
+  dir: string;
+  record: RunRecord;
+  status: StatusRecord;
+  claim: Claim;
+  /** When it last became ready to start (packer clock), for the starvation guard. */
+  since: number;
+  /** Decisions in which a run behind it started while it did not fit. */
+  passedOver: number;
+  /** prepRun has still to run before its next step (a run's first start, or after prepRun failed). */
+  needsPrep: boolean;
+  phase: Phase;
+}
+
+/** What the packer's transitions need to know about the ensemble and the allocation; fixed for its life. */
+export interface CoreConfig {
+  packerId: string;
+  jobId: string | null;
+  host: string;
+  maxRestarts: number;
+  abortOn: readonly number[];
+  maxFailedRuns: number | null;
+  hasPrepRun: boolean;
+  hasPostRun: boolean;
+  planOptions: PlanOptions;
+  /** How often the packer heartbeats (ms): look for new work at most this often when idle. */
+  heartbeatMs: number;
+}
+
+/** Everything the packer holds. Changed only by the transitions (`transitions.ts`). */
+export interface PackerState {
+  readonly cfg: CoreConfig;
+  readonly held: Map<number, HeldRun>;
+  /** Runs with a launched step, by launch key (phases running and exited, and lost awaiting an exit). */
+  readonly byKey: Map<string, HeldRun>;
+  /** Runs in phase `waiting`, in the order they became ready. */
+  readonly waiting: HeldRun[];
+  pool: PoolState;
+  readonly counts: PackerCounts;
+  /** Runs that cannot run in this allocation, with why: never claimed again by this packer. */
+  readonly blocked: Map<number, string>;
+  /** Start no more runs; running steps finish. */
+  stopStarting: StopCause | null;
+  /** Start nothing, stop every step, put the runs back in the queue. */
+  interrupted: StopCause | null;
+  /** The first signal received (the exit code is 128 + its number). */
+  signal: string | null;
+  /** The packer gave up on an error (it exits 1 once its runs are back). */
+  error: string | null;
+  /** Launches so far: the last part of each launch key, so keys never repeat in our journal. */
+  launchSeq: number;
+  /** A run was dropped without our final status: the journal stays for whoever settles it. */
+  journalNeeded: boolean;
+  /** Claims asked for and not answered yet. */
+  claimsInFlight: number;
+  /** Bumped on every run dropped, so a scan that overlapped a change does not count as fresh. */
+  changes: number;
+  readonly scan: {
+    running: boolean;
+    changesAtStart: number;
+    /** Something changed since the last scan began: scan again before deciding the work is done. */
+    dirty: boolean;
+    /** Runs queued or running anywhere at the last scan (-1 before the first). */
+    pending: number;
+    /** Runs held by packers that missed heartbeats at the last scan. */
+    suspects: number;
+    /** Queued runs whose claim someone else held when we tried (cleared by each scan). */
+    readonly contested: Set<number>;
+    /** A rescan is already due later, for suspects or contested runs. */
+    recheckPending: boolean;
+  };
+  /** The end was decided: nothing happens after it. */
+  finished: string | null;
+}
+
+export function createState(cfg: CoreConfig, pool: PoolState, initialStop: StopCause | null = null): PackerState {
+  return {
+    cfg,
+    held: new Map(),
+    byKey: new Map(),
+    waiting: [],
+    pool,
+    counts: { started: 0, successful: 0, failed: 0, aborted: 0, killed: 0, requeued: 0 },
+    blocked: new Map(),
+    stopStarting: initialStop,
+    interrupted: null,
+    signal: null,
+    error: null,
+    launchSeq: 0,
+    journalNeeded: false,
+    claimsInFlight: 0,
+    changes: 0,
+    scan: { running: false, changesAtStart: 0, dirty: true, pending: -1, suspects: 0, contested: new Set(), recheckPending: false },
+    finished: null,
+  };
+}
+
+/** The slots held by the runs in hand (for the pool's invariant check). */
+export function heldSlots(s: PackerState): Slot[] {
+  const out: Slot[] = [];
+  for (const a of s.held.values()) {
+    const p = a.phase;
+    if ('slot' in p && p.slot) out.push(p.slot);
+  }
+  return out;
+}
