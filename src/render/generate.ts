@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError, throwIfProblems } from '../model/errors.js';
 import type { AnyRun } from '../model/run.js';
+import { peakCores } from '../model/resources.js';
 import { detectScheduler, isSchedulerName } from '../schedulers/index.js';
 import { bumpGeneration } from '../store/ensemble-state.js';
 import { DEFAULT_RUN_DIR_NAMES, DEFAULT_SETUP_DIR, FORMAT_VERSION, runPaths, setupPaths } from '../store/layout.js';
@@ -10,7 +11,7 @@ import { formatIndexBatch, nextIndexPosition, readIndex, writeIndexBatch, type I
 import { ensureBatchScripts, gpusPerNodeNeeded, planAllocations, renderBatchScripts, type BatchScriptInfo, type PlanRecord } from './batch.js';
 import { resolveProgram } from './program.js';
 import { compileRunDirTemplate } from './run-dirs.js';
-import { prepareRuns, runCores, writeRuns, type PreparedBatch, type RenderContext } from './render-runs.js';
+import { prepareRuns, writeRuns, type PreparedBatch, type RenderContext } from './render-runs.js';
 import { expandSources } from './sources.js';
 import { Stage, removeEnsembleTree, removeStaleStages } from './stage.js';
 import { acquireWriteLock } from './write-lock.js';
@@ -277,7 +278,7 @@ function entriesOf(batch: PreparedBatch): IndexEntry[] {
 }
 
 function coresOf(batch: PreparedBatch): { id: number; cores: number }[] {
-  return batch.runs.map((r) => ({ id: r.id, cores: runCores(r.steps) }));
+  return batch.runs.map((r) => ({ id: r.id, cores: peakCores(r.steps) }));
 }
 
 function gpusNeeded(batch: PreparedBatch, ens: EnsembleRecord): number {

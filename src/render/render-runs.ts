@@ -262,10 +262,3 @@ export function writeRuns(stage: Stage, batch: PreparedBatch, onProgress?: (done
     throw new ThemisError('IO', `cannot render run ${current?.id ?? '?'} (${current?.dir ?? '?'}): ${describeFsError(e)}`, { cause: e });
   }
 }
-
-/** Cores a run holds at its peak (its steps run one after another). */
-export function runCores(steps: readonly StepSpec[]): number {
-  let max = 0;
-  for (const s of steps) max = Math.max(max, s.tasks * Math.max(s.coresPerTask, 1));
-  return max;
-}
