@@ -5,7 +5,7 @@ import type { CompositeRun, Run } from '../model/run.js';
 import { Hooks, type HookName } from '../pack/hooks.js';
 import { resolveProgram } from '../render/program.js';
 import { fileSafeName } from '../render/batch.js';
-import { acquireWriteLock } from '../render/write-lock.js';
+import { acquireWriteLock } from '../store/write-lock.js';
 import { DEFAULT_SETUP_DIR, setupPaths } from '../store/layout.js';
 import { readEnsemble, readRunRecord, writeEnsemble, type OnCompletion, type SchedulerName } from '../store/records.js';
 import { addRuns, generateEnsemble } from '../render/generate.js';

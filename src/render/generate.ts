@@ -14,7 +14,7 @@ import { compileRunDirTemplate } from './run-dirs.js';
 import { prepareRuns, writeRuns, type PreparedBatch, type RenderContext } from './render-runs.js';
 import { expandSources } from './sources.js';
 import { Stage, removeEnsembleTree, removeStaleStages } from './stage.js';
-import { acquireWriteLock } from './write-lock.js';
+import { acquireWriteLock } from '../store/write-lock.js';
 import { DEFAULT_LEASE_MS } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
 import { listPackers } from '../store/ensemble-state.js';

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError, describeFsError } from '../model/errors.js';
-import { setupPaths } from '../store/layout.js';
-import { deadHere, thisProcess } from '../store/proc.js';
+import { setupPaths } from './layout.js';
+import { deadHere, thisProcess } from './proc.js';
 
 interface LockOwner {
   host: string;
