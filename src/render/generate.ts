@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError, throwIfProblems } from '../model/errors.js';
 import type { AnyRun } from '../model/run.js';
+import { GEN_ALLOCATION_FLAGS, allocationProblems } from '../model/allocation.js';
 import { peakCores } from '../model/resources.js';
 import { detectScheduler, isSchedulerName } from '../schedulers/index.js';
 import { bumpGeneration } from '../store/ensemble-state.js';
@@ -344,13 +345,7 @@ function buildEnsemble(opts: GenerateOptions, setupDir: string, root: string): E
   const problems: string[] = [];
   const alloc: AllocationSettings = { ...DEFAULT_ALLOCATION, ...opts.allocation };
   const check = (p: string | null) => p && problems.push(p);
-  check(intProblem(alloc.nodes, '--nodes', 1));
-  check(intProblem(alloc.allocations, '--allocations', 1));
-  check(intProblem(alloc.repeats, '--repeats', 0));
-  if (typeof alloc.walltime !== 'number' || !(alloc.walltime >= 0)) problems.push(`--walltime: must be minutes >= 0, got ${JSON.stringify(alloc.walltime)}`);
-  if (typeof alloc.earlyStop !== 'number' || !(alloc.earlyStop >= 0)) problems.push(`--early-stop: must be minutes >= 0, got ${JSON.stringify(alloc.earlyStop)}`);
-  if (alloc.gpusPerNode !== null) check(intProblem(alloc.gpusPerNode, '--gpus-per-node', 0));
-  if (typeof alloc.name !== 'string' || alloc.name.trim() === '') problems.push('--name: the job name must not be empty');
+  problems.push(...allocationProblems(alloc, GEN_ALLOCATION_FLAGS));
   if (alloc.template !== null) {
     alloc.template = path.resolve(root, alloc.template);
     if (!fs.existsSync(alloc.template)) problems.push(`--template ${alloc.template}: no such file`);
