@@ -8,7 +8,7 @@ import { runPaths, setupPaths } from '../store/layout.js';
 import { readJsonSync } from '../store/atomic.js';
 import type { EnsembleRecord } from '../store/records.js';
 import { readIndex } from '../store/run-index.js';
-import { acquireWriteLock } from '../render/write-lock.js';
+import { acquireWriteLock } from '../store/write-lock.js';
 
 export interface ClearOptions {
   /** Clear even while packers look alive (they will fail at their next step). */

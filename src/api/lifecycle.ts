@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError } from '../model/errors.js';
+import { EXECUTE_ALLOC_OPTIONS, allocationProblems } from '../model/allocation.js';
 import type { CompositeRun, Run } from '../model/run.js';
 import { Hooks, type HookName } from '../pack/hooks.js';
 import { resolveProgram } from '../render/program.js';
 import { fileSafeName } from '../render/batch.js';
-import { acquireWriteLock } from '../render/write-lock.js';
+import { acquireWriteLock } from '../store/write-lock.js';
 import { DEFAULT_SETUP_DIR, setupPaths } from '../store/layout.js';
 import { readEnsemble, readRunRecord, writeEnsemble, type OnCompletion, type SchedulerName } from '../store/records.js';
 import { addRuns, generateEnsemble } from '../render/generate.js';
@@ -185,14 +186,7 @@ function applyAllocation(setupDir: string, o: ExecuteAllocOptions): void {
     earlyStop: o.earlyStop === undefined || o.earlyStop === null ? a.earlyStop : o.earlyStop,
     maxConcurrency: o.maxConcurrency === undefined ? (a.maxConcurrency ?? null) : o.maxConcurrency,
   };
-  const problems: string[] = [];
-  if (!Number.isInteger(next.nodes) || next.nodes < 1) problems.push(`nodes: must be an integer >= 1, got ${JSON.stringify(next.nodes)}`);
-  if (!(next.walltime >= 0)) problems.push(`timeout: must be minutes >= 0, got ${JSON.stringify(next.walltime)}`);
-  if (!Number.isInteger(next.repeats) || next.repeats < 0) problems.push(`repeats: must be an integer >= 0, got ${JSON.stringify(next.repeats)}`);
-  if (next.maxConcurrency !== null && (!Number.isInteger(next.maxConcurrency) || next.maxConcurrency < 1)) {
-    problems.push(`maxConcurrency: must be an integer >= 1, got ${JSON.stringify(next.maxConcurrency)}`);
-  }
-  if (!(next.earlyStop >= 0)) problems.push(`earlyStop: must be minutes >= 0, got ${JSON.stringify(next.earlyStop)}`);
+  const problems = allocationProblems(next, EXECUTE_ALLOC_OPTIONS);
   if (problems.length > 0) throw new ThemisError('USAGE', `executeAlloc: ${problems.join('; ')}`, { problems });
   if (JSON.stringify(next) !== JSON.stringify(a)) {
     // Scripts hold the old settings: remove them so submit renders them again (plans are kept).

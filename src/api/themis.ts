@@ -6,7 +6,7 @@ import { COMPLETED_STATUSES, RUN_STATUSES, isRunStatus, type RunStatus } from '.
 import { DEFAULT_SETUP_DIR } from '../store/layout.js';
 import { ensembleExists, readEnsemble, writeEnsemble, writeResult, type EnsembleRecord } from '../store/records.js';
 import { readIndex } from '../store/run-index.js';
-import { acquireWriteLock } from '../render/write-lock.js';
+import { acquireWriteLock } from '../store/write-lock.js';
 import { scanRuns, type RunState } from '../store/scan.js';
 import { dequeueRuns, requeueRuns, type OpReport } from '../store/run-ops.js';
 import { buildTable, formatCsv, formatJson, formatYaml, tableRecords, type RunExport } from './export.js';

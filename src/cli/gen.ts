@@ -1,14 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
+import { GEN_ALLOCATION_FLAGS, allocationProblems } from '../model/allocation.js';
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { CompositeRun, Run, Step, parseIntField, parseMinutes, type AnyRun } from '../model/run.js';
 import { parseSamples, parseStepsCsv, varyAll, type VaryAllResources } from '../model/samples.js';
 import { quoteArgv, quoteShell } from '../render/quote.js';
-import { addRuns, generateEnsemble, type GenerateReport } from '../render/generate.js';
+import { DEFAULT_ALLOCATION, addRuns, generateEnsemble, type GenerateReport } from '../render/generate.js';
 import type { CommandSpec } from '../schedulers/adapter.js';
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
-import { readEnsemble, type SchedulerName } from '../store/records.js';
+import { readEnsemble, type AllocationSettings, type SchedulerName } from '../store/records.js';
 import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import { progressLine, type Output } from './output.js';
@@ -85,6 +86,11 @@ function minutes(raw: string | undefined, flag: string, problems: string[]): num
     return undefined;
   }
   return n;
+}
+
+/** A number flag's text as a number when it reads as one, else as typed (for `allocationProblems` to name). */
+function asNumber(raw: string): number | string {
+  return /^\s*[+]?(\d+(\.\d*)?|\.\d+)\s*$/.test(String(raw)) ? Number(raw) : String(raw);
 }
 
 function readText(file: string, what: string): string {
@@ -172,18 +178,20 @@ export function genCommand(output: Output): CommandBody<GlobalOptions, GenArgs> 
       }
       const runs = buildRuns({ ...argv, samples }, application !== undefined);
       const problems: string[] = [];
+      // Numbers as numbers, anything else as typed: the model's check names the flag either way.
       const allocation = {
-        ...(argv.nodes !== undefined && { nodes: num(argv.nodes, 'nodes', 1, problems) }),
-        ...(argv.walltime !== undefined && { walltime: minutes(argv.walltime, 'walltime', problems) }),
+        ...(argv.nodes !== undefined && { nodes: asNumber(argv.nodes) }),
+        ...(argv.walltime !== undefined && { walltime: asNumber(argv.walltime) }),
         ...(argv.partition !== undefined && { partition: argv.partition }),
         ...(argv.bank !== undefined && { bank: argv.bank }),
         ...(argv.name !== undefined && { name: argv.name }),
-        ...(argv.allocations !== undefined && { allocations: num(argv.allocations, 'allocations', 1, problems) }),
-        ...(argv.repeats !== undefined && { repeats: num(argv.repeats, 'repeats', 0, problems) }),
-        ...(argv.earlyStop !== undefined && { earlyStop: minutes(argv.earlyStop, 'early-stop', problems) }),
+        ...(argv.allocations !== undefined && { allocations: asNumber(argv.allocations) }),
+        ...(argv.repeats !== undefined && { repeats: asNumber(argv.repeats) }),
+        ...(argv.earlyStop !== undefined && { earlyStop: asNumber(argv.earlyStop) }),
         ...(argv.template !== undefined && { template: argv.template }),
-        ...(argv.gpusPerNode !== undefined && { gpusPerNode: num(argv.gpusPerNode, 'gpus-per-node', 0, problems) }),
-      };
+        ...(argv.gpusPerNode !== undefined && { gpusPerNode: asNumber(argv.gpusPerNode) }),
+      } as Partial<AllocationSettings>;
+      problems.push(...allocationProblems({ ...DEFAULT_ALLOCATION, ...allocation }, GEN_ALLOCATION_FLAGS));
       let maxRestarts: number | undefined;
       if (argv.maxRestarts !== undefined) maxRestarts = String(argv.maxRestarts).trim() === '-1' ? -1 : num(argv.maxRestarts, 'max-restarts', 0, problems);
       const maxFailedRuns = num(argv.maxFailedRuns, 'max-failed-runs', 0, problems);

@@ -41,10 +41,6 @@ export function throwIfProblems(code: ThemisErrorCode, heading: string, problems
   throw new ThemisError(code, `${heading}:\n${shown.join('\n')}`, { problems });
 }
 
-export function isThemisError(e: unknown): e is ThemisError {
-  return e instanceof ThemisError;
-}
-
 /** A readable reason for an errno-style error from the file system. */
 export function describeFsError(e: unknown): string {
   const err = e as NodeJS.ErrnoException;

@@ -1,13 +1,9 @@
 import { ThemisError, throwIfProblems } from './errors.js';
+import type { StepLaunch } from './resources.js';
 import { STEP_DEFAULTS, fieldName, stepProblems, toArgs, type Sample, type StepOptions, type StepSpec } from './step.js';
 
-/** Resource options of a `Run` (the seed's keyword arguments, camelCased). */
-export interface RunOptions {
-  tasks?: number;
-  coresPerTask?: number;
-  gpusPerTask?: number;
-  timeout?: number;
-}
+/** Resource options of a `Run` (the seed's keyword arguments, camelCased); see `resources.ts`. */
+export type RunOptions = Partial<StepLaunch>;
 
 export type { StepOptions };
 

@@ -1,6 +1,7 @@
 import { parse as parseCsv } from 'csv-parse/sync';
 import { ThemisError, throwIfProblems } from './errors.js';
 import { parseBool, parseIntField, parseMinutes } from './run.js';
+import type { StepLaunch } from './resources.js';
 import { STEP_DEFAULTS, splitArgs, type Sample, type StepSpec } from './step.js';
 
 /** Samples read from a file: every row's sample, the keys in first-seen order, each row's line. */
@@ -246,13 +247,9 @@ export function parseStepsCsv(text: string, file: string, defaults: Partial<Omit
   return steps;
 }
 
-/** Resources of one run with `--vary-all`: same-named sample columns override the CLI values. */
-export interface VaryAllResources {
+/** Program and resources of one run with `--vary-all`: same-named sample columns override the CLI values. */
+export interface VaryAllResources extends StepLaunch {
   args: string[] | null;
-  tasks: number;
-  coresPerTask: number;
-  gpusPerTask: number;
-  timeout: number;
 }
 
 export const VARY_ALL_COLUMNS = ['args', 'tasks', 'cores_per_task', 'gpus_per_task', 'timeout'] as const;

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { ThemisError } from './errors.js';
+import type { StepLaunch } from './resources.js';
 
 /** shell-quote loads on the first split: commands that only read an ensemble's state never need it. */
 let shellQuote: typeof import('shell-quote') | null = null;
@@ -9,29 +10,21 @@ const sq = (): typeof import('shell-quote') => (shellQuote ??= createRequire(imp
 export type SampleValue = unknown;
 export type Sample = Record<string, SampleValue>;
 
-/** One execution of one program: the seed's `Step`, as stored in `.themis/run.json`. */
-export interface StepSpec {
+/**
+ * One execution of one program: the seed's `Step`, as stored in `.themis/run.json`. Its resources
+ * (tasks, cores and GPUs per task, timeout) and what they mean are defined in `resources.ts`.
+ */
+export interface StepSpec extends StepLaunch {
   /** Program and arguments; args[0] is an absolute path once the ensemble holds it. */
   args: string[];
-  tasks: number;
-  coresPerTask: number;
-  gpusPerTask: number;
-  /** Minutes; fractions allowed (0.5 = 30 s); 0 = no limit. */
-  timeout: number;
   /** args[0] is a script to parse for tokens and copy into the run directory before running. */
   batchScript: boolean;
   /** Working directory: relative to the run directory, or absolute. */
   cwd: string;
 }
 
-export interface StepOptions {
-  tasks?: number;
-  coresPerTask?: number;
-  gpusPerTask?: number;
-  timeout?: number;
-  batchScript?: boolean;
-  cwd?: string;
-}
+/** Options of `new Step(args, options)`: any step field but the program; absent = STEP_DEFAULTS. */
+export type StepOptions = Partial<Omit<StepSpec, 'args'>>;
 
 export const STEP_DEFAULTS: Omit<StepSpec, 'args'> = {
   tasks: 1,
@@ -106,13 +99,4 @@ export function stepProblems(step: StepSpec, prefix: string): string[] {
 /** The seed's snake_case name for a field, as users see it in CSV columns and messages. */
 export function fieldName(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-/** Cores a step needs in total (tasks x cores per task; at least 1 core to run at all). */
-export function stepCores(step: Pick<StepSpec, 'tasks' | 'coresPerTask'>): number {
-  return step.tasks * Math.max(step.coresPerTask, 0);
-}
-
-export function stepGpus(step: Pick<StepSpec, 'tasks' | 'gpusPerTask'>): number {
-  return step.tasks * step.gpusPerTask;
 }

@@ -1,17 +1,15 @@
 import path from 'node:path';
+import { coresPerTask } from '../model/resources.js';
 import type { StepSpec } from '../model/step.js';
 import type { SchedulerAdapter } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
 import type { SchedulerName } from '../store/records.js';
 import { ENV, LOG_SPARE, RUN_LOG, RUN_META_DIR } from '../store/layout.js';
 import type { SpawnRequest } from './launcher-protocol.js';
-import { coresPerTaskOf, toPlacement, type PoolState, type Slot } from './pool.js';
+import { toPlacement, type PoolState, type Slot } from './pool.js';
 
 export type LauncherMode = 'auto' | 'direct' | 'srun' | 'jsrun' | 'lrun' | 'flux';
 export const LAUNCHER_MODES: readonly LauncherMode[] = ['auto', 'direct', 'srun', 'jsrun', 'lrun', 'flux'];
-
-/** Slurm's default MaxStepCount: a job that launches more steps than this fails. */
-export const SLURM_MAX_STEPS = 40_000;
 
 export interface LaunchSetup {
   mode: LauncherMode;
@@ -56,7 +54,7 @@ export function isDirect(setup: LaunchSetup, slot: Slot, step: StepSpec): boolea
 export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step: StepSpec, runDir: string): { argv: string[]; env: Record<string, string>; direct: boolean } {
   // A batch-script step runs the copy `gen` parsed into the run directory.
   const program = step.batchScript ? [path.join(runDir, path.basename(step.args[0]!)), ...step.args.slice(1)] : [...step.args];
-  const env: Record<string, string> = { OMP_NUM_THREADS: String(coresPerTaskOf(step)) };
+  const env: Record<string, string> = { OMP_NUM_THREADS: String(coresPerTask(step)) };
   const direct = isDirect(setup, slot, step);
   if (direct) {
     const part = slot.nodes[0]!;

@@ -161,11 +161,6 @@ export class Launcher {
     this.send({ t: 'kill', key, reason });
   }
 
-  /** Ask the launcher to stop every step (TERM, then KILL after grace) and exit once all are recorded. */
-  shutdown(): void {
-    this.send({ t: 'shutdown' });
-  }
-
   /** Close the channel and wait for the launcher to exit (it stops any step still running first). */
   async close(): Promise<void> {
     this.closing = true;

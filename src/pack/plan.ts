@@ -1,9 +1,10 @@
-import { allocate, coresPerTaskOf, findSlot, neverFits, type Need, type PoolState, type Slot } from './pool.js';
+import { coresPerTask, sameResources, type StepResources } from '../model/resources.js';
+import { allocate, findSlot, neverFits, type PoolState, type Slot } from './pool.js';
 
 /** A run waiting to start (or to start its next step), in run order. */
 export interface QueueItem {
   runId: number;
-  need: Need;
+  need: StepResources;
   /** When it became a candidate (ms, the caller's clock). */
   since: number;
   /** Decisions in which a run behind it started while it did not fit. */
@@ -33,8 +34,8 @@ export interface Decision {
   reservedFor: number | null;
 }
 
-function shapeKey(need: Need): string {
-  return `${need.tasks}x${coresPerTaskOf(need)}c${need.gpusPerTask}g`;
+function shapeKey(need: StepResources): string {
+  return `${need.tasks}x${coresPerTask(need)}c${need.gpusPerTask}g`;
 }
 
 /**
@@ -97,12 +98,12 @@ export function nextLaunches(queue: readonly QueueItem[], pool: PoolState, runni
 function blockedBeyond(queue: readonly QueueItem[], pool: PoolState, never: Map<string, string | null>, from: number): Decision['blocked'] {
   const out: Decision['blocked'] = [];
   // Only distinct shapes cost anything; runs of equal needs in a row reuse the last answer.
-  let last: Need | null = null;
+  let last: StepResources | null = null;
   let why: string | null | undefined = null;
   for (let i = from; i < queue.length; i++) {
     const item = queue[i]!;
     const n = item.need;
-    if (!last || n.tasks !== last.tasks || n.coresPerTask !== last.coresPerTask || n.gpusPerTask !== last.gpusPerTask) {
+    if (!last || !sameResources(n, last)) {
       const key = shapeKey(n);
       why = never.get(key);
       if (why === undefined) {
@@ -117,8 +118,8 @@ function blockedBeyond(queue: readonly QueueItem[], pool: PoolState, never: Map<
 }
 
 /** Nodes to keep free for a starving run: the one node it is closest to fitting on, or all of them. */
-function reserveFor(pool: PoolState, need: Need): Set<number> {
-  const cpt = coresPerTaskOf(need);
+function reserveFor(pool: PoolState, need: StepResources): Set<number> {
+  const cpt = coresPerTask(need);
   let best = -1;
   let bestFree = -1;
   pool.nodes.forEach((node, i) => {

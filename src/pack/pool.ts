@@ -1,3 +1,4 @@
+import { coresPerTask, type StepResources } from '../model/resources.js';
 import type { NodeInfo, Placement } from '../schedulers/adapter.js';
 
 /**
@@ -13,21 +14,9 @@ export interface PoolState {
   readonly freeGpus: readonly (readonly number[])[];
 }
 
-/** What one step asks for. */
-export interface Need {
-  tasks: number;
-  coresPerTask: number;
-  gpusPerTask: number;
-}
-
 /** Where a step was placed, by index: per node, its tasks, core indices and GPU indices. */
 export interface Slot {
   nodes: { node: number; tasks: number; cores: number[]; gpus: number[] }[];
-}
-
-/** Cores per task as the pool counts them: a task always occupies at least one core. */
-export function coresPerTaskOf(need: Need): number {
-  return Math.max(1, need.coresPerTask);
 }
 
 export function createPool(nodes: readonly NodeInfo[]): PoolState {
@@ -43,8 +32,8 @@ function range(n: number): number[] {
 }
 
 /** How many tasks of this need fit on node i as it is now. */
-function tasksFitting(pool: PoolState, i: number, need: Need): number {
-  const byCores = Math.floor(pool.freeCores[i]!.length / coresPerTaskOf(need));
+function tasksFitting(pool: PoolState, i: number, need: StepResources): number {
+  const byCores = Math.floor(pool.freeCores[i]!.length / coresPerTask(need));
   const byGpus = need.gpusPerTask > 0 ? Math.floor(pool.freeGpus[i]!.length / need.gpusPerTask) : Infinity;
   return Math.min(byCores, byGpus);
 }
@@ -54,8 +43,8 @@ function tasksFitting(pool: PoolState, i: number, need: Need): number {
  * over nodes (only when it has more than one task; a task never spans nodes). Null when it does
  * not fit now. `avoid` lists nodes the caller keeps free (a reservation for a waiting run).
  */
-export function findSlot(pool: PoolState, need: Need, avoid: ReadonlySet<number> = new Set()): Slot | null {
-  const cpt = coresPerTaskOf(need);
+export function findSlot(pool: PoolState, need: StepResources, avoid: ReadonlySet<number> = new Set()): Slot | null {
+  const cpt = coresPerTask(need);
   for (let i = 0; i < pool.nodes.length; i++) {
     if (avoid.has(i)) continue;
     if (tasksFitting(pool, i, need) >= need.tasks) {
@@ -122,17 +111,6 @@ function withAdded(free: readonly number[], given: readonly number[], what: stri
   return [...set].sort((a, b) => a - b);
 }
 
-/** Free cores and GPUs in total (for progress lines and tests). */
-export function freeTotals(pool: PoolState): { cores: number; gpus: number } {
-  let cores = 0;
-  let gpus = 0;
-  for (let i = 0; i < pool.nodes.length; i++) {
-    cores += pool.freeCores[i]!.length;
-    gpus += pool.freeGpus[i]!.length;
-  }
-  return { cores, gpus };
-}
-
 /**
  * The invariant: every core and GPU is either free or held by exactly one slot, and nothing is
  * both. Returns the problems (empty = the pool is sound). `held` are the slots currently running.
@@ -180,8 +158,8 @@ export function toPlacement(pool: PoolState, slot: Slot): Placement {
 }
 
 /** Why a step can never fit this allocation even when it is empty, or null when it can. */
-export function neverFits(nodes: readonly NodeInfo[], need: Need): string | null {
-  const cpt = coresPerTaskOf(need);
+export function neverFits(nodes: readonly NodeInfo[], need: StepResources): string | null {
+  const cpt = coresPerTask(need);
   const maxCores = Math.max(0, ...nodes.map((n) => n.cores));
   const maxGpus = Math.max(0, ...nodes.map((n) => n.gpus.length));
   const perNode = (n: NodeInfo) => Math.min(Math.floor(n.cores / cpt), need.gpusPerTask > 0 ? Math.floor(n.gpus.length / need.gpusPerTask) : Infinity);

@@ -6,7 +6,7 @@ import { readRunState } from '../store/scan.js';
 import { readEnsemble, readStatus, withHistory, writeStatus } from '../store/records.js';
 import { holdsClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
 import { readIndex, type IndexEntry } from '../store/run-index.js';
-import type { Need } from './pool.js';
+import { resourcesOf, type StepResources } from '../model/resources.js';
 
 /** A run the packer may claim: queued, or `running` with a claim that looks abandoned. */
 export interface Candidate {
@@ -21,12 +21,12 @@ export interface Candidate {
   passedOver: number;
   /** Loaded when the run comes near the front of the queue (run.json is not read for all runs). */
   record?: RunRecord;
-  need?: Need;
+  need?: StepResources;
   gone?: boolean;
 }
 
 /** A candidate whose run record was read: the packing decision's QueueItem, as it is. */
-export type LoadedCandidate = Candidate & { need: Need };
+export type LoadedCandidate = Candidate & { need: StepResources };
 
 export interface QueueScan {
   candidates: Candidate[];
@@ -123,7 +123,7 @@ export function loadCandidate(c: Candidate): c is LoadedCandidate {
   }
   const step = c.record.steps[Math.min(c.step, c.record.steps.length - 1)];
   if (!step) return false;
-  c.need = { tasks: step.tasks, coresPerTask: step.coresPerTask, gpusPerTask: step.gpusPerTask };
+  c.need = resourcesOf(step);
   return true;
 }
 

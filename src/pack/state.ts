@@ -2,7 +2,8 @@ import type { Claim } from '../store/claim.js';
 import type { RunRecord, StatusRecord } from '../store/records.js';
 import type { ExitRecord } from './launcher-protocol.js';
 import type { PlanOptions } from './plan.js';
-import type { Need, PoolState, Slot } from './pool.js';
+import type { StepResources } from '../model/resources.js';
+import type { PoolState, Slot } from './pool.js';
 import type { PackerCounts } from './types.js';
 
 /**
@@ -48,7 +49,7 @@ export function describeStop(c: StopCause): string {
  */
 export type Phase =
   /** A dead packer's launch of this run is being settled (its journal read, its step stopped). */
-  | { kind: 'recovering'; slot: Slot; need: Need }
+  | { kind: 'recovering'; slot: Slot; need: StepResources }
   /** Between steps (or claimed for a step whose needs changed): waiting for cores. */
   | { kind: 'waiting' }
   /** prepRun is running before the run's first step. */

@@ -3,7 +3,8 @@ import type { Effect, PackerEvent } from './events.js';
 import type { ExitRecord } from './launcher-protocol.js';
 import { afterStepExit, EXTERNAL_STOP_SETTLE_MS, hookFailure, mayBeJobWideStop, type LifecyclePolicy, type Next } from './lifecycle.js';
 import { nextLaunches, type QueueItem } from './plan.js';
-import { release, type Need, type Slot } from './pool.js';
+import { resourcesOf, sameResources, type StepResources } from '../model/resources.js';
+import { release, type Slot } from './pool.js';
 import type { LoadedCandidate } from './queue.js';
 import { describeStop, type HeldRun, type PackerState, type StopCause } from './state.js';
 
@@ -251,7 +252,7 @@ class Core {
     this.afterClaim(a, slot, need, ev.dequeueRequested);
   }
 
-  private afterClaim(a: HeldRun, slot: Slot, need: Need, dequeueRequested: boolean): void {
+  private afterClaim(a: HeldRun, slot: Slot, need: StepResources, dequeueRequested: boolean): void {
     if (a.status.step > 0 || a.status.attempt > 0 || a.status.restarts > 0) a.needsPrep = false;
     // `themis dequeue` raced with our claim: honour it before starting anything.
     if (dequeueRequested) {
@@ -259,7 +260,7 @@ class Core {
       return this.killDequeued(a);
     }
     // The slot was found for the needs the scan saw; the status read under the claim may be at another step.
-    if (sameNeed(needOf(a), need)) return this.startStep(a, slot);
+    if (sameResources(needOf(a), need)) return this.startStep(a, slot);
     this.giveBack(slot);
     this.wait(a);
   }
@@ -724,11 +725,6 @@ function itemOf(a: HeldRun): QueueItem {
   return { runId: a.id, need: needOf(a), since: a.since, passedOver: a.passedOver };
 }
 
-function needOf(a: HeldRun): Need {
-  const step = a.record.steps[a.status.step]!;
-  return { tasks: step.tasks, coresPerTask: step.coresPerTask, gpusPerTask: step.gpusPerTask };
-}
-
-function sameNeed(x: Need, y: Need): boolean {
-  return x.tasks === y.tasks && x.coresPerTask === y.coresPerTask && x.gpusPerTask === y.gpusPerTask;
+function needOf(a: HeldRun): StepResources {
+  return resourcesOf(a.record.steps[a.status.step]!);
 }

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ThemisError, describeFsError } from '../model/errors.js';
-import { stepGpus, type StepSpec } from '../model/step.js';
+import { gpusHeld, peakCores } from '../model/resources.js';
+import type { StepSpec } from '../model/step.js';
 import type { CommandSpec, ScriptContext } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
 import { readJsonSync, writeFileAtomicSync, writeJsonAtomicSync } from '../store/atomic.js';
@@ -64,7 +65,7 @@ export function gpusPerNodeNeeded(steps: Iterable<Pick<StepSpec, 'tasks' | 'gpus
   let need = 0;
   for (const s of steps) {
     if (s.gpusPerTask <= 0) continue;
-    need = Math.max(need, s.gpusPerTask, Math.ceil(stepGpus(s) / Math.max(nodes, 1)));
+    need = Math.max(need, s.gpusPerTask, Math.ceil(gpusHeld(s) / Math.max(nodes, 1)));
   }
   return need;
 }
@@ -201,8 +202,7 @@ export function ensureBatchScripts(setupDir: string, ens: EnsembleRecord): Batch
   }
   if (plans.some((x) => x === null)) {
     const runs = readIndex(setupDir, ens.root).map((e) => {
-      const steps = readRunRecord(e.dir).steps;
-      return { id: e.id, cores: Math.max(0, ...steps.map((st) => st.tasks * st.coresPerTask)) };
+      return { id: e.id, cores: peakCores(readRunRecord(e.dir).steps) };
     });
     plans = planAllocations(runs, k);
   }

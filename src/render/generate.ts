@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError, throwIfProblems } from '../model/errors.js';
 import type { AnyRun } from '../model/run.js';
+import { GEN_ALLOCATION_FLAGS, allocationProblems } from '../model/allocation.js';
+import { peakCores } from '../model/resources.js';
 import { detectScheduler, isSchedulerName } from '../schedulers/index.js';
 import { bumpGeneration } from '../store/ensemble-state.js';
 import { DEFAULT_RUN_DIR_NAMES, DEFAULT_SETUP_DIR, FORMAT_VERSION, runPaths, setupPaths } from '../store/layout.js';
@@ -10,10 +12,10 @@ import { formatIndexBatch, nextIndexPosition, readIndex, writeIndexBatch, type I
 import { ensureBatchScripts, gpusPerNodeNeeded, planAllocations, renderBatchScripts, type BatchScriptInfo, type PlanRecord } from './batch.js';
 import { resolveProgram } from './program.js';
 import { compileRunDirTemplate } from './run-dirs.js';
-import { prepareRuns, runCores, writeRuns, type PreparedBatch, type RenderContext } from './render-runs.js';
+import { prepareRuns, writeRuns, type PreparedBatch, type RenderContext } from './render-runs.js';
 import { expandSources } from './sources.js';
 import { Stage, removeEnsembleTree, removeStaleStages } from './stage.js';
-import { acquireWriteLock } from './write-lock.js';
+import { acquireWriteLock } from '../store/write-lock.js';
 import { DEFAULT_LEASE_MS } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
 import { listPackers } from '../store/ensemble-state.js';
@@ -277,7 +279,7 @@ function entriesOf(batch: PreparedBatch): IndexEntry[] {
 }
 
 function coresOf(batch: PreparedBatch): { id: number; cores: number }[] {
-  return batch.runs.map((r) => ({ id: r.id, cores: runCores(r.steps) }));
+  return batch.runs.map((r) => ({ id: r.id, cores: peakCores(r.steps) }));
 }
 
 function gpusNeeded(batch: PreparedBatch, ens: EnsembleRecord): number {
@@ -343,13 +345,7 @@ function buildEnsemble(opts: GenerateOptions, setupDir: string, root: string): E
   const problems: string[] = [];
   const alloc: AllocationSettings = { ...DEFAULT_ALLOCATION, ...opts.allocation };
   const check = (p: string | null) => p && problems.push(p);
-  check(intProblem(alloc.nodes, '--nodes', 1));
-  check(intProblem(alloc.allocations, '--allocations', 1));
-  check(intProblem(alloc.repeats, '--repeats', 0));
-  if (typeof alloc.walltime !== 'number' || !(alloc.walltime >= 0)) problems.push(`--walltime: must be minutes >= 0, got ${JSON.stringify(alloc.walltime)}`);
-  if (typeof alloc.earlyStop !== 'number' || !(alloc.earlyStop >= 0)) problems.push(`--early-stop: must be minutes >= 0, got ${JSON.stringify(alloc.earlyStop)}`);
-  if (alloc.gpusPerNode !== null) check(intProblem(alloc.gpusPerNode, '--gpus-per-node', 0));
-  if (typeof alloc.name !== 'string' || alloc.name.trim() === '') problems.push('--name: the job name must not be empty');
+  problems.push(...allocationProblems(alloc, GEN_ALLOCATION_FLAGS));
   if (alloc.template !== null) {
     alloc.template = path.resolve(root, alloc.template);
     if (!fs.existsSync(alloc.template)) problems.push(`--template ${alloc.template}: no such file`);

@@ -11,7 +11,7 @@ import { resolveProgram } from './program.js';
 import { compileRunDirTemplate, isInside, planRunDirs } from './run-dirs.js';
 import { loadRunFiles, loadScriptTemplate, type RunFiles } from './sources.js';
 import type { Stage } from './stage.js';
-import { BUILTIN_TOKENS, LAUNCH_TOKEN, renderTemplate, unknownHeading, valueText, type CompiledTemplate } from './tokens.js';
+import { BUILTIN_TOKENS, LAUNCH_TOKEN, renderTemplate, unknownHeading, valueText, type TokenTemplate } from './tokens.js';
 
 /** What rendering runs needs from the ensemble. */
 export interface RenderContext {
@@ -32,7 +32,7 @@ export interface RenderContext {
 interface ScriptUse {
   src: string;
   name: string;
-  template: CompiledTemplate;
+  template: TokenTemplate;
   mode: number;
   launch: string;
 }
@@ -125,7 +125,7 @@ export function prepareRuns(
 
   // Batch-script steps: each script is read once and copied into the run directory under its own
   // name; a second, different copy in the same run (same name, other script or launcher) gets `2-name`.
-  const loaded = new Map<string, { template: CompiledTemplate; mode: number }>();
+  const loaded = new Map<string, { template: TokenTemplate; mode: number }>();
   const uses = new Map<string, ScriptUse>();
   const lists = new Map<string, ScriptUse[]>();
   const reserved = new Map<string, string>();
@@ -178,7 +178,7 @@ export function prepareRuns(
 /** Every `file:line: %%name%%` some run has no value for, with the first runs affected. */
 function checkTokens(runs: readonly PreparedRun[], files: RunFiles): void {
   const missing = new Map<string, { ids: number[]; count: number }>();
-  const check = (t: CompiledTemplate, sample: Sample, id: number, launch: boolean) => {
+  const check = (t: TokenTemplate, sample: Sample, id: number, launch: boolean) => {
     for (let k = 0; k < t.names.length; k++) {
       const name = t.names[k]!;
       if (BUILTINS.has(name) || (launch && name === LAUNCH_TOKEN) || Object.prototype.hasOwnProperty.call(sample, name)) continue;
@@ -261,11 +261,4 @@ export function writeRuns(stage: Stage, batch: PreparedBatch, onProgress?: (done
     if (e instanceof ThemisError) throw e;
     throw new ThemisError('IO', `cannot render run ${current?.id ?? '?'} (${current?.dir ?? '?'}): ${describeFsError(e)}`, { cause: e });
   }
-}
-
-/** Cores a run holds at its peak (its steps run one after another). */
-export function runCores(steps: readonly StepSpec[]): number {
-  let max = 0;
-  for (const s of steps) max = Math.max(max, s.tasks * Math.max(s.coresPerTask, 1));
-  return max;
 }

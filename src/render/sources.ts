@@ -3,7 +3,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { RUN_META_DIR } from '../store/layout.js';
-import { compileTemplate, decodeTextFile, type CompiledTemplate } from './tokens.js';
+import { compileTokens, decodeTextFile, type TokenTemplate } from './tokens.js';
 
 /** fast-glob costs ~30 ms to import: only `gen` expanding patterns needs it. */
 let fastGlob: typeof import('fast-glob') | null = null;
@@ -49,7 +49,7 @@ function isBrokenLink(p: string): boolean {
 export interface ParseSource {
   src: string;
   name: string;
-  template: CompiledTemplate;
+  template: TokenTemplate;
   mode: number;
 }
 
@@ -102,7 +102,7 @@ export function loadRunFiles(lists: { parse: readonly string[]; copy: readonly s
       continue;
     }
     try {
-      parse.push({ src, name: path.basename(src), template: compileTemplate(decodeTextFile(data, src), src), mode: st.mode & 0o7777 });
+      parse.push({ src, name: path.basename(src), template: compileTokens(decodeTextFile(data, src), src), mode: st.mode & 0o7777 });
     } catch (e) {
       problems.push((e as Error).message);
     }
@@ -127,7 +127,7 @@ export function loadRunFiles(lists: { parse: readonly string[]; copy: readonly s
 }
 
 /** A batch-script program, read and compiled once however many runs use it. */
-export function loadScriptTemplate(src: string): { template: CompiledTemplate; mode: number } {
+export function loadScriptTemplate(src: string): { template: TokenTemplate; mode: number } {
   let data: Buffer;
   let st: fs.Stats;
   try {
@@ -141,5 +141,5 @@ export function loadScriptTemplate(src: string): { template: CompiledTemplate; m
     src,
     'it is run as a batch script, which themis parses for %%tokens%%: pass --no-batch-script (or batch_script=false) for a compiled program',
   );
-  return { template: compileTemplate(text, src), mode: st.mode & 0o7777 };
+  return { template: compileTokens(text, src), mode: st.mode & 0o7777 };
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { RUN_META_DIR, setupPaths } from '../store/layout.js';
-import { isProcessAlive, samePidSpace, thisProcess } from '../store/proc.js';
+import { deadHere, thisProcess } from '../store/proc.js';
 
 const OWNER = 'owner.json';
 
@@ -187,7 +187,7 @@ export function removeStaleStages(setupDir: string): void {
     if (!dir.startsWith(prefix)) continue;
     try {
       const o = JSON.parse(fs.readFileSync(path.join(dir, OWNER), 'utf8')) as { host: string; pid: number; pidStart: string | null; pidNs?: string | null };
-      if (samePidSpace(o.host, o.pidNs) && !isProcessAlive(o.pid, o.pidStart)) removeTree(dir);
+      if (deadHere(o)) removeTree(dir);
     } catch {
       // No readable owner: too young to judge, or not ours; leave it.
     }

@@ -48,14 +48,15 @@ export function valueText(v: unknown): string {
  * A template split once into literal parts and token names, so rendering many runs is a join:
  * `parts[0] + value(names[0]) + parts[1] + …`.
  */
-export interface CompiledTemplate {
+export interface TokenTemplate {
   file: string;
   parts: string[];
   names: string[];
   lines: number[];
 }
 
-export function compileTemplate(text: string, file: string): CompiledTemplate {
+/** Split a run file (`--parse`, a batch-script step) at its `%%tokens%%`; batch scripts use Handlebars (`handlebars.ts`) instead. */
+export function compileTokens(text: string, file: string): TokenTemplate {
   const parts: string[] = [];
   const names: string[] = [];
   const lines: number[] = [];
@@ -76,7 +77,7 @@ export function compileTemplate(text: string, file: string): CompiledTemplate {
  * Render a compiled template. `lookup` returns the text for a name, or undefined when unknown:
  * then the token is kept verbatim (callers check unknown tokens up front with `unknownTokens`).
  */
-export function renderTemplate(t: CompiledTemplate, lookup: (name: string) => string | undefined): string {
+export function renderTemplate(t: TokenTemplate, lookup: (name: string) => string | undefined): string {
   if (t.names.length === 0) return t.parts[0]!;
   let out = t.parts[0]!;
   for (let i = 0; i < t.names.length; i++) {
@@ -88,7 +89,7 @@ export function renderTemplate(t: CompiledTemplate, lookup: (name: string) => st
 }
 
 /** `file:line: %%name%%` for every token `known` does not cover. */
-export function unknownTokens(t: CompiledTemplate, known: (name: string) => boolean): string[] {
+export function unknownTokens(t: TokenTemplate, known: (name: string) => boolean): string[] {
   const out: string[] = [];
   for (let i = 0; i < t.names.length; i++) {
     if (!known(t.names[i]!)) out.push(`${t.file}:${t.lines[i]}: %%${t.names[i]}%%`);
@@ -106,7 +107,7 @@ export function replaceTokens(
   values: Record<string, unknown>,
   options: { file?: string; keepUnknown?: boolean } = {},
 ): string {
-  const t = compileTemplate(text, options.file ?? '<text>');
+  const t = compileTokens(text, options.file ?? '<text>');
   const has = (n: string) => Object.prototype.hasOwnProperty.call(values, n);
   if (!options.keepUnknown) {
     throwIfProblems('INPUT', unknownHeading(), unknownTokens(t, has));

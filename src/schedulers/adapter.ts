@@ -1,13 +1,5 @@
+import type { StepLaunch } from '../model/resources.js';
 import type { AllocationSettings, SchedulerName } from '../store/records.js';
-
-/** The resources a step asks for (a subset of StepSpec). */
-export interface StepResources {
-  tasks: number;
-  coresPerTask: number;
-  gpusPerTask: number;
-  /** Minutes; 0 = none. */
-  timeout: number;
-}
 
 /** One node of an allocation as the packer sees it. */
 export interface NodeInfo {
@@ -60,10 +52,13 @@ export interface SchedulerAdapter {
   readonly outputJobIdPattern?: string;
   /** Submitting starts the script in the background here (local): the job id is its pid. */
   readonly submitDetached?: boolean;
-  /** The launcher prefix for `%%themis_launch%%` (no placement known yet); [] for local. */
-  launchPrefix(step: StepResources): string[];
-  /** The launcher argv for a step the packer placed (prefix to the step's own argv). */
-  placedLaunch(step: StepResources, placement: Placement, jobId: string | null): string[];
+  /**
+   * The launcher prefix for `%%themis_launch%%` (no placement known yet); [] for local. Cores per
+   * task follow `model/resources.ts`: 0 means one core per task, never a literal 0 on the argv.
+   */
+  launchPrefix(step: StepLaunch): string[];
+  /** The launcher argv for a step the packer placed (prefix to the step's own argv); cores as above. */
+  placedLaunch(step: StepLaunch, placement: Placement, jobId: string | null): string[];
   /** Header directive lines for a batch script (`#SBATCH …`), already quoted. */
   scriptDirectives(ctx: ScriptContext): string[];
   /** How to submit a rendered script. */

@@ -19,7 +19,7 @@ import {
   type SharedOwner,
 } from './claim-files.js';
 import { runPaths } from './layout.js';
-import { isProcessAlive, samePidSpace } from './proc.js';
+import { deadHere } from './proc.js';
 
 export { dropSharedOwner, type ClaimOwner, type OwnerInput } from './claim-files.js';
 
@@ -99,7 +99,7 @@ export function inspectClaim(runDir: string, opts: ClaimOptions): ClaimInspectio
     if (ageMs > opts.leaseMs) why = `claim has no readable owner (its claimer died while claiming) and is ${age} old, over the lease of ${lease}`;
   } else if (ageMs > opts.leaseMs) {
     why = `last heartbeat of packer ${owner.packerId} (host ${owner.host}, pid ${owner.pid}) was ${age} ago, over the lease of ${lease}`;
-  } else if (samePidSpace(owner.host, owner.pidNs) && !isProcessAlive(owner.pid, owner.pidStart)) {
+  } else if (deadHere(owner)) {
     why = `owner packer ${owner.packerId} (pid ${owner.pid} on this host, ${owner.host}) is no longer running`;
   }
   return { owner, ageMs, stale: why !== null, why, id };

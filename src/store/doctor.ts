@@ -5,7 +5,7 @@ import { fileServerNow } from './clock.js';
 import { listPackers, readStop, removePacker } from './ensemble-state.js';
 import { listJournals, removeJournal, stepRecords } from './journal.js';
 import { runPaths, setupPaths } from './layout.js';
-import { hostName, isProcessAlive, samePidSpace } from './proc.js';
+import { aliveHere, hostName, samePidSpace } from './proc.js';
 import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
 import type { IndexEntry } from './run-index.js';
 import { readRunState } from './scan.js';
@@ -85,7 +85,7 @@ interface StepProc {
 }
 
 function liveHere(p: StepProc | null): boolean {
-  return p !== null && typeof p.pid === 'number' && samePidSpace(p.host, p.pidNs) && isProcessAlive(p.pid, p.pidStart ?? null);
+  return p !== null && aliveHere(p);
 }
 
 /** Look at one run; push its findings. `journals` collects the packers whose journal a running status points into. */

@@ -4,7 +4,7 @@ import { ThemisError, describeFsError } from '../model/errors.js';
 import { writeFileAtomicSync, writeJsonAtomicSync } from './atomic.js';
 import type { ClaimOptions } from './claim.js';
 import { setupPaths } from './layout.js';
-import { isProcessAlive, samePidSpace } from './proc.js';
+import { deadHere } from './proc.js';
 
 /**
  * Ensemble-wide flags in the setup directory's `state/` (and `packers/`), shared by every packer
@@ -188,7 +188,7 @@ export function listPackers(setupDir: string, opts: ClaimOptions): (PackerInfo &
     }
     if (!info || typeof info.packerId !== 'string') continue;
     const ageMs = now - mtime;
-    const alive = ageMs <= opts.leaseMs && (!samePidSpace(info.host, info.pidNs) || isProcessAlive(info.pid, info.pidStart ?? null));
+    const alive = ageMs <= opts.leaseMs && !deadHere(info);
     out.push({ ...info, running: Array.isArray(info.running) ? info.running : [], ageMs, alive });
   }
   return out;

@@ -116,8 +116,3 @@ export const RUN_LOG = 'run.log';
 export const LOG_SPARE = 'log.spare';
 /** The inode the next status.json version is written into (`sparePathFor` in atomic.ts). */
 export const STATUS_SPARE = '.status.json.spare';
-
-/** `run.log` rotated before a restart: run_0001.log, run_0002.log, … */
-export function rotatedLogName(n: number): string {
-  return `run_${String(n).padStart(4, '0')}.log`;
-}

@@ -85,6 +85,26 @@ export function isProcessAlive(pid: number, startTime: string | null): boolean {
   return startTime === null || start === startTime;
 }
 
+/** What a record says about the process that wrote it (claims, heartbeats, journal starts, locks). */
+export interface ProcessRecord {
+  host: string;
+  pid: number;
+  /** Start time of the pid; null/absent = not recorded (any process with that pid counts). */
+  pidStart?: string | null;
+  /** Pid namespace; null/absent = not recorded (judged by the host name alone). */
+  pidNs?: string | null;
+}
+
+/** Is the process a record names alive, as far as this process can tell? False when it cannot judge (another host or pid namespace). */
+export function aliveHere(p: ProcessRecord): boolean {
+  return samePidSpace(p.host, p.pidNs) && isProcessAlive(p.pid, p.pidStart ?? null);
+}
+
+/** Is the process a record names known dead (or its pid reused)? False when this process cannot judge it. */
+export function deadHere(p: ProcessRecord): boolean {
+  return samePidSpace(p.host, p.pidNs) && !isProcessAlive(p.pid, p.pidStart ?? null);
+}
+
 export interface ProcessIdentity {
   host: string;
   pid: number;

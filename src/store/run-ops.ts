@@ -7,7 +7,7 @@ import { fileServerNow } from './clock.js';
 import { bumpGeneration, clearFailed, clearStop, readStop } from './ensemble-state.js';
 import { runPaths } from './layout.js';
 import { stepRecords } from './journal.js';
-import { hostName, isProcessAlive, samePidSpace } from './proc.js';
+import { aliveHere, hostName } from './proc.js';
 import { readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
 import { readIndex } from './run-index.js';
 import { readRunState } from './scan.js';
@@ -183,7 +183,7 @@ function killed(status: StatusRecord, detail: string): StatusRecord {
 function liveStepHere(setupDir: string, dir: string, status: StatusRecord): boolean {
   const rec = stepRecords(setupDir, dir, status);
   const p = rec.start;
-  return rec.exit === null && p !== null && samePidSpace(p.host, p.pidNs) && typeof p.pid === 'number' && isProcessAlive(p.pid, p.pidStart ?? null);
+  return rec.exit === null && p !== null && aliveHere(p);
 }
 
 function requestDequeue(dir: string): void {

@@ -1,46 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { StepSpec } from '../../src/model/step.js';
-import { FORMAT_VERSION, runPaths, setupPaths } from '../../src/store/layout.js';
-import { newStatus, type EnsembleRecord, type RunRecord, type StatusRecord } from '../../src/store/records.js';
-import { formatIndexBatch } from '../../src/store/run-index.js';
-import { makeTempDir, PACK_BIN, writeScript } from '../helpers/cli.js';
-import { testEnsembleRecord } from '../helpers/ensemble.js';
+import { runPaths } from '../../src/store/layout.js';
+import type { StatusRecord } from '../../src/store/records.js';
+import { PACK_BIN, writeScript } from '../helpers/cli.js';
 
-export interface FixtureRun {
-  steps: (Partial<StepSpec> & { args: string[] })[];
-  sample?: Record<string, unknown>;
-}
-
-/**
- * Write an ensemble the way `gen` would (ensemble.json, index, run dirs with run.json and a
- * queued status.json), without depending on `gen`: the packer's tests only need the on-disk contract.
- */
-export function makeEnsemble(
-  runs: FixtureRun[],
-  opts: Partial<EnsembleRecord> & { root?: string } = {},
-): { root: string; setupDir: string; runDir: (id: number) => string } {
-  const root = opts.root ?? makeTempDir('themis-pack-');
-  const setupDir = path.join(root, '.themis_setup');
-  const sp = setupPaths(setupDir);
-  fs.mkdirSync(sp.indexDir, { recursive: true });
-  const { root: _root, ...fields } = opts;
-  const ens: EnsembleRecord = testEnsembleRecord(root, setupDir, fields);
-  fs.writeFileSync(sp.ensemble, JSON.stringify(ens));
-  const entries = runs.map((r, i) => {
-    const id = i + 1;
-    const dir = path.join(root, 'runs', String(id));
-    fs.mkdirSync(path.join(dir, '.themis'), { recursive: true });
-    const steps: StepSpec[] = r.steps.map((s) => ({ tasks: 1, coresPerTask: 1, gpusPerTask: 0, timeout: 0, batchScript: false, cwd: '.', ...s }));
-    const rec: RunRecord = { format: FORMAT_VERSION, id, sample: r.sample ?? {}, sampleKeys: Object.keys(r.sample ?? {}), steps };
-    fs.writeFileSync(runPaths(dir).run, JSON.stringify(rec));
-    fs.writeFileSync(runPaths(dir).status, JSON.stringify(newStatus(id)));
-    return { id, dir };
-  });
-  fs.writeFileSync(sp.indexFile(1), formatIndexBatch(root, entries));
-  return { root, setupDir, runDir: (id: number) => path.join(root, 'runs', String(id)) };
-}
+export { makeEnsemble, type FixtureRun } from '../helpers/ensemble.js';
 
 export function readStatusOf(runDir: string): StatusRecord {
   return JSON.parse(fs.readFileSync(runPaths(runDir).status, 'utf8')) as StatusRecord;

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { NodeInfo } from '../../src/schedulers/adapter.js';
 import { nextLaunches, type PlanOptions, type QueueItem } from '../../src/pack/plan.js';
-import { allocate, checkPoolInvariant, createPool, findSlot, neverFits, release, type Need, type PoolState, type Slot } from '../../src/pack/pool.js';
+import type { StepResources } from '../../src/model/resources.js';
+import { allocate, checkPoolInvariant, createPool, findSlot, neverFits, release, type PoolState, type Slot } from '../../src/pack/pool.js';
 
 const nodesArb = fc.array(
   fc.record({ cores: fc.integer({ min: 1, max: 16 }), gpus: fc.integer({ min: 0, max: 4 }) }),
@@ -26,7 +27,7 @@ interface Running {
  * started or is blocked. Checks the pool invariant after every change, and that each launch fits
  * its need. Returns how many decisions each run waited.
  */
-function simulate(nodes: NodeInfo[], needs: Need[], durations: number[], opts: PlanOptions) {
+function simulate(nodes: NodeInfo[], needs: StepResources[], durations: number[], opts: PlanOptions) {
   let pool: PoolState = createPool(nodes);
   let queue: QueueItem[] = needs.map((need, i) => ({ runId: i, need, since: 0, passedOver: 0 }));
   const running: Running[] = [];
@@ -119,7 +120,7 @@ describe('the packing decision (property tests)', () => {
   it('a large run is not starved by a stream of small ones (it gets a reservation)', () => {
     const nodes: NodeInfo[] = [{ name: 'a', cores: 8, gpus: [] }];
     // Run 0 holds 2 cores for long; run 1 needs all 8; 2000 one-core runs arrive behind it.
-    const needs: Need[] = [{ tasks: 1, coresPerTask: 2, gpusPerTask: 0 }, { tasks: 1, coresPerTask: 8, gpusPerTask: 0 }];
+    const needs: StepResources[] = [{ tasks: 1, coresPerTask: 2, gpusPerTask: 0 }, { tasks: 1, coresPerTask: 8, gpusPerTask: 0 }];
     const durations = [5, 5];
     for (let i = 0; i < 2000; i++) {
       needs.push({ tasks: 1, coresPerTask: 1, gpusPerTask: 0 });

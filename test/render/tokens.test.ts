@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { compileTemplate, decodeTextFile, findTokens, renderTemplate, replaceTokens, unknownTokens, valueText } from '../../src/render/tokens.js';
+import { compileTokens, decodeTextFile, findTokens, renderTemplate, replaceTokens, unknownTokens, valueText } from '../../src/render/tokens.js';
 
 describe('replaceTokens', () => {
   it('inserts values as plain text, never HTML-escaped', () => {
@@ -50,7 +50,7 @@ describe('replaceTokens', () => {
 
 describe('compiled templates', () => {
   it('find tokens with lines, render with a lookup, report unknown ones', () => {
-    const t = compileTemplate('x\n%%a%% %%b%%\n%%a%%', 'f');
+    const t = compileTokens('x\n%%a%% %%b%%\n%%a%%', 'f');
     expect(findTokens('x\n%%a%% %%b%%\n%%a%%')).toEqual([
       { name: 'a', line: 2 },
       { name: 'b', line: 2 },

@@ -2,11 +2,12 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Placement, StepResources } from '../../src/schedulers/adapter.js';
+import type { StepLaunch } from '../../src/model/resources.js';
+import type { Placement } from '../../src/schedulers/adapter.js';
 import { detectScheduler, getAdapter } from '../../src/schedulers/index.js';
 import { FIXTURES, makeTempDir, writeScript } from '../helpers/cli.js';
 
-const step = (s: Partial<StepResources> = {}): StepResources => ({ tasks: 1, coresPerTask: 1, gpusPerTask: 0, timeout: 0, ...s });
+const step = (s: Partial<StepLaunch> = {}): StepLaunch => ({ tasks: 1, coresPerTask: 1, gpusPerTask: 0, timeout: 0, ...s });
 const twoNodes: Placement = {
   nodes: [
     { name: 'n1', tasks: 2, cores: [0, 1, 2, 3], gpus: ['0'] },
@@ -58,6 +59,32 @@ describe('launch commands', () => {
     expect(flux.launchPrefix(step({ timeout: 0.5 }))).toEqual(['flux', 'run', '-n', '1', '-c', '1', '-t', '30s']);
     expect(flux.placedLaunch(step({ tasks: 4 }), twoNodes, null)).toEqual([
       'flux', 'run', '-N', '2', '-n', '4', '-c', '1', '--requires=host:n1,n2',
+    ]);
+  });
+
+  it('cores_per_task 0 (no binding request) is one core per task on every launcher, never `-c 0`; 2 is passed as asked', () => {
+    const jsrun = getAdapter('lsf');
+    const lrun = getAdapter('lsf', { lsfLauncher: 'lrun' });
+    const flux = getAdapter('flux');
+    // Slurm: srun's own default is one core per task, so the flag is left out.
+    expect(getAdapter('slurm').placedLaunch(step({ tasks: 2, coresPerTask: 0 }), twoNodes, null)).toEqual([
+      'srun', '--exact', '-N', '2', '-n', '2', '--nodelist=n1,n2',
+    ]);
+    expect(jsrun.launchPrefix(step({ tasks: 2, coresPerTask: 0 }))).toEqual(['jsrun', '-n', '2', '-c', '1', '-g', '0']);
+    expect(jsrun.launchPrefix(step({ tasks: 2, coresPerTask: 2 }))).toEqual(['jsrun', '-n', '2', '-c', '2', '-g', '0']);
+    expect(jsrun.placedLaunch(step({ tasks: 2, coresPerTask: 0 }), twoNodes, null)).toEqual(['jsrun', '-n', '2', '-c', '1', '-g', '0']);
+    expect(jsrun.placedLaunch(step({ tasks: 2, coresPerTask: 2 }), twoNodes, null)).toEqual(['jsrun', '-n', '2', '-c', '2', '-g', '0']);
+    expect(lrun.launchPrefix(step({ coresPerTask: 0 }))).toEqual(['lrun', '-n', '1', '-c', '1', '-g', '0']);
+    expect(lrun.launchPrefix(step({ coresPerTask: 2 }))).toEqual(['lrun', '-n', '1', '-c', '2', '-g', '0']);
+    expect(lrun.placedLaunch(step({ tasks: 4, coresPerTask: 0 }), twoNodes, null)).toEqual(['lrun', '-N', '2', '-n', '4', '-c', '1', '-g', '0']);
+    expect(lrun.placedLaunch(step({ tasks: 4, coresPerTask: 2 }), twoNodes, null)).toEqual(['lrun', '-N', '2', '-n', '4', '-c', '2', '-g', '0']);
+    expect(flux.launchPrefix(step({ coresPerTask: 0 }))).toEqual(['flux', 'run', '-n', '1', '-c', '1']);
+    expect(flux.launchPrefix(step({ coresPerTask: 2 }))).toEqual(['flux', 'run', '-n', '1', '-c', '2']);
+    expect(flux.placedLaunch(step({ tasks: 4, coresPerTask: 0 }), twoNodes, null)).toEqual([
+      'flux', 'run', '-N', '2', '-n', '4', '-c', '1', '--requires=host:n1,n2',
+    ]);
+    expect(flux.placedLaunch(step({ tasks: 4, coresPerTask: 2 }), twoNodes, null)).toEqual([
+      'flux', 'run', '-N', '2', '-n', '4', '-c', '2', '--requires=host:n1,n2',
     ]);
   });
 

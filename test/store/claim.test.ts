@@ -20,7 +20,7 @@ import { fileServerNow } from '../../src/store/clock.js';
 import { runPaths } from '../../src/store/layout.js';
 import { hostName, isProcessAlive, pidNs, pidStartTime, samePidSpace } from '../../src/store/proc.js';
 import { PROJECT_ROOT, makeTempDir } from '../helpers/cli.js';
-import { makeEnsemble } from './fixture.js';
+import { makeEnsemble } from '../helpers/ensemble.js';
 
 const CLAIM_JS = pathToFileURL(path.join(PROJECT_ROOT, 'dist/store/claim.js')).href;
 const temps: string[] = [];
@@ -29,7 +29,7 @@ afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true 
 function ensemble(n: number) {
   const e = makeEnsemble(n);
   temps.push(e.root);
-  return e;
+  return { root: e.root, setup: e.setupDir, dir: e.runDir };
 }
 
 const who = { jobId: null, packerId: 'test' };

@@ -7,7 +7,7 @@ import { runPaths } from '../../src/store/layout.js';
 import { readStatus } from '../../src/store/records.js';
 import { dequeueRuns, requeueRuns } from '../../src/store/run-ops.js';
 import { PROJECT_ROOT } from '../helpers/cli.js';
-import { makeEnsemble } from './fixture.js';
+import { makeEnsemble } from '../helpers/ensemble.js';
 
 const DIST = (f: string) => pathToFileURL(path.join(PROJECT_ROOT, 'dist/store', f)).href;
 const temps: string[] = [];
@@ -80,7 +80,7 @@ while (Date.now() < Number(until)) {
     while (Date.now() < until) {
       const ids = Array.from({ length: 4 }, () => 1 + Math.floor(Math.random() * N));
       const requeue = Math.random() < 0.5;
-      const r = requeue ? requeueRuns(e.setup, ids) : dequeueRuns(e.setup, ids);
+      const r = requeue ? requeueRuns(e.setupDir, ids) : dequeueRuns(e.setupDir, ids);
       changed += r.changed.length;
       // Histories keep only their newest entries: what our own operations did is counted here.
       if (r.changed.length > 0) seen.add(requeue ? 'requeued' : 'dequeued');
@@ -90,8 +90,8 @@ while (Date.now() < Number(until)) {
     expect(fs.existsSync(violations) ? fs.readFileSync(violations, 'utf8') : '').toBe('');
     expect(changed).toBeGreaterThan(0);
     for (let id = 1; id <= N; id++) {
-      expect(fs.existsSync(runPaths(e.dir(id)).claim), `run ${id} still claimed`).toBe(false);
-      const s = readStatus(e.dir(id))!;
+      expect(fs.existsSync(runPaths(e.runDir(id)).claim), `run ${id} still claimed`).toBe(false);
+      const s = readStatus(e.runDir(id))!;
       let state: string | null = s.history[0]!.event === 'created' ? 'queued' : null;
       for (const h of s.history) {
         const t = TRANSITIONS[h.event];

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runPaths } from '../../src/store/layout.js';
 import { countByStatus, scanRuns, scanRunsAsync } from '../../src/store/scan.js';
-import { makeEnsemble } from './fixture.js';
+import { makeEnsemble } from '../helpers/ensemble.js';
 
 const temps: string[] = [];
 afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -12,28 +12,28 @@ const STATUSES = ['queued', 'running', 'successful', 'failed', 'killed', 'aborte
 
 describe('scanRuns', () => {
   it('reads every run in index order and counts by status', () => {
-    const e = makeEnsemble(12, (id) => ({ status: STATUSES[id % 6]! }));
+    const e = makeEnsemble(12, { status: (id) => ({ status: STATUSES[id % 6]! }) });
     temps.push(e.root);
-    const { ensemble, runs } = scanRuns(e.setup);
+    const { ensemble, runs } = scanRuns(e.setupDir);
     expect(ensemble.root).toBe(e.root);
     expect(runs.map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-    expect(runs[0]).toMatchObject({ id: 1, dir: e.dir(1), problem: null, status: { status: 'running', step: 0 } });
+    expect(runs[0]).toMatchObject({ id: 1, dir: e.runDir(1), problem: null, status: { status: 'running', step: 0 } });
     expect(countByStatus(runs)).toEqual({ total: 12, unreadable: 0, queued: 2, running: 2, successful: 2, failed: 2, killed: 2, aborted: 2 });
   });
 
   it('turns corrupt, truncated, empty, foreign and missing status files into problems, not crashes', async () => {
     const e = makeEnsemble(8);
     temps.push(e.root);
-    const status = (id: number) => runPaths(e.dir(id)).status;
+    const status = (id: number) => runPaths(e.runDir(id)).status;
     const good = fs.readFileSync(status(1), 'utf8');
     fs.writeFileSync(status(2), good.slice(0, 20)); // truncated
     fs.writeFileSync(status(3), ''); // empty
     fs.writeFileSync(status(4), JSON.stringify({ ...JSON.parse(good), id: 4, status: 'exploded' }));
     fs.writeFileSync(status(5), JSON.stringify({ ...JSON.parse(good), id: 5, format: 99 }));
     fs.rmSync(status(6));
-    fs.rmSync(e.dir(7), { recursive: true });
+    fs.rmSync(e.runDir(7), { recursive: true });
     fs.writeFileSync(status(8), JSON.stringify({ ...JSON.parse(good), id: 3 }));
-    for (const result of [scanRuns(e.setup), await scanRunsAsync(e.setup, { sliceSize: 3 })]) {
+    for (const result of [scanRuns(e.setupDir), await scanRunsAsync(e.setupDir, { sliceSize: 3 })]) {
       const p = Object.fromEntries(result.runs.map((r) => [r.id, r.problem]));
       expect(p[1]).toBeNull();
       expect(p[2]).toMatch(/runs\/2\/\.themis\/status\.json is not valid JSON \(truncated or corrupt\?\).*themis doctor/);
@@ -50,8 +50,8 @@ describe('scanRuns', () => {
   it('reads only the ids asked for and leaves out unknown ones', async () => {
     const e = makeEnsemble(10);
     temps.push(e.root);
-    expect(scanRuns(e.setup, { ids: [3, 7, 99] }).runs.map((r) => r.id)).toEqual([3, 7]);
-    expect((await scanRunsAsync(e.setup, { ids: new Set([10]) })).runs.map((r) => r.id)).toEqual([10]);
+    expect(scanRuns(e.setupDir, { ids: [3, 7, 99] }).runs.map((r) => r.id)).toEqual([3, 7]);
+    expect((await scanRunsAsync(e.setupDir, { ids: new Set([10]) })).runs.map((r) => r.id)).toEqual([10]);
   });
 
   it('names the missing ensemble', () => {
@@ -59,14 +59,14 @@ describe('scanRuns', () => {
   });
 
   it('scans 5,000 runs, and the async scan yields to the event loop', async () => {
-    const e = makeEnsemble(5000, (id) => ({ status: id % 10 === 0 ? 'failed' : 'successful' }));
+    const e = makeEnsemble(5000, { status: (id) => ({ status: id % 10 === 0 ? 'failed' : 'successful' }) });
     temps.push(e.root);
-    const { runs } = scanRuns(e.setup);
+    const { runs } = scanRuns(e.setupDir);
     expect(runs).toHaveLength(5000);
     expect(countByStatus(runs)).toMatchObject({ successful: 4500, failed: 500, unreadable: 0 });
     let ticks = 0;
     const timer = setInterval(() => ticks++, 0);
-    const asyncRuns = (await scanRunsAsync(e.setup, { sliceSize: 250 })).runs;
+    const asyncRuns = (await scanRunsAsync(e.setupDir, { sliceSize: 250 })).runs;
     clearInterval(timer);
     expect(asyncRuns).toHaveLength(5000);
     expect(asyncRuns.map((r) => r.status?.status)).toEqual(runs.map((r) => r.status?.status));

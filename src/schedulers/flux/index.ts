@@ -1,4 +1,5 @@
-import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
+import { coresPerTask, type StepLaunch } from '../../model/resources.js';
+import type { AllocationInfo, NodeInfo, SchedulerAdapter } from '../adapter.js';
 import { oneLine, quoteShell } from '../../render/quote.js';
 
 const q = (v: unknown) => quoteShell(oneLine(v));
@@ -8,12 +9,13 @@ import { parseIdStateLines } from '../job-states.js';
 /** Flux Standard Duration: whole minutes as `Nm`, fractions exactly in seconds (0.5 min = `30s`). */
 const fsd = (m: number) => (Number.isInteger(m) ? `${m}m` : `${Math.ceil(m * 60)}s`);
 
-function resourceFlags(step: StepResources): string[] {
-  const argv = ['-n', String(step.tasks), '-c', String(step.coresPerTask)];
+/** `-c` always states the cores each task holds (`coresPerTask`: 1 for a step that asked for 0). */
+function resourceFlags(step: StepLaunch): string[] {
+  const argv = ['-n', String(step.tasks), '-c', String(coresPerTask(step))];
   if (step.gpusPerTask > 0) argv.push('-g', String(step.gpusPerTask));
   return argv;
 }
-const timeFlags = (step: StepResources) => (step.timeout > 0 ? ['-t', fsd(step.timeout)] : []);
+const timeFlags = (step: StepLaunch) => (step.timeout > 0 ? ['-t', fsd(step.timeout)] : []);
 
 const PENDING = new Set(['DEPEND', 'PRIORITY', 'SCHED', 'NEW']);
 const RUNNING = new Set(['RUN', 'CLEANUP']);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
+import { coresPerTask, type StepLaunch } from '../../model/resources.js';
+import type { AllocationInfo, NodeInfo, SchedulerAdapter } from '../adapter.js';
 import { quoteDirective } from '../../render/quote.js';
 import { parseIdStateLines } from '../job-states.js';
 
@@ -43,7 +44,9 @@ function gpusFromEnv(env: NodeJS.ProcessEnv): string[] {
 
 /** The LSF adapter; `launcher` picks jsrun (IBM CSM) or lrun (LLNL's wrapper around it). */
 export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapter {
-  const resourceFlags = (step: StepResources) => ['-n', String(step.tasks), '-c', String(step.coresPerTask), '-g', String(step.gpusPerTask)];
+  // Always explicit, never left to the launcher's defaults (lrun places and binds tasks its own
+  // way): `-c` states the cores each task holds (`coresPerTask`: 1 for a step that asked for 0).
+  const resourceFlags = (step: StepLaunch) => ['-n', String(step.tasks), '-c', String(coresPerTask(step)), '-g', String(step.gpusPerTask)];
   return {
     name: 'lsf',
     outputJobIdPattern: '%J',

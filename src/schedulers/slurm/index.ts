@@ -1,4 +1,5 @@
-import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
+import { coresRequested, type StepLaunch } from '../../model/resources.js';
+import type { AllocationInfo, NodeInfo, SchedulerAdapter } from '../adapter.js';
 import { quoteDirective } from '../../render/quote.js';
 import { expandCounts, expandNodelist } from '../nodelist.js';
 import { parseIdStateLines } from '../job-states.js';
@@ -6,15 +7,17 @@ import { parseIdStateLines } from '../job-states.js';
 /** Minutes for a `-t` flag: whole minutes, rounded up (a 0.5-minute timeout must not become 0 = none). */
 const wholeMinutes = (m: number) => Math.ceil(m);
 
-function resourceFlags(step: StepResources): string[] {
+/** `-c` only for a core request: without one srun gives each task one core, as the pool holds. */
+function resourceFlags(step: StepLaunch): string[] {
   const argv: string[] = [];
+  const cores = coresRequested(step);
   if (step.tasks > 0) argv.push('-n', String(step.tasks));
-  if (step.coresPerTask > 0) argv.push('-c', String(step.coresPerTask));
+  if (cores !== null) argv.push('-c', String(cores));
   if (step.gpusPerTask > 0) argv.push(`--gpus-per-task=${step.gpusPerTask}`);
   return argv;
 }
 
-const timeFlags = (step: StepResources) => (step.timeout > 0 ? ['-t', String(wholeMinutes(step.timeout))] : []);
+const timeFlags = (step: StepLaunch) => (step.timeout > 0 ? ['-t', String(wholeMinutes(step.timeout))] : []);
 
 /** squeue's %T states that still hold (or will hold) an allocation. */
 const PENDING = new Set(['PENDING', 'CONFIGURING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'RESV_DEL_HOLD']);

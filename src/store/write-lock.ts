@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError, describeFsError } from '../model/errors.js';
-import { setupPaths } from '../store/layout.js';
-import { isProcessAlive, samePidSpace, thisProcess } from '../store/proc.js';
+import { setupPaths } from './layout.js';
+import { deadHere, thisProcess } from './proc.js';
 
 interface LockOwner {
   host: string;
@@ -33,7 +33,7 @@ export function acquireWriteLock(setupDir: string, command: string): () => void 
       } catch {
         held = null;
       }
-      if (held && samePidSpace(held.host, held.pidNs) && !isProcessAlive(held.pid, held.pidStart) && attempt === 0) {
+      if (held && deadHere(held) && attempt === 0) {
         fs.rmSync(lock, { recursive: true, force: true });
         continue;
       }

@@ -1,0 +1,67 @@
+/**
+ * One check of an ensemble's allocation settings, for every way they are set (`themis gen`'s
+ * flags, `Themis.create` and `executeAlloc`'s options): the same rules and the same messages; only
+ * the name each caller's users know a field by differs.
+ */
+
+/** The allocation settings a user sets (the fields of `AllocationSettings` that are checked). */
+export interface AllocationInput {
+  nodes: unknown;
+  walltime: unknown;
+  name: unknown;
+  repeats: unknown;
+  earlyStop: unknown;
+  allocations?: unknown;
+  gpusPerNode?: unknown;
+  maxConcurrency?: unknown;
+}
+
+export type AllocationField = keyof AllocationInput;
+
+/** What `themis gen` calls each field. */
+export const GEN_ALLOCATION_FLAGS: Readonly<Record<AllocationField, string>> = {
+  nodes: '--nodes',
+  walltime: '--walltime',
+  name: '--name',
+  repeats: '--repeats',
+  earlyStop: '--early-stop',
+  allocations: '--allocations',
+  gpusPerNode: '--gpus-per-node',
+  maxConcurrency: 'maxConcurrency',
+};
+
+/** What `executeAlloc({...})` calls each field (the seed's keyword arguments). */
+export const EXECUTE_ALLOC_OPTIONS: Readonly<Record<AllocationField, string>> = {
+  nodes: 'nodes',
+  walltime: 'timeout',
+  name: 'name',
+  repeats: 'repeats',
+  earlyStop: 'earlyStop',
+  allocations: 'allocations',
+  gpusPerNode: 'gpusPerNode',
+  maxConcurrency: 'maxConcurrency',
+};
+
+const isInt = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
+const isMinutes = (v: unknown) => typeof v === 'number' && v >= 0;
+const got = (v: unknown) => `got ${JSON.stringify(v)}`;
+
+/**
+ * Every problem with the settings, as "name: what is wrong, got X; what to give" strings (empty =
+ * valid). Optional fields are checked only when set (null = derived / no cap).
+ * @example allocationProblems({ ...settings, nodes: 0 }, GEN_ALLOCATION_FLAGS)
+ *   // ['--nodes: must be an integer >= 1, got 0; give the nodes each allocation asks for']
+ */
+export function allocationProblems(a: AllocationInput, names: Readonly<Record<AllocationField, string>>): string[] {
+  const problems: string[] = [];
+  const say = (field: AllocationField, rule: string, fix: string) => problems.push(`${names[field]}: ${rule}, ${got(a[field])}; ${fix}`);
+  if (!isInt(a.nodes, 1)) say('nodes', 'must be an integer >= 1', 'give the nodes each allocation asks for');
+  if (a.allocations !== undefined && !isInt(a.allocations, 1)) say('allocations', 'must be an integer >= 1', 'give how many batch scripts to split the runs over');
+  if (!isInt(a.repeats, 0)) say('repeats', 'must be an integer >= 0', 'give how often an allocation that ends with work left is resubmitted (0 = never)');
+  if (!isMinutes(a.walltime)) say('walltime', 'must be minutes >= 0', "give each allocation's time limit (0 = the scheduler's default)");
+  if (!isMinutes(a.earlyStop)) say('earlyStop', 'must be minutes >= 0', 'give how long before the end of an allocation no new run starts');
+  if (a.gpusPerNode != null && !isInt(a.gpusPerNode, 0)) say('gpusPerNode', 'must be an integer >= 0', 'give the GPUs per node to ask for, or leave it out to ask for what the runs need');
+  if (a.maxConcurrency != null && !isInt(a.maxConcurrency, 1)) say('maxConcurrency', 'must be an integer >= 1', 'give the most steps each allocation runs at once, or null to fill its cores');
+  if (typeof a.name !== 'string' || a.name.trim() === '') say('name', 'the job name must not be empty', 'give a name, or leave it out for "themis"');
+  return problems;
+}
