@@ -46,11 +46,14 @@ export interface Shell {
 export function carryOut(e: Effect, sh: Shell): void {
   switch (e.type) {
     case 'log':
-      return sh.log(e.line);
+      sh.log(e.line);
+      return;
     case 'claim':
-      return claim(e, sh);
+      claim(e, sh);
+      return;
     case 'note-blocked':
-      return noteBlocked(e.dir, e.reason, sh.who, sh.claimOpts);
+      noteBlocked(e.dir, e.reason, sh.who, sh.claimOpts);
+      return;
     case 'settle-orphan':
       settleOrphan(sh.setupDir, e.dir, e.status, sh.graceMs).then(
         (outcome) => sh.dispatch({ type: 'orphan-settled', runId: e.runId, outcome, dequeueRequested: dequeueRequested(e.dir) }),
@@ -65,14 +68,17 @@ export function carryOut(e: Effect, sh: Shell): void {
       );
       return;
     case 'write-status':
-      return sh.dispatch(writeHeldStatus(e.runId, e.dir, e.claim, e.status));
+      sh.dispatch(writeHeldStatus(e.runId, e.dir, e.claim, e.status));
+      return;
     case 'write-result':
       try {
         writeResult(e.dir, e.value);
       } catch (err) {
-        return sh.dispatch({ type: 'result-written', runId: e.runId, ok: false, message: `cannot write result.json: ${(err as Error)?.message ?? err}` });
+        sh.dispatch({ type: 'result-written', runId: e.runId, ok: false, message: `cannot write result.json: ${(err as Error)?.message ?? err}` });
+        return;
       }
-      return sh.dispatch({ type: 'result-written', runId: e.runId, ok: true });
+      sh.dispatch({ type: 'result-written', runId: e.runId, ok: true });
+      return;
     case 'append-log':
       try {
         const cwd = path.resolve(e.dir, e.cwd);
@@ -90,13 +96,14 @@ export function carryOut(e: Effect, sh: Shell): void {
       }
       return;
     case 'release-claim':
-      return releaseClaim(e.claim);
+      releaseClaim(e.claim);
+      return;
     case 'spawn':
-      return sh.launcher.spawn(
-        spawnRequest(sh.launch, sh.pool, e.slot, { key: e.key, runId: e.runId, runDir: e.dir, setupDir: sh.setupDir, stepIndex: e.stepIndex, attempt: e.attempt, step: e.step }),
-      );
+      sh.launcher.spawn(spawnRequest(sh.launch, sh.pool, e.slot, { key: e.key, runId: e.runId, runDir: e.dir, setupDir: sh.setupDir, stepIndex: e.stepIndex, attempt: e.attempt, step: e.step }));
+      return;
     case 'kill':
-      return sh.launcher.kill(e.key, e.reason);
+      sh.launcher.kill(e.key, e.reason);
+      return;
     case 'kill-group':
       try {
         process.kill(-e.pid, 'SIGKILL');
@@ -112,21 +119,29 @@ export function carryOut(e: Effect, sh: Shell): void {
       if (!readStop(sh.setupDir)) setStop(sh.setupDir, { reason: e.reason, by: sh.who.packerId, kind: e.kind });
       return;
     case 'wait-job-stop':
-      return sh.later(e.ms, { type: 'job-stop-window-closed', key: e.key });
+      sh.later(e.ms, { type: 'job-stop-window-closed', key: e.key });
+      return;
     case 'rescan':
-      return sh.rescan();
+      sh.rescan();
+      return;
     case 'rescan-later':
-      return sh.later(e.ms, { type: 'rescan-due', recheck: true });
+      sh.later(e.ms, { type: 'rescan-due', recheck: true });
+      return;
     case 'look-for-work':
-      return sh.lookForWork(e.windowWasFull);
+      sh.lookForWork(e.windowWasFull);
+      return;
     case 'decide-soon':
-      return sh.decideSoon();
+      sh.decideSoon();
+      return;
     case 'decide-now':
-      return sh.decideNow();
+      sh.decideNow();
+      return;
     case 'changed':
-      return sh.changed();
+      sh.changed();
+      return;
     case 'finish':
-      return sh.finish(e.reason, e.keepJournal);
+      sh.finish(e.reason, e.keepJournal);
+      return;
   }
 }
 
@@ -142,9 +157,10 @@ function claim(e: EffectOf<'claim'>, sh: Shell): void {
     got = tryClaim(c.dir, sh.who, sh.claimOpts);
   } catch (err) {
     if (!(err instanceof ThemisError)) throw err;
-    return sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'refused', message: err.message });
+    sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'refused', message: err.message });
+    return;
   }
-  if (!got) return sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' });
+  if (!got) { sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' }); return; }
   let status: StatusRecord | null = null;
   let statusError: string | null = null;
   try {

@@ -101,7 +101,8 @@ export class PackLoop implements Shell {
     try {
       effects = transition(this.state, ev, moment(this.cfg.now()));
     } catch (e) {
-      return this.fatal(e);
+      this.fatal(e);
+      return;
     }
     for (const e of effects) {
       try {

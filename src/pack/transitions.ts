@@ -108,7 +108,7 @@ class Core {
 
   decide(candidates: LoadedCandidate[], windowSize: number): void {
     const s = this.s;
-    if (s.interrupted) return this.checkDone();
+    if (s.interrupted) { this.checkDone(); return; }
     const cands = s.stopStarting ? [] : candidates;
     // Loaded candidates are QueueItems themselves; runs in hand get an item only while they wait.
     const items: QueueItem[] = s.waiting.length === 0 ? cands : s.waiting.map(itemOf).concat(cands);
@@ -186,13 +186,15 @@ class Core {
     if (ev.statusError !== null) {
       this.log(`run ${c.id}: ${ev.statusError}; skipped`);
       releaseClaim();
-      return this.giveBack(ev.slot);
+      this.giveBack(ev.slot);
+      return;
     }
     let status = ev.status;
     // The claim, not the earlier scan, makes the status current: it may have finished meanwhile.
     if (!status || (status.status !== 'queued' && status.status !== 'running') || s.stopStarting) {
       releaseClaim();
-      return this.giveBack(ev.slot);
+      this.giveBack(ev.slot);
+      return;
     }
     if (!(status.step >= 0 && status.step < ev.record.steps.length)) {
       // A status pointing past the run's steps (edited by hand, or a newer themis): never guess.
@@ -200,7 +202,8 @@ class Core {
       releaseClaim();
       this.giveBack(ev.slot);
       s.blocked.set(c.id, why);
-      return this.log(`run ${c.id} not started: ${why}`);
+      this.log(`run ${c.id} not started: ${why}`);
+      return;
     }
     const b = ev.broken;
     if (b) status = withHistory(status, 'claim broken', `stale claim of packer ${b.packerId} (host ${b.host}, pid ${b.pid})`, this.at.iso);
@@ -240,13 +243,14 @@ class Core {
   orphanSettled(ev: Ev<'orphan-settled'>): void {
     const a = this.s.held.get(ev.runId);
     if (!a) return;
-    if (a.phase.kind === 'lost') return this.dropLost(a);
+    if (a.phase.kind === 'lost') { this.dropLost(a); return; }
     if (a.phase.kind !== 'recovering') return;
     const { slot, need } = a.phase;
     a.status = withHistory(a.status, 'recovered', ev.outcome.note, this.at.iso);
     if (ev.outcome.exit) {
       this.giveBack(slot);
-      return this.applyExit(a, ev.outcome.exit, true);
+      this.applyExit(a, ev.outcome.exit, true);
+      return;
     }
     a.status = { ...a.status, attempt: a.status.attempt + 1 };
     this.afterClaim(a, slot, need, ev.dequeueRequested);
@@ -257,10 +261,11 @@ class Core {
     // `themis dequeue` raced with our claim: honour it before starting anything.
     if (dequeueRequested) {
       this.giveBack(slot);
-      return this.killDequeued(a);
+      this.killDequeued(a);
+      return;
     }
     // The slot was found for the needs the scan saw; the status read under the claim may be at another step.
-    if (sameResources(needOf(a), need)) return this.startStep(a, slot);
+    if (sameResources(needOf(a), need)) { this.startStep(a, slot); return; }
     this.giveBack(slot);
     this.wait(a);
   }
@@ -271,7 +276,8 @@ class Core {
     const s = this.s;
     if (s.interrupted) {
       this.giveBack(slot);
-      return this.requeue(a, describeStop(s.interrupted));
+      this.requeue(a, describeStop(s.interrupted));
+      return;
     }
     if (a.needsPrep && s.cfg.hasPrepRun) {
       a.needsPrep = false;
@@ -316,19 +322,21 @@ class Core {
     const a = this.s.held.get(ev.runId);
     if (!a) return;
     const p = a.phase;
-    if (p.kind === 'lost') return this.dropLost(a);
+    if (p.kind === 'lost') { this.dropLost(a); return; }
     if (ev.hook === 'prepRun' && p.kind === 'prepping') {
-      if (!ev.ok) return this.prepFailed(a, p.slot, ev.message, ev.detail);
+      if (!ev.ok) { this.prepFailed(a, p.slot, ev.message, ev.detail); return; }
       if (this.s.interrupted) {
         this.giveBack(p.slot);
-        return this.requeue(a, describeStop(this.s.interrupted));
+        this.requeue(a, describeStop(this.s.interrupted));
+        return;
       }
-      return this.launchStep(a, p.slot);
+      this.launchStep(a, p.slot);
+      return;
     }
     if (ev.hook === 'postRun' && p.kind === 'post-run') {
       // postRun after the last step; its value is the run's result. A throw retries postRun alone.
-      if (!ev.ok) return this.postRunFailed(a, ev.message, ev.detail);
-      if (ev.value === undefined) return this.postRunOver(a);
+      if (!ev.ok) { this.postRunFailed(a, ev.message, ev.detail); return; }
+      if (ev.value === undefined) { this.postRunOver(a); return; }
       this.out.push({ type: 'write-result', runId: a.id, dir: a.dir, value: ev.value });
     }
   }
@@ -336,9 +344,9 @@ class Core {
   resultWritten(ev: Ev<'result-written'>): void {
     const a = this.s.held.get(ev.runId);
     if (!a) return;
-    if (a.phase.kind === 'lost') return this.dropLost(a);
+    if (a.phase.kind === 'lost') { this.dropLost(a); return; }
     if (a.phase.kind !== 'post-run') return;
-    if (ev.ok) return this.postRunOver(a);
+    if (ev.ok) { this.postRunOver(a); return; }
     this.postRunFailed(a, ev.message, ev.message);
   }
 
@@ -355,7 +363,8 @@ class Core {
     const reason = `postRun failed: ${message}`;
     if (!budgetLeft || this.s.interrupted) {
       a.status = withHistory({ ...a.status, status: 'failed', reason: `${reason}; no restarts left` }, 'failed', reason, this.at.iso);
-      return this.postRunOver(a);
+      this.postRunOver(a);
+      return;
     }
     a.status = withHistory({ ...a.status, restarts: a.status.restarts + 1 }, 'restart', reason, this.at.iso);
     this.out.push({ type: 'run-hook', hook: 'postRun', runId: a.id, record: a.record, dir: a.dir });
@@ -383,7 +392,7 @@ class Core {
     const a = s.byKey.get(key);
     if (!a) return;
     const p = a.phase;
-    if (p.kind === 'lost') return this.dropLost(a);
+    if (p.kind === 'lost') { this.dropLost(a); return; }
     if (p.kind !== 'running') return;
     let exit = reported;
     if (exit.stoppedBy === null && mayBeJobWideStop(exit)) {
@@ -419,7 +428,7 @@ class Core {
     // Our own step stopped because we lost its claim: the new holder settles the run. A dead
     // packer's step stopped that way (recovered: the claim is ours now) runs again, like any
     // interrupted step; dropping it would leave its `running` status with no claim, forever.
-    if (!recovered && exit.stoppedBy === 'lost-claim') return this.drop(a, true);
+    if (!recovered && exit.stoppedBy === 'lost-claim') { this.drop(a, true); return; }
     let r = afterStepExit(a.status, exit, this.policy(a), this.at.iso);
     // An interrupted step of a dead packer is simply run again here (no restart used).
     if (recovered && r.next === 'requeue') r = { status: { ...r.status, status: 'running' }, next: 'restart' };
@@ -433,15 +442,15 @@ class Core {
   }
 
   private advance(a: HeldRun, next: Next): void {
-    if (next === 'requeue') return this.requeue(a, a.status.reason ?? 'interrupted');
-    if (next === 'done') return this.complete(a);
+    if (next === 'requeue') { this.requeue(a, a.status.reason ?? 'interrupted'); return; }
+    if (next === 'done') { this.complete(a); return; }
     a.since = this.at.now;
     a.passedOver = 0;
     this.wait(a);
   }
 
   private wait(a: HeldRun): void {
-    if (this.s.stopStarting) return this.requeue(a, describeStop(this.s.stopStarting));
+    if (this.s.stopStarting) { this.requeue(a, describeStop(this.s.stopStarting)); return; }
     a.phase = { kind: 'waiting' };
     this.s.waiting.push(a);
     this.out.push({ type: 'decide-soon' });
@@ -475,7 +484,7 @@ class Core {
     const a = s.held.get(ev.runId);
     if (!a) return;
     const p = a.phase;
-    if (p.kind === 'lost') return this.dropLost(a);
+    if (p.kind === 'lost') { this.dropLost(a); return; }
     if (p.kind !== 'starting' && p.kind !== 'writing') return;
     if (!ev.ok) {
       if (ev.why === 'claim-lost') this.log(`run ${a.id}: claim lost; leaving its status to the new holder`);
@@ -489,7 +498,8 @@ class Core {
         this.stopStartingRuns({ kind: 'status-unwritable', why: ev.message });
       }
       if (p.kind === 'starting') this.giveBack(p.slot);
-      return this.drop(a, true);
+      this.drop(a, true);
+      return;
     }
     a.status = p.status;
     if (p.kind === 'starting') {
@@ -566,10 +576,12 @@ class Core {
         return;
       case 'exited':
         a.phase = { kind: 'lost', awaits: 'exit', slot: p.slot, key: p.key, pid: 0 };
-        return this.dropLost(a);
+        this.dropLost(a);
+        return;
       case 'waiting':
         this.takeWaiting(a.id);
-        return this.drop(a, true);
+        this.drop(a, true);
+        return;
       case 'prepping':
         a.phase = { kind: 'lost', awaits: 'hook', slot: p.slot, key: null, pid: 0 };
         return;
@@ -691,13 +703,13 @@ class Core {
     const s = this.s;
     if (s.finished !== null || s.held.size > 0 || s.claimsInFlight > 0 || s.scan.running) return;
     const cause = s.interrupted ?? s.stopStarting;
-    if (cause) return this.finish(describeStop(cause));
+    if (cause) { this.finish(describeStop(cause)); return; }
     if (!view) return void this.out.push({ type: 'decide-soon' });
     if (view.remaining) return;
     // Every run of a full window was blocked: there may be more behind it.
     if (view.windowWasFull) return void this.out.push({ type: 'decide-soon' });
     // Nothing in hand and nothing known: one fresh look before deciding the work is done.
-    if (s.scan.dirty) return this.startRescan();
+    if (s.scan.dirty) { this.startRescan(); return; }
     const waitingFor = s.scan.suspects + s.scan.contested.size;
     if (waitingFor > 0) {
       // Runs held by a packer that went silent (or a queued run whose claimer died mid-claim):

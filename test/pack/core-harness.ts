@@ -135,27 +135,31 @@ export class CoreHarness {
     switch (e.type) {
       case 'claim': {
         const c = e.candidate;
-        if (this.contested.has(c.id)) return this.handle({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' });
+        if (this.contested.has(c.id)) { this.handle({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' }); return; }
         const claim = { runDir: c.dir, owner: { packerId: 'p1' }, id: { dev: 1, ino: c.id }, shared: null } as unknown as Claim;
         const status = this.diskStatus.get(c.id) ?? newStatus(c.id);
         const dequeueRequested = this.dequeueOnClaim.has(c.id);
-        return this.handle({ type: 'claimed', candidate: c, record: c.record!, slot: e.slot, claim, broken: null, status, statusError: null, dequeueRequested });
+        this.handle({ type: 'claimed', candidate: c, record: c.record!, slot: e.slot, claim, broken: null, status, statusError: null, dequeueRequested });
+        return;
       }
       case 'write-status': {
         const fail = this.failWrites.get(e.runId);
         if (fail) {
           this.failWrites.delete(e.runId);
-          return this.handle({ type: 'status-written', runId: e.runId, ok: false, why: fail, message: fail === 'io' ? 'ENOSPC: no space left on device' : 'claim lost' });
+          this.handle({ type: 'status-written', runId: e.runId, ok: false, why: fail, message: fail === 'io' ? 'ENOSPC: no space left on device' : 'claim lost' });
+          return;
         }
         this.diskStatus.set(e.runId, e.status);
-        return this.handle({ type: 'status-written', runId: e.runId, ok: true });
+        this.handle({ type: 'status-written', runId: e.runId, ok: true });
+        return;
       }
       case 'mark-failed':
         this.failedInEnsemble++;
         if (e.count) this.handle({ type: 'failures-counted', failed: this.failedInEnsemble });
         return;
       case 'decide-now':
-        return this.handle(this.decideEvent());
+        this.handle(this.decideEvent());
+        return;
       case 'decide-soon':
         this.decisionDue = true;
         return;
