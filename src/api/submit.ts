@@ -3,7 +3,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { ensureBatchScripts, fileSafeName, type BatchScriptInfo } from '../render/batch.js';
-import { quoteArgv, quoteShell } from '../render/quote.js';
+import { quoteArgv, quoteShell } from '../model/quote.js';
 import type { CommandSpec } from '../schedulers/adapter.js';
 import { getAdapter } from '../schedulers/index.js';
 import { allocationStates, readJobs, recordJobs, type JobRecord } from '../store/jobs.js';

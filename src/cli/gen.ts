@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { CompositeRun, Run, Step, parseIntField, parseMinutes, type AnyRun } from '../model/run.js';
 import { parseSamples, parseStepsCsv, varyAll, type VaryAllResources } from '../model/samples.js';
-import { quoteArgv, quoteShell } from '../render/quote.js';
+import { quoteArgv, quoteShell } from '../model/quote.js';
 import { addRuns, generateEnsemble, type GenerateReport } from '../render/generate.js';
 import type { CommandSpec } from '../schedulers/adapter.js';
 import { SCHEDULER_NAMES } from '../schedulers/index.js';

@@ -1,4 +1,4 @@
-import type { AllocationSettings, SchedulerName } from '../store/records.js';
+import type { AllocationSettings, SchedulerName } from '../model/allocation.js';
 
 /** The resources a step asks for (a subset of StepSpec). */
 export interface StepResources {

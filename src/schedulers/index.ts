@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { SchedulerName } from '../model/allocation.js';
 import { ThemisError } from '../model/errors.js';
-import type { SchedulerName } from '../store/records.js';
 import type { SchedulerAdapter } from './adapter.js';
 import { fluxAdapter } from './flux/index.js';
 import { localAdapter } from './local/index.js';

@@ -1,5 +1,5 @@
 import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
-import { oneLine, quoteShell } from '../../render/quote.js';
+import { oneLine, quoteShell } from '../../model/quote.js';
 
 const q = (v: unknown) => quoteShell(oneLine(v));
 import { expandNodelist } from '../nodelist.js';

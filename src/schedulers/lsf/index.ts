@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
-import { quoteDirective } from '../../render/quote.js';
+import { quoteDirective } from '../../model/quote.js';
 import { parseIdStateLines } from '../job-states.js';
 
 export type LsfLauncher = 'jsrun' | 'lrun';

@@ -1,5 +1,5 @@
 import type { AllocationInfo, NodeInfo, SchedulerAdapter, StepResources } from '../adapter.js';
-import { quoteDirective } from '../../render/quote.js';
+import { quoteDirective } from '../../model/quote.js';
 import { expandCounts, expandNodelist } from '../nodelist.js';
 import { parseIdStateLines } from '../job-states.js';
 
