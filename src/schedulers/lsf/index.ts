@@ -46,6 +46,7 @@ export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapte
   const resourceFlags = (step: StepResources) => ['-n', String(step.tasks), '-c', String(step.coresPerTask), '-g', String(step.gpusPerTask)];
   return {
     name: 'lsf',
+    detectCommand: 'bsub',
     outputJobIdPattern: '%J',
 
     launchPrefix(step) {
@@ -75,6 +76,10 @@ export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapte
     parseJobId(stdout) {
       const m = /Job <(\d+)> is submitted/.exec(stdout);
       return m ? m[1]! : null;
+    },
+
+    insideAllocation(env) {
+      return Boolean(env.LSB_JOBID);
     },
 
     discover(env): AllocationInfo | null {

@@ -41,6 +41,7 @@ export function parseSlurmTime(text: string | null): number | null {
 
 export const slurmAdapter: SchedulerAdapter = {
   name: 'slurm',
+  detectCommand: 'sbatch',
   outputJobIdPattern: '%j',
 
   launchPrefix(step) {
@@ -85,6 +86,10 @@ export const slurmAdapter: SchedulerAdapter = {
   parseJobId(stdout) {
     const m = /Submitted batch job (\d+)/.exec(stdout) ?? /^\s*(\d+)(?:;\S+)?\s*$/m.exec(stdout);
     return m ? m[1]! : null;
+  },
+
+  insideAllocation(env) {
+    return Boolean(env.SLURM_JOB_ID || env.SLURM_JOBID);
   },
 
   discover(env, run): AllocationInfo | null {
