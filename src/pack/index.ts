@@ -1,10 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ThemisError } from '../model/errors.js';
-import { getAdapter } from '../schedulers/index.js';
+import { submitScriptSync } from '../schedulers/commands.js';
 import { readJsonSync, writeJsonAtomicSync } from '../store/atomic.js';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, dropSharedOwner } from '../store/claim.js';
 import { readGeneration, readStop, removePacker, takeOnce, writePackerHeartbeat } from '../store/ensemble-state.js';
@@ -131,25 +131,20 @@ function resubmit(setupDir: string, allocation: number | null, script: string, r
     log(`queued runs remain but all ${repeats} repeats are used; not resubmitting`);
     return null;
   }
-  const adapter = getAdapter(scheduler as 'slurm');
-  const cmd = adapter.submitCommand(script);
-  if (adapter.submitDetached) {
-    // Local "submission" starts the script in the background; its pid is the job id.
-    const child = spawn(cmd.argv[0]!, cmd.argv.slice(1), { cwd: path.dirname(script), detached: true, stdio: 'ignore' });
-    child.unref();
-    return record(String(child.pid ?? ''));
-  }
-  const r = spawnSync(cmd.argv[0]!, cmd.argv.slice(1), {
-    encoding: 'utf8',
-    input: cmd.stdinFile ? fs.readFileSync(cmd.stdinFile) : undefined,
-    cwd: path.dirname(script),
-    timeout: 60_000,
-  });
-  if (r.status !== 0) {
-    log(`resubmitting ${script} failed: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+  let jobId: string | null;
+  try {
+    // Local: the script starts in the background (its pid is the job id), with no output kept.
+    jobId = submitScriptSync(scheduler as SchedulerName, script, {
+      cwd: path.dirname(script),
+      what: 'the resubmission',
+      fix: 'the runs left stay queued: fix what it names, then submit again (`themis submit`)',
+    }).jobId;
+  } catch (e) {
+    if (!(e instanceof ThemisError)) throw e;
+    log(`resubmitting ${script} failed: ${e.message}`);
     return null;
   }
-  return record(adapter.parseJobId(r.stdout ?? ''));
+  return record(jobId);
 
   function record(jobId: string | null): PackerSummary['resubmitted'] {
     const at = new Date().toISOString();
