@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT, makeTempDir } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT, tempDirs } from '../helpers/cli.js';
 import { importCycles, importGraph, moduleSpecifiers, upwardEdges, type ImportEdge } from './imports.js';
 
 /**
@@ -42,13 +42,9 @@ describe('src/ layers', () => {
 });
 
 describe('the layer check itself', () => {
-  const temps: string[] = [];
-  afterEach(() => {
-    for (const t of temps.splice(0)) fs.rmSync(t, { recursive: true, force: true });
-  });
+  const tmp = tempDirs('themis-layers-');
   function tree(files: Record<string, string>): string {
-    const root = makeTempDir('themis-layers-');
-    temps.push(root);
+    const root = tmp();
     for (const [f, text] of Object.entries(files)) {
       fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
       fs.writeFileSync(path.join(root, f), text);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SchedulerName } from '../../src/model/allocation.js';
 import { ThemisError } from '../../src/model/errors.js';
 import type { CommandSpec } from '../../src/schedulers/adapter.js';
@@ -16,18 +16,10 @@ import {
   type CommandOutcome,
 } from '../../src/schedulers/commands.js';
 import { SCHEDULER_NAMES, discoverAllocation, getAdapter } from '../../src/schedulers/index.js';
-import { FIXTURES, makeTempDir, writeScript } from '../helpers/cli.js';
+import { FIXTURES, tempDirs, writeScript } from '../helpers/cli.js';
 
 const FAKE_BIN = path.join(FIXTURES, 'bin');
-const temps: string[] = [];
-afterEach(() => {
-  for (const t of temps.splice(0)) fs.rmSync(t, { recursive: true, force: true });
-});
-function tmp(): string {
-  const t = makeTempDir('themis-commands-');
-  temps.push(t);
-  return t;
-}
+const tmp = tempDirs('themis-commands-');
 
 /** A directory with one executable `name` running `body`, and an env with it first on PATH. */
 function fake(name: string, body: string): { dir: string; env: NodeJS.ProcessEnv; file: string } {
