@@ -1,14 +1,12 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { ThemisError, describeFsError } from '../model/errors.js';
+import type { SchedulerName } from '../model/allocation.js';
+import { ThemisError } from '../model/errors.js';
 import { ensureBatchScripts, fileSafeName, type BatchScriptInfo } from '../render/batch.js';
-import { quoteArgv, quoteShell } from '../render/quote.js';
-import type { CommandSpec } from '../schedulers/adapter.js';
+import { formatCommand, submitScript } from '../schedulers/commands.js';
 import { getAdapter } from '../schedulers/index.js';
 import { allocationStates, readJobs, recordJobs, type JobRecord } from '../store/jobs.js';
 import { setupPaths } from '../store/layout.js';
-import { readEnsemble, type EnsembleRecord, type SchedulerName } from '../store/records.js';
+import { readEnsemble, type EnsembleRecord } from '../store/records.js';
 
 export interface SubmittedJob {
   allocation: number;
@@ -34,12 +32,6 @@ export interface SubmitOptions {
   by?: JobRecord['by'];
   /** Submit even when the allocation's last job is still pending or running. */
   force?: boolean;
-}
-
-/** How a user would type the command: `sbatch x.sh`, `bsub < x.sh`. */
-export function displayCommand(cmd: CommandSpec): string {
-  const words = quoteArgv(cmd.argv);
-  return cmd.stdinFile ? `${words} < ${quoteShell(cmd.stdinFile)}` : words;
 }
 
 /**
@@ -68,7 +60,7 @@ export async function submitAllocations(setupDir: string, options: SubmitOptions
     recordJobs(setupDir, [
       { allocation: info.allocation, jobId, scheduler: ens.scheduler, submittedAt: new Date().toISOString(), script: info.path, by: options.by ?? 'submit' },
     ]);
-    jobs.push({ allocation: info.allocation, jobId, script: info.path, command: displayCommand(info.submit) });
+    jobs.push({ allocation: info.allocation, jobId, script: info.path, command: formatCommand(info.submit) });
   }
   return { scheduler: ens.scheduler, jobs, jobsFile: setupPaths(setupDir).jobsFile };
 }
@@ -102,73 +94,23 @@ function pickAllocations(scripts: BatchScriptInfo[], wanted: number[] | undefine
 }
 
 async function submitOne(setupDir: string, ens: EnsembleRecord, info: BatchScriptInfo, env: NodeJS.ProcessEnv): Promise<string> {
-  const adapter = getAdapter(ens.scheduler);
-  if (adapter.submitDetached) return String(startDetached(setupDir, ens, info, env));
-  const cmd = info.submit;
-  const shown = displayCommand(cmd);
-  const r = await (await loadExeca())(cmd.argv[0]!, cmd.argv.slice(1), {
-    reject: false,
+  const p = setupPaths(setupDir);
+  const detached = getAdapter(ens.scheduler).submitDetached === true;
+  const { jobId, shown, output } = await submitScript(ens.scheduler, info.path, {
     env,
-    extendEnv: false,
     cwd: ens.root,
-    // A scheduler that hangs (controller down) must not hang `themis submit` forever.
-    timeout: 120_000,
-    ...(cmd.stdinFile ? { inputFile: cmd.stdinFile } : { stdin: 'ignore' as const }),
+    what: `allocation ${info.allocation}`,
+    fix: `fix the problem it names (partition, account, walltime, nodes are in ${info.path}), then run \`themis submit --allocation ${info.allocation}\``,
+    unreachableFix: 'submit on a login node of the cluster, or regenerate with --scheduler local',
+    // Local: the script runs in the background; its output goes to the allocation's log.
+    ...(detached ? { outputFile: path.join(p.logsDir, `${fileSafeName(ens.allocation.name)}-${info.allocation}.out`) } : {}),
   });
-  const out = String(r.stdout ?? '').trim();
-  const err = String(r.stderr ?? '').trim();
-  if (r.exitCode === undefined) {
-    const why = (r as { code?: string }).code === 'ENOENT' ? `\`${cmd.argv[0]}\` is not on PATH` : r.timedOut ? 'it did not answer in 120 s' : r.shortMessage;
-    throw new ThemisError(
-      'SCHEDULER',
-      `cannot submit allocation ${info.allocation} with \`${shown}\`: ${why}; submit on a login node of the cluster, or regenerate with --scheduler local`,
-    );
-  }
-  if (r.exitCode !== 0) {
-    throw new ThemisError(
-      'SCHEDULER',
-      `${cmd.argv[0]} refused allocation ${info.allocation} (\`${shown}\`, exit ${r.exitCode}):\n${err || out || '(no message)'}\n` +
-        `fix the problem it names (partition, account, walltime, nodes are in ${info.path}), then run \`themis submit --allocation ${info.allocation}\``,
-    );
-  }
-  const jobId = adapter.parseJobId(out);
   if (jobId === null) {
     throw new ThemisError(
       'SCHEDULER',
-      `\`${shown}\` exited 0 but printed no job id themis recognises:\n${out || '(empty)'}${err ? `\n${err}` : ''}\n` +
+      `\`${shown}\` exited 0 but printed no job id themis recognises:\n${output || '(empty)'}\n` +
         'the job may have been submitted: check the queue before submitting again',
     );
   }
   return jobId;
-}
-
-/** Local "submission": start the script in the background, in its own session; the pid is the job id. */
-function startDetached(setupDir: string, ens: EnsembleRecord, info: BatchScriptInfo, env: NodeJS.ProcessEnv): number {
-  const p = setupPaths(setupDir);
-  const log = path.join(p.logsDir, `${fileSafeName(ens.allocation.name)}-${info.allocation}.out`);
-  let fd: number;
-  try {
-    fs.mkdirSync(p.logsDir, { recursive: true });
-    fd = fs.openSync(log, 'a');
-  } catch (e) {
-    throw new ThemisError('IO', `cannot open ${log} for allocation ${info.allocation}'s output: ${describeFsError(e)}`, { cause: e });
-  }
-  try {
-    const child = spawn(info.path, [], { cwd: ens.root, env, detached: true, stdio: ['ignore', fd, fd] });
-    if (child.pid === undefined) {
-      throw new ThemisError('SCHEDULER', `cannot start ${info.path} for allocation ${info.allocation}; is it executable (chmod +x)?`);
-    }
-    child.on('error', () => {
-      // Reported through the missing pid above; keep Node from crashing on the late event.
-    });
-    child.unref();
-    return child.pid;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** execa costs ~90 ms to import: load it only when a scheduler command really runs. */
-async function loadExeca(): Promise<typeof import('execa').execa> {
-  return (await import('execa')).execa;
 }

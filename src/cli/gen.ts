@@ -5,9 +5,8 @@ import { GEN_ALLOCATION_FLAGS, allocationProblems } from '../model/allocation.js
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { CompositeRun, Run, Step, parseIntField, parseMinutes, type AnyRun } from '../model/run.js';
 import { parseSamples, parseStepsCsv, varyAll, type VaryAllResources } from '../model/samples.js';
-import { quoteArgv, quoteShell } from '../render/quote.js';
 import { DEFAULT_ALLOCATION, addRuns, generateEnsemble, type GenerateReport } from '../render/generate.js';
-import type { CommandSpec } from '../schedulers/adapter.js';
+import { formatCommand } from '../schedulers/commands.js';
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
 import { readEnsemble, type AllocationSettings, type SchedulerName } from '../store/records.js';
 import type { CommandBody } from './commands.js';
@@ -246,10 +245,6 @@ export function addCommand(output: Output): CommandBody<GlobalOptions, RunArgs> 
       printReport(output, report, argv.json);
     },
   };
-}
-
-export function formatCommand(c: CommandSpec): string {
-  return quoteArgv(c.argv) + (c.stdinFile ? ` < ${quoteShell(c.stdinFile)}` : '');
 }
 
 /** One report model, two renderers: the text below and --json. */

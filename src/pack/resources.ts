@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import os from 'node:os';
+import type { SchedulerName } from '../model/allocation.js';
 import { ThemisError } from '../model/errors.js';
 import type { AllocationInfo, NodeInfo } from '../schedulers/adapter.js';
-import { getAdapter } from '../schedulers/index.js';
-import type { SchedulerName } from '../store/records.js';
+import { readSchedulerOutput } from '../schedulers/commands.js';
+import { discoverAllocation } from '../schedulers/index.js';
 
 export interface ResourceOverrides {
   /** Node names (comma list or count); overrides what the scheduler says. */
@@ -14,39 +14,18 @@ export interface ResourceOverrides {
   gpus?: number;
 }
 
-/** Run a scheduler query briefly; null when it fails (discovery must never hang the packer). */
-function runQuiet(argv: string[]): string | null {
-  try {
-    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
-    return r.status === 0 ? r.stdout : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
- * What this packer may use: the scheduler's allocation (Slurm, LSF, Flux in that order of the
- * environment's hints, else this machine), with `--nodes/--cores/--gpus` laid over it so a packer
- * runs anywhere with resources declared by hand.
+ * What this packer may use: the scheduler's allocation (the preferred scheduler's first, then
+ * Slurm, LSF, Flux as the environment hints; else this machine), with `--nodes/--cores/--gpus`
+ * laid over it so a packer runs anywhere with resources declared by hand.
  */
 export function discoverResources(
   env: NodeJS.ProcessEnv,
   overrides: ResourceOverrides = {},
   preferred: SchedulerName | null = null,
-  run: (argv: string[]) => string | null = runQuiet,
+  run: (argv: string[]) => string | null = readSchedulerOutput,
 ): AllocationInfo {
-  let info: AllocationInfo | null = null;
-  const order: SchedulerName[] = preferred && preferred !== 'local' ? [preferred, 'slurm', 'lsf', 'flux'] : ['slurm', 'lsf', 'flux'];
-  for (const name of new Set(order)) {
-    // Only ask a scheduler whose environment is present: discovery outside it may run commands.
-    if (name === 'slurm' && !(env.SLURM_JOB_ID || env.SLURM_JOBID)) continue;
-    if (name === 'lsf' && !env.LSB_JOBID) continue;
-    if (name === 'flux' && !env.FLUX_URI) continue;
-    info = getAdapter(name).discover(env, run);
-    if (info) break;
-  }
-  if (!info) info = getAdapter('local').discover(env, run)!;
-  return applyOverrides(info, overrides);
+  return applyOverrides(discoverAllocation(env, preferred, run), overrides);
 }
 
 export function applyOverrides(info: AllocationInfo, o: ResourceOverrides): AllocationInfo {

@@ -4,7 +4,7 @@ import { ThemisError, throwIfProblems } from '../model/errors.js';
 import type { AnyRun } from '../model/run.js';
 import { GEN_ALLOCATION_FLAGS, allocationProblems } from '../model/allocation.js';
 import { peakCores } from '../model/resources.js';
-import { detectScheduler, isSchedulerName } from '../schedulers/index.js';
+import { SCHEDULER_NAMES, detectScheduler, isSchedulerName } from '../schedulers/index.js';
 import { bumpGeneration } from '../store/ensemble-state.js';
 import { DEFAULT_RUN_DIR_NAMES, DEFAULT_SETUP_DIR, FORMAT_VERSION, runPaths, setupPaths } from '../store/layout.js';
 import { ensembleExists, readEnsemble, writeEnsemble, type AllocationSettings, type EnsembleRecord, type SchedulerName } from '../store/records.js';
@@ -357,7 +357,7 @@ function buildEnsemble(opts: GenerateOptions, setupDir: string, root: string): E
   const abortOn = [...(opts.abortOn ?? [])];
   for (const c of abortOn) if (!Number.isInteger(c) || c < 1 || c > 255) problems.push(`--abort-on: exit codes are integers 1-255, got ${JSON.stringify(c)}`);
   const scheduler = opts.scheduler ?? detectScheduler(env);
-  if (!isSchedulerName(scheduler)) problems.push(`--scheduler: unknown scheduler ${JSON.stringify(scheduler)}; use slurm, lsf, flux or local`);
+  if (!isSchedulerName(scheduler)) problems.push(`--scheduler: unknown scheduler ${JSON.stringify(scheduler)}; use one of ${SCHEDULER_NAMES.join(', ')}`);
   const attempt = <T>(f: () => T, fallback: T): T => {
     try {
       return f();

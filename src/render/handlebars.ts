@@ -1,7 +1,7 @@
 import Handlebars from 'handlebars';
 import fs from 'node:fs';
 import { ThemisError, describeFsError } from '../model/errors.js';
-import { quoteArgv, quoteShell } from './quote.js';
+import { quoteArgv, quoteShell } from '../model/quote.js';
 
 /**
  * An isolated Handlebars instance (helpers registered here never leak into a user's own use of

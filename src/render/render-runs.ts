@@ -6,7 +6,7 @@ import type { Sample, StepSpec } from '../model/step.js';
 import { getAdapter } from '../schedulers/index.js';
 import { FORMAT_VERSION, LOG_SPARE, RUN_META_DIR, STATUS_SPARE } from '../store/layout.js';
 import { newStatus, type RunRecord, type SchedulerName } from '../store/records.js';
-import { quoteArgv, quoteShell } from './quote.js';
+import { quoteArgv, quoteShell } from '../model/quote.js';
 import { resolveProgram } from './program.js';
 import { compileRunDirTemplate, isInside, planRunDirs } from './run-dirs.js';
 import { loadRunFiles, loadScriptTemplate, type RunFiles } from './sources.js';

@@ -1,5 +1,5 @@
+import type { AllocationSettings, SchedulerName } from '../model/allocation.js';
 import type { StepLaunch } from '../model/resources.js';
-import type { AllocationSettings, SchedulerName } from '../store/records.js';
 
 /** One node of an allocation as the packer sees it. */
 export interface NodeInfo {
@@ -43,31 +43,66 @@ export interface CommandSpec {
 export type JobState = 'pending' | 'running' | 'gone';
 
 /**
- * One adapter per scheduler: data plus pure functions. Everything returns argv arrays; where a
- * string must go into a script the renderer quotes it.
+ * One adapter per scheduler: data plus pure functions. An adapter never runs a command itself:
+ * it says what to run (argv arrays, never a joined shell string) and how to read the answer;
+ * `src/schedulers/commands.ts` runs it, with one timeout and one error shape. Where a string must
+ * go into a script the adapter quotes it with `src/model/quote.ts`.
+ *
+ * Adding a scheduler: one file `src/schedulers/<name>/index.ts` exporting its adapter, one line in
+ * the registry (`src/schedulers/index.ts`), its name in `SchedulerName` (`src/model/allocation.ts`;
+ * the compiler then insists on the registry line) and a template `templates/<name>.sh.hbs`.
+ * Test it beside the others in `test/schedulers/` (argv, job-id parsing, states, discovery).
  */
 export interface SchedulerAdapter {
   readonly name: SchedulerName;
+  /**
+   * The command whose presence on PATH means this scheduler is here (`sbatch`): `gen` picks the
+   * first adapter in registry order whose command is found. null: never detected (local, the fallback).
+   */
+  readonly detectCommand: string | null;
   /** The scheduler's job-id placeholder in an output file name (`%j`, `%J`, `{{id}}`); '' for none. */
   readonly outputJobIdPattern?: string;
-  /** Submitting starts the script in the background here (local): the job id is its pid. */
+  /**
+   * Submitting starts the script in the background here (local): `submitCommand`'s argv is run
+   * detached, in its own session, and the job id is its pid.
+   */
   readonly submitDetached?: boolean;
   /**
-   * The launcher prefix for `%%themis_launch%%` (no placement known yet); [] for local. Cores per
-   * task follow `model/resources.ts`: 0 means one core per task, never a literal 0 on the argv.
+   * When the job-states command exits non-zero, jobs it did not list count as gone only if its
+   * stderr matches this (squeue: "Invalid job id specified"); else their state is unknown.
+   * Default: `FORGOTTEN_JOB` (`job-states.ts`). An exit 0 always proves an unlisted job gone.
+   */
+  readonly forgottenJobMessage?: RegExp;
+  /**
+   * The launcher prefix for `%%themis_launch%%` (no placement known yet); [] when steps run
+   * directly. Cores per task follow `model/resources.ts`: 0 means one core per task, never a
+   * literal 0 on the argv.
    */
   launchPrefix(step: StepLaunch): string[];
-  /** The launcher argv for a step the packer placed (prefix to the step's own argv); cores as above. */
+  /** The launcher argv for a step the packer placed (prefix to the step's own argv); [] for none; cores as above. */
   placedLaunch(step: StepLaunch, placement: Placement, jobId: string | null): string[];
-  /** Header directive lines for a batch script (`#SBATCH …`), already quoted. */
+  /** Header directive lines for a batch script (`#SBATCH …`), each value already quoted; [] for none. */
   scriptDirectives(ctx: ScriptContext): string[];
-  /** How to submit a rendered script. */
+  /** How to submit a rendered script (absolute path): the argv, and the script as stdin if the tool reads it there. */
   submitCommand(scriptPath: string): CommandSpec;
-  /** The job id from the submit command's stdout, or null if none can be found. */
+  /**
+   * The job id in the submit command's stdout (after it exited 0), or null when none is there:
+   * the caller then says the job may have been submitted, and never guesses an id.
+   */
   parseJobId(stdout: string): string | null;
-  /** Read the allocation from the environment (and, if needed, a scheduler command). */
+  /**
+   * Is this process inside one of this scheduler's allocations? From the environment only (runs
+   * nothing, never throws): the packer asks each adapter in turn and discovers with the first yes.
+   */
+  insideAllocation(env: NodeJS.ProcessEnv): boolean;
+  /**
+   * Read the allocation from the environment and, where the environment is not enough, from a
+   * scheduler query through `run` (argv in, stdout out, null when it failed: go on without it).
+   * null outside an allocation. Must not throw on odd values; fill in what is known.
+   */
   discover(env: NodeJS.ProcessEnv, run: (argv: string[]) => string | null): AllocationInfo | null;
-  /** How to ask the scheduler which of these jobs are still known, and parse its answer. */
+  /** How to ask the scheduler about these jobs in one command (never sacct, which many sites lack). */
   jobStatesCommand(jobIds: string[]): CommandSpec;
+  /** Its stdout as pending/running/gone for every asked-for id; an id it does not list is gone. */
   parseJobStates(stdout: string, jobIds: string[]): Map<string, JobState>;
 }

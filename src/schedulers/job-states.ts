@@ -1,5 +1,8 @@
 import type { JobState } from './adapter.js';
 
+/** What schedulers print for job ids they no longer know (the job is long gone). */
+export const FORGOTTEN_JOB = /invalid job id|not found|unknown job|no such|jobid .* unknown/i;
+
 /**
  * Parse `<id> <state>` lines (what `squeue -o "%i %T"`, `bjobs -o "jobid stat"` and
  * `flux jobs -no "{id} {state}"` print) into pending/running/gone for each asked-for job. A job the

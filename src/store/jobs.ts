@@ -1,10 +1,10 @@
 import fs from 'node:fs';
+import type { SchedulerName } from '../model/allocation.js';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import type { JobState } from '../schedulers/adapter.js';
-import { getAdapter } from '../schedulers/index.js';
+import { queryJobStates } from '../schedulers/commands.js';
 import { checkFormat, readJsonSync, writeJsonAtomicSync } from './atomic.js';
 import { FORMAT_VERSION, setupPaths } from './layout.js';
-import type { SchedulerName } from './records.js';
 
 /** One submitted batch job (by `themis submit`, or by a packer resubmitting itself). */
 export interface JobRecord {
@@ -90,57 +90,25 @@ export function latestJobs(jobs: readonly JobRecord[]): JobRecord[] {
   return [...byAlloc.values()].sort((a, b) => a.allocation - b.allocation);
 }
 
-/** Messages schedulers print for job ids they no longer know (the job is long gone). */
-const UNKNOWN_JOB = /invalid job id|not found|unknown job|no such|jobid .* unknown/i;
-
 /**
  * Ask the scheduler (squeue, bjobs, flux jobs, ps; never sacct, which many sites lack) about each
  * allocation's newest job. A job the scheduler no longer lists is `gone`.
  */
 export async function allocationStates(setupDir: string, options: { env?: NodeJS.ProcessEnv } = {}): Promise<AllocationState[]> {
   const latest = latestJobs(readJobs(setupDir));
-  const out: AllocationState[] = [];
   const byScheduler = new Map<SchedulerName, JobRecord[]>();
   for (const j of latest) byScheduler.set(j.scheduler, [...(byScheduler.get(j.scheduler) ?? []), j]);
   const states = new Map<string, JobState | 'unknown'>();
+  const key = (scheduler: SchedulerName, id: string) => `${scheduler}\0${id}`;
   for (const [scheduler, jobs] of byScheduler) {
-    const adapter = getAdapter(scheduler);
-    const ids = jobs.map((j) => j.jobId);
-    const cmd = adapter.jobStatesCommand(ids);
-    const r = await (await loadExeca())(cmd.argv[0]!, cmd.argv.slice(1), {
-      reject: false,
-      env: options.env ?? process.env,
-      extendEnv: false,
-      timeout: 30_000,
-      stdin: 'ignore',
-    });
-    const key = (id: string) => `${scheduler}\0${id}`;
-    // Not started (command missing) or killed by the timeout: nothing to conclude.
-    const spawnFailed = r.exitCode === undefined;
-    if (spawnFailed) {
-      for (const id of ids) states.set(key(id), 'unknown');
-      continue;
-    }
-    const parsed = adapter.parseJobStates(String(r.stdout ?? ''), ids);
-    const trustMissing = r.exitCode === 0 || UNKNOWN_JOB.test(String(r.stderr ?? '')) || scheduler === 'local';
-    for (const id of ids) {
-      const st = parsed.get(id) ?? 'gone';
-      states.set(key(id), st === 'gone' && !trustMissing ? 'unknown' : st);
-    }
+    const found = await queryJobStates(scheduler, jobs.map((j) => j.jobId), { env: options.env });
+    for (const [id, st] of found) states.set(key(scheduler, id), st);
   }
-  for (const j of latest) {
-    out.push({
-      allocation: j.allocation,
-      jobId: j.jobId,
-      scheduler: j.scheduler,
-      submittedAt: j.submittedAt,
-      state: states.get(`${j.scheduler}\0${j.jobId}`) ?? 'unknown',
-    });
-  }
-  return out;
-}
-
-/** execa costs ~90 ms to import: load it only when a scheduler command really runs. */
-async function loadExeca(): Promise<typeof import('execa').execa> {
-  return (await import('execa')).execa;
+  return latest.map((j) => ({
+    allocation: j.allocation,
+    jobId: j.jobId,
+    scheduler: j.scheduler,
+    submittedAt: j.submittedAt,
+    state: states.get(key(j.scheduler, j.jobId)) ?? 'unknown',
+  }));
 }

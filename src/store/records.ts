@@ -1,32 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { AllocationSettings, SchedulerName } from '../model/allocation.js';
 import { ThemisError } from '../model/errors.js';
 import type { RunStatus } from '../model/status.js';
 import type { Sample, StepSpec } from '../model/step.js';
 import { checkFormat, readJsonSync, writeFileRecycledSync, writeJsonAtomicSync } from './atomic.js';
 import { FORMAT_VERSION, runPaths, setupPaths } from './layout.js';
 
-export type SchedulerName = 'slurm' | 'lsf' | 'flux' | 'local';
-
-/** Allocation settings rendered into batch scripts (`gen`'s -N, -t, -p, -b, -m, …). */
-export interface AllocationSettings {
-  nodes: number;
-  /** Minutes; 0 = scheduler default. */
-  walltime: number;
-  partition: string | null;
-  bank: string | null;
-  name: string;
-  allocations: number;
-  repeats: number;
-  /** Minutes before the end of the allocation when no new run starts. */
-  earlyStop: number;
-  /** GPUs per node to ask for; null = derived from what the runs need. */
-  gpusPerNode: number | null;
-  /** Most steps each allocation's packer runs at once (`executeAlloc({maxConcurrency})`); null = fill the cores. */
-  maxConcurrency?: number | null;
-  /** A user's own Handlebars template, absolute, or null for the built-in one. */
-  template: string | null;
-}
+export type { AllocationSettings, SchedulerName } from '../model/allocation.js';
 
 export interface OnCompletion {
   args: string[];

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const THEMIS_BIN = path.join(PROJECT_ROOT, 'dist/bin/themis.js');
@@ -12,6 +13,19 @@ export const FIXTURES = path.join(PROJECT_ROOT, 'fixtures');
 /** A fresh temporary directory, removed by the returned cleanup. */
 export function makeTempDir(prefix = 'themis-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** In a describe block (or a file): a maker of fresh temporary directories, each removed after its test. */
+export function tempDirs(prefix = 'themis-test-'): () => string {
+  const made: string[] = [];
+  afterEach(() => {
+    for (const t of made.splice(0)) fs.rmSync(t, { recursive: true, force: true });
+  });
+  return () => {
+    const t = makeTempDir(prefix);
+    made.push(t);
+    return t;
+  };
 }
 
 export interface CliResult {

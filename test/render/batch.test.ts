@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { planAllocations, renderBatchScripts, ensureBatchScripts, gpusPerNodeNeeded, PACK_BIN } from '../../src/render/batch.js';
 import { compileTemplate } from '../../src/render/handlebars.js';
-import { quoteDirective, quoteShell } from '../../src/render/quote.js';
+import { quoteDirective, quoteShell } from '../../src/model/quote.js';
 import { setupPaths } from '../../src/store/layout.js';
 import type { AllocationSettings, EnsembleRecord, SchedulerName } from '../../src/store/records.js';
 import { ensembleRecord, writeHandEnsemble } from '../api/helpers.js';

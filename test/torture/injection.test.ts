@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quoteShell } from '../../src/render/quote.js';
+import { quoteShell } from '../../src/model/quote.js';
 import { makeTempDir } from '../helpers/cli.js';
 import { allFiles, bump, flushFigures, newFigures, themis } from './helpers.js';
 

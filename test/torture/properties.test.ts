@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ThemisError } from '../../src/model/errors.js';
 import { parseSamples } from '../../src/model/samples.js';
-import { quoteShell } from '../../src/render/quote.js';
+import { quoteShell } from '../../src/model/quote.js';
 import { compileRunDirTemplate, isInside, planRunDirs } from '../../src/render/run-dirs.js';
 import { replaceTokens } from '../../src/render/tokens.js';
 import { makeTempDir } from '../helpers/cli.js';

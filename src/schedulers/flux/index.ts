@@ -1,10 +1,10 @@
 import { coresPerTask, type StepLaunch } from '../../model/resources.js';
 import type { AllocationInfo, NodeInfo, SchedulerAdapter } from '../adapter.js';
-import { oneLine, quoteShell } from '../../render/quote.js';
-
-const q = (v: unknown) => quoteShell(oneLine(v));
+import { oneLine, quoteShell } from '../../model/quote.js';
 import { expandNodelist } from '../nodelist.js';
 import { parseIdStateLines } from '../job-states.js';
+
+const q = (v: unknown) => quoteShell(oneLine(v));
 
 /** Flux Standard Duration: whole minutes as `Nm`, fractions exactly in seconds (0.5 min = `30s`). */
 const fsd = (m: number) => (Number.isInteger(m) ? `${m}m` : `${Math.ceil(m * 60)}s`);
@@ -42,6 +42,7 @@ export const FLUX_RESOURCE_ARGV = ['flux', 'resource', 'list', '-s', 'up', '-no'
 
 export const fluxAdapter: SchedulerAdapter = {
   name: 'flux',
+  detectCommand: 'flux',
   outputJobIdPattern: '{{id}}',
 
   launchPrefix(step) {
@@ -74,6 +75,11 @@ export const fluxAdapter: SchedulerAdapter = {
   parseJobId(stdout) {
     const id = stdout.trim().split('\n').pop()?.trim() ?? '';
     return /^\S+$/.test(id) ? id : null;
+  },
+
+  // The packer looks for Flux only where a Flux instance is reachable (FLUX_URI).
+  insideAllocation(env) {
+    return Boolean(env.FLUX_URI);
   },
 
   discover(env, run): AllocationInfo | null {

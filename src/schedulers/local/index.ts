@@ -17,8 +17,11 @@ export function localGpus(env: NodeJS.ProcessEnv, run: (argv: string[]) => strin
 /** This machine, no scheduler: scripts run in the background, steps run directly. */
 export const localAdapter: SchedulerAdapter = {
   name: 'local',
+  detectCommand: null,
   outputJobIdPattern: '',
   submitDetached: true,
+  // `ps -p` exits 1 when none of the pids is alive: that is an answer, not a failure.
+  forgottenJobMessage: /(?:)/,
 
   launchPrefix() {
     return [];
@@ -39,6 +42,11 @@ export const localAdapter: SchedulerAdapter = {
   parseJobId(stdout) {
     const m = /^\s*(\d+)\s*$/.exec(stdout);
     return m ? m[1]! : null;
+  },
+
+  // Never "inside": this machine is the fallback when no scheduler's allocation is found.
+  insideAllocation() {
+    return false;
   },
 
   discover(env, run): AllocationInfo {

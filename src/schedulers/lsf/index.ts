@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { coresPerTask, type StepLaunch } from '../../model/resources.js';
 import type { AllocationInfo, NodeInfo, SchedulerAdapter } from '../adapter.js';
-import { quoteDirective } from '../../render/quote.js';
+import { quoteDirective } from '../../model/quote.js';
 import { parseIdStateLines } from '../job-states.js';
 
 export type LsfLauncher = 'jsrun' | 'lrun';
@@ -49,6 +49,7 @@ export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapte
   const resourceFlags = (step: StepLaunch) => ['-n', String(step.tasks), '-c', String(coresPerTask(step)), '-g', String(step.gpusPerTask)];
   return {
     name: 'lsf',
+    detectCommand: 'bsub',
     outputJobIdPattern: '%J',
 
     launchPrefix(step) {
@@ -78,6 +79,10 @@ export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapte
     parseJobId(stdout) {
       const m = /Job <(\d+)> is submitted/.exec(stdout);
       return m ? m[1]! : null;
+    },
+
+    insideAllocation(env) {
+      return Boolean(env.LSB_JOBID);
     },
 
     discover(env): AllocationInfo | null {

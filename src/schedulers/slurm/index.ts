@@ -1,6 +1,6 @@
 import { coresRequested, type StepLaunch } from '../../model/resources.js';
 import type { AllocationInfo, NodeInfo, SchedulerAdapter } from '../adapter.js';
-import { quoteDirective } from '../../render/quote.js';
+import { quoteDirective } from '../../model/quote.js';
 import { expandCounts, expandNodelist } from '../nodelist.js';
 import { parseIdStateLines } from '../job-states.js';
 
@@ -44,6 +44,7 @@ export function parseSlurmTime(text: string | null): number | null {
 
 export const slurmAdapter: SchedulerAdapter = {
   name: 'slurm',
+  detectCommand: 'sbatch',
   outputJobIdPattern: '%j',
 
   launchPrefix(step) {
@@ -88,6 +89,10 @@ export const slurmAdapter: SchedulerAdapter = {
   parseJobId(stdout) {
     const m = /Submitted batch job (\d+)/.exec(stdout) ?? /^\s*(\d+)(?:;\S+)?\s*$/m.exec(stdout);
     return m ? m[1]! : null;
+  },
+
+  insideAllocation(env) {
+    return Boolean(env.SLURM_JOB_ID || env.SLURM_JOBID);
   },
 
   discover(env, run): AllocationInfo | null {

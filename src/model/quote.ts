@@ -1,4 +1,4 @@
-/** Shell and directive quoting for rendered scripts (no template engine: schedulers and the packer use these). */
+/** Shell and directive quoting for rendered scripts (no template engine: schedulers, the renderer and the packer use these). */
 
 /** Characters that never need quoting in a POSIX shell word. */
 const SAFE_WORD = /^[A-Za-z0-9_\/.,:=+@%^-]+$/;
