@@ -67,12 +67,7 @@ export function procSample(pid) {
 
 function childPids(pid) {
   try {
-    return fs
-      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -245,4 +240,4 @@ export function countStatuses(runsDir) {
   return counts;
 }
 
-export const round = (x, d = 3) => (x === null || x === undefined || !Number.isFinite(x) ? x ?? null : Math.round(x * 10 ** d) / 10 ** d);
+export const round = (x, d = 3) => (x === null || x === undefined || !Number.isFinite(x) ? (x ?? null) : Math.round(x * 10 ** d) / 10 ** d);

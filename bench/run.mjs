@@ -31,7 +31,14 @@ function parseArgs(argv) {
     else if (a === '--out') o.out = path.resolve(val());
     else if (a === '--runs') o.runs = Number(val());
     else if (a === '--help' || a === '-h') {
-      console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 11).join('\n').replace(/^\/\/ ?/gm, ''));
+      console.log(
+        fs
+          .readFileSync(new URL(import.meta.url), 'utf8')
+          .split('\n')
+          .slice(1, 11)
+          .join('\n')
+          .replace(/^\/\/ ?/gm, ''),
+      );
       process.exit(0);
     } else throw new Error(`unknown option ${a} (see --help)`);
   }
@@ -130,7 +137,9 @@ async function main() {
     else rows.push({ case: name, metric: c.status === 'skipped' ? c.reason : `ERROR: ${c.error.split('\n')[0]}`, skipped: c.status === 'skipped', met: c.status === 'skipped' ? null : false });
   }
   result.table = rows;
-  console.log(`\nthemis bench (${result.mode}), ${result.machine.cores} cores, load average ${result.machine.loadavg.join(' ')} at start, ${result.machineAfter.loadavg.join(' ')} at end; ${result.seconds} s`);
+  console.log(
+    `\nthemis bench (${result.mode}), ${result.machine.cores} cores, load average ${result.machine.loadavg.join(' ')} at start, ${result.machineAfter.loadavg.join(' ')} at end; ${result.seconds} s`,
+  );
   printTable(rows);
   const out = opts.out ?? path.join(ROOT, 'bench/results/latest.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -150,7 +159,10 @@ function gitHead() {
     const ref = head.slice(5);
     const loose = path.join(ROOT, '.git', ref);
     if (fs.existsSync(loose)) return fs.readFileSync(loose, 'utf8').trim();
-    const packed = fs.readFileSync(path.join(ROOT, '.git/packed-refs'), 'utf8').split('\n').find((l) => l.endsWith(` ${ref}`));
+    const packed = fs
+      .readFileSync(path.join(ROOT, '.git/packed-refs'), 'utf8')
+      .split('\n')
+      .find((l) => l.endsWith(` ${ref}`));
     return packed?.split(' ')[0] ?? null;
   } catch {
     return null;

@@ -22,8 +22,20 @@ export function genInputs(dir, runs) {
 
 export function genArgv(inputs) {
   return [
-    process.execPath, THEMIS, 'gen', '/bin/true', path.join(inputs, 'samples.csv'), '--no-batch-script', '--scheduler', 'local',
-    '--parse', path.join(inputs, 'deck.in'), '--copy', path.join(inputs, 'mesh.dat'), '--symlink', path.join(inputs, 'table.dat'),
+    process.execPath,
+    THEMIS,
+    'gen',
+    '/bin/true',
+    path.join(inputs, 'samples.csv'),
+    '--no-batch-script',
+    '--scheduler',
+    'local',
+    '--parse',
+    path.join(inputs, 'deck.in'),
+    '--copy',
+    path.join(inputs, 'mesh.dat'),
+    '--symlink',
+    path.join(inputs, 'table.dat'),
   ];
 }
 

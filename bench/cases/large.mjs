@@ -88,7 +88,15 @@ export async function run(ctx) {
   const sb = median(rl.map((x) => x.startup));
   const ta = median(rs.map((x) => x.total));
   const tb = median(rl.map((x) => x.total));
-  const fmt = (x) => ({ succeeded: x.count, startup: round(x.startup), span: round(x.span), rate: round(x.rate, 1), rateWithStartup: round(x.total, 1), wall: round(x.wall), ...(x.termAt !== undefined ? { sigtermAt: round(x.termAt), packerHwmMB: round(x.packerHwmMB, 1), launcherHwmMB: round(x.launcherHwmMB, 1) } : {}) });
+  const fmt = (x) => ({
+    succeeded: x.count,
+    startup: round(x.startup),
+    span: round(x.span),
+    rate: round(x.rate, 1),
+    rateWithStartup: round(x.total, 1),
+    wall: round(x.wall),
+    ...(x.termAt !== undefined ? { sigtermAt: round(x.termAt), packerHwmMB: round(x.packerHwmMB, 1), launcherHwmMB: round(x.launcherHwmMB, 1) } : {}),
+  });
   return {
     rows: [
       { metric: `steady launch rate, ${big.runs} vs ${small} queued, runs/s`, themis: round(b, 1), baseline: round(a, 1), ratio: round(b / a, 2), target: '>= 0.80', met: b / a >= 0.8 },

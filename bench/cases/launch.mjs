@@ -66,7 +66,14 @@ export async function run(ctx) {
       rows.push({ metric: `${n} x /bin/true, ${p} in flight, s (vs parallel -j${p} --joblog)`, themis: round(t), baseline: round(g), ratio: round(g / t, 2), target: '-', met: null });
     }
     const b = median(bare.map((x) => x.seconds));
-    rows.push({ metric: `${n} x /bin/true, ${p} in flight: a bare Node spawn loop (no state) vs xargs -P${p}, s`, themis: round(b), baseline: round(x), ratio: round(x / b, 2), target: '-', met: null });
+    rows.push({
+      metric: `${n} x /bin/true, ${p} in flight: a bare Node spawn loop (no state) vs xargs -P${p}, s`,
+      themis: round(b),
+      baseline: round(x),
+      ratio: round(x / b, 2),
+      target: '-',
+      met: null,
+    });
     for (const s of th) cpuPerRun.push((s.cpuMs - fixedMs) / (n - 1));
     details.levels[p] = {
       themis: th.map((s) => ({ seconds: round(s.seconds), packerCpuMs: round(s.packerCpuMs, 0), launcherCpuMs: round(s.launcherCpuMs, 0) })),

@@ -18,6 +18,9 @@ export async function run(ctx) {
   const launcher = Math.max(...samples.map((s) => s.launcherHwmMB));
   return {
     rows: [{ metric: `packer peak RSS with ${big.runs} queued, MB`, themis: round(peak, 0), baseline: null, ratio: null, target: '< 200', met: peak < 200 }],
-    details: { launcherPeakRssMB: round(launcher, 1), samples: samples.map((s) => ({ ...s, packerHwmMB: round(s.packerHwmMB, 1), launcherHwmMB: round(s.launcherHwmMB, 1), seconds: round(s.seconds) })) },
+    details: {
+      launcherPeakRssMB: round(launcher, 1),
+      samples: samples.map((s) => ({ ...s, packerHwmMB: round(s.packerHwmMB, 1), launcherHwmMB: round(s.launcherHwmMB, 1), seconds: round(s.seconds) })),
+    },
   };
 }

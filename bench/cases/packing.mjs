@@ -11,7 +11,10 @@ export async function run(ctx) {
   const needs = [1, 2, 4, 8];
   // Deterministic pseudo-random durations and core counts.
   let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
   const runs = Array.from({ length: n }, () => ({ cores: needs[Math.floor(rand() * needs.length)], seconds: Math.round((0.2 + rand() * 1.8) * 100) / 100 }));
   const csv = path.join(ctx.work, 'packing.csv');
   writeCsv(csv, ['args', 'cores_per_task'], n, (i) => [runs[i - 1].seconds, runs[i - 1].cores]);
@@ -32,7 +35,18 @@ export async function run(ctx) {
   const span = (last - first) / 1000;
   const ratio = r.seconds / ideal;
   return {
-    rows: [{ metric: `packing ${n} runs on ${cores} cores, makespan s (vs ideal)`, themis: round(r.seconds, 2), baseline: round(ideal, 2), ratio: round(ratio, 2), target: '<= 1.10', met: ratio <= 1.1 }],
-    details: { runs: n, cores, coreSeconds: round(coreSeconds, 1), ideal: round(ideal, 2), wall: round(r.seconds, 2), firstStartToLastEnd: round(span, 2), spanRatio: round(span / ideal, 3), packerCpuMs: round(r.self.cpuMs + r.helpers.cpuMs, 0) },
+    rows: [
+      { metric: `packing ${n} runs on ${cores} cores, makespan s (vs ideal)`, themis: round(r.seconds, 2), baseline: round(ideal, 2), ratio: round(ratio, 2), target: '<= 1.10', met: ratio <= 1.1 },
+    ],
+    details: {
+      runs: n,
+      cores,
+      coreSeconds: round(coreSeconds, 1),
+      ideal: round(ideal, 2),
+      wall: round(r.seconds, 2),
+      firstStartToLastEnd: round(span, 2),
+      spanRatio: round(span / ideal, 3),
+      packerCpuMs: round(r.self.cpuMs + r.helpers.cpuMs, 0),
+    },
   };
 }

@@ -12,7 +12,10 @@ export function probeSlurm() {
   if (!process.env.SLURM_CONF) return { why: 'no Slurm cluster: SLURM_CONF is not set (bash test/slurm/cluster.sh start /tmp/slurm; source /tmp/slurm/env.sh)' };
   const r = spawnSync('sinfo', ['-h', '-N', '-o', '%N %c %T'], { encoding: 'utf8', timeout: 5000 });
   if (r.status !== 0) return { why: `no Slurm cluster: sinfo did not answer (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()})` };
-  const node = r.stdout.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f.length === 3 && /^(idle|mixed)/.test(f[2]));
+  const node = r.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((f) => f.length === 3 && /^(idle|mixed)/.test(f[2]));
   if (!node) return { why: `no idle Slurm node: ${r.stdout.trim() || '(sinfo printed nothing)'}` };
   return { why: null, node: node[0], cpus: Number(node[1]) };
 }
@@ -53,10 +56,7 @@ export async function run(ctx) {
     header('pack') + `s=$(date +%s.%N)\n${process.execPath} ${THEMIS_PACK} --setup-dir ${dir}/.themis_setup --json > ${work}/pack.json\ne=$(date +%s.%N)\necho "$s $e" > ${work}/pack.times\n`,
   );
   const loopScript = path.join(work, 'loop.sh');
-  fs.writeFileSync(
-    loopScript,
-    header('loop') + `s=$(date +%s.%N)\nseq ${n} | xargs -P${c} -n1 srun -n1 -c1 --exact true\ne=$(date +%s.%N)\necho "$s $e" > ${work}/loop.times\n`,
-  );
+  fs.writeFileSync(loopScript, header('loop') + `s=$(date +%s.%N)\nseq ${n} | xargs -P${c} -n1 srun -n1 -c1 --exact true\ne=$(date +%s.%N)\necho "$s $e" > ${work}/loop.times\n`);
   const span = (f) => {
     const [s, e] = fs.readFileSync(f, 'utf8').trim().split(/\s+/).map(Number);
     return e - s;

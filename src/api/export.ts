@@ -128,9 +128,9 @@ export function buildTable(runs: readonly RunExport[]): ExportTable {
   const rows = runs.map((r) => {
     const step = shownStep(r);
     const row: unknown[] = [r.id, r.status ?? 'unknown', step?.tasks ?? null, step?.coresPerTask ?? null, step?.gpusPerTask ?? null];
-    for (const k of sampleCols) row.push(Object.prototype.hasOwnProperty.call(r.sample, k) ? r.sample[k] : null);
+    for (const k of sampleCols) row.push(Object.hasOwn(r.sample, k) ? r.sample[k] : null);
     const obj = isPlainObject(r.result) ? r.result : null;
-    for (const k of resultKeys) row.push(obj && Object.prototype.hasOwnProperty.call(obj, k) ? obj[k] : null);
+    for (const k of resultKeys) row.push(obj && Object.hasOwn(obj, k) ? obj[k] : null);
     if (scalarCol) row.push(obj === null && r.result !== undefined ? r.result : null);
     return row;
   });

@@ -86,7 +86,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
       queued.push(r.id);
       // A packer that cannot fit a run says why in its status (`blocked: needs 64 cores …`).
       const why = r.status.reason;
-      if (why && why.startsWith('blocked:')) {
+      if (why?.startsWith('blocked:')) {
         const key = why.slice('blocked:'.length).trim();
         const ids = blockedRuns.get(key) ?? [];
         ids.push(r.id);
@@ -221,27 +221,23 @@ export function renderStatusReport(r: StatusReport): string {
   if (live.length === 0) lines.push('packers: none live');
   else {
     lines.push('packers:');
-    lines.push(...table(['packer', 'host', 'pid', 'job', 'alloc', 'heartbeat', 'running'], live.map((p) => [
-      p.packerId,
-      p.host,
-      String(p.pid),
-      p.jobId ?? '-',
-      p.allocation === null ? '-' : String(p.allocation),
-      `${p.heartbeatAgeSeconds} s ago`,
-      String(p.running.length),
-    ])).map((l) => `  ${l}`));
+    lines.push(
+      ...table(
+        ['packer', 'host', 'pid', 'job', 'alloc', 'heartbeat', 'running'],
+        live.map((p) => [p.packerId, p.host, String(p.pid), p.jobId ?? '-', p.allocation === null ? '-' : String(p.allocation), `${p.heartbeatAgeSeconds} s ago`, String(p.running.length)]),
+      ).map((l) => `  ${l}`),
+    );
   }
   const stale = r.packers.length - live.length;
   if (stale > 0) lines.push(`  (${stale} stale heartbeat file${stale === 1 ? '' : 's'} of packers that are gone)`);
   if (r.allocations.length > 0) {
     lines.push('allocations:');
-    lines.push(...table(['alloc', 'job', 'scheduler', 'state', 'submitted'], r.allocations.map((a) => [
-      String(a.allocation),
-      a.jobId,
-      a.scheduler,
-      a.state,
-      a.submittedAt,
-    ])).map((l) => `  ${l}`));
+    lines.push(
+      ...table(
+        ['alloc', 'job', 'scheduler', 'state', 'submitted'],
+        r.allocations.map((a) => [String(a.allocation), a.jobId, a.scheduler, a.state, a.submittedAt]),
+      ).map((l) => `  ${l}`),
+    );
   }
   return lines.join('\n') + '\n';
 }
@@ -249,6 +245,10 @@ export function renderStatusReport(r: StatusReport): string {
 /** Left-aligned columns separated by two spaces. */
 export function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [fmt(header), ...rows.map(fmt)];
 }

@@ -68,7 +68,7 @@ export function sample(key: string, options?: RuntimeOptions): SampleValue;
 export function sample(key?: string, options: RuntimeOptions = {}): Sample | SampleValue {
   const run = currentRun(options);
   if (key === undefined) return orderedSample(run.record);
-  if (!Object.prototype.hasOwnProperty.call(run.record.sample, key)) {
+  if (!Object.hasOwn(run.record.sample, key)) {
     const keys = run.record.sampleKeys.length ? run.record.sampleKeys.join(', ') : '(the sample is empty)';
     throw new ThemisError('INPUT', `run ${run.id} has no sample key ${JSON.stringify(key)}; its keys are: ${keys}`);
   }

@@ -57,9 +57,7 @@ export async function submitAllocations(setupDir: string, options: SubmitOptions
       }
       throw e;
     }
-    recordJobs(setupDir, [
-      { allocation: info.allocation, jobId, scheduler: ens.scheduler, submittedAt: new Date().toISOString(), script: info.path, by: options.by ?? 'submit' },
-    ]);
+    recordJobs(setupDir, [{ allocation: info.allocation, jobId, scheduler: ens.scheduler, submittedAt: new Date().toISOString(), script: info.path, by: options.by ?? 'submit' }]);
     jobs.push({ allocation: info.allocation, jobId, script: info.path, command: formatCommand(info.submit) });
   }
   return { scheduler: ens.scheduler, jobs, jobsFile: setupPaths(setupDir).jobsFile };
@@ -75,20 +73,14 @@ async function refuseLiveAllocations(setupDir: string, chosen: BatchScriptInfo[]
   const live = (await allocationStates(setupDir, { env })).filter((a) => wanted.has(a.allocation) && (a.state === 'pending' || a.state === 'running'));
   if (live.length === 0) return;
   const list = live.map((a) => `allocation ${a.allocation} = job ${a.jobId} (${a.state})`).join(', ');
-  throw new ThemisError(
-    'STATE',
-    `already submitted and still in the queue: ${list}; pass --force to submit another allocation anyway, or cancel the job first`,
-  );
+  throw new ThemisError('STATE', `already submitted and still in the queue: ${list}; pass --force to submit another allocation anyway, or cancel the job first`);
 }
 
 function pickAllocations(scripts: BatchScriptInfo[], wanted: number[] | undefined): BatchScriptInfo[] {
   if (wanted === undefined || wanted.length === 0) return scripts;
   const bad = wanted.filter((k) => !scripts.some((s) => s.allocation === k));
   if (bad.length > 0) {
-    throw new ThemisError(
-      'USAGE',
-      `--allocation ${bad.join(', ')}: this ensemble has allocations 1..${scripts.length}; pick from those (or regenerate with --allocations N)`,
-    );
+    throw new ThemisError('USAGE', `--allocation ${bad.join(', ')}: this ensemble has allocations 1..${scripts.length}; pick from those (or regenerate with --allocations N)`);
   }
   return scripts.filter((s) => wanted.includes(s.allocation));
 }
@@ -108,8 +100,7 @@ async function submitOne(setupDir: string, ens: EnsembleRecord, info: BatchScrip
   if (jobId === null) {
     throw new ThemisError(
       'SCHEDULER',
-      `\`${shown}\` exited 0 but printed no job id themis recognises:\n${output || '(empty)'}\n` +
-        'the job may have been submitted: check the queue before submitting again',
+      `\`${shown}\` exited 0 but printed no job id themis recognises:\n${output || '(empty)'}\n` + 'the job may have been submitted: check the queue before submitting again',
     );
   }
   return jobId;

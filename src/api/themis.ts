@@ -140,9 +140,7 @@ export class Themis {
    */
   async filterByStatus(...statuses: RunStatus[]): Promise<number[]> {
     const want = statusSet(statuses);
-    return (await scanRunsParallel(this.setupDir)).runs
-      .filter((r) => want === null || (r.status !== null && want.has(r.status.status)))
-      .map((r) => r.id);
+    return (await scanRunsParallel(this.setupDir)).runs.filter((r) => want === null || (r.status !== null && want.has(r.status.status))).map((r) => r.id);
   }
 
   /**
@@ -168,7 +166,6 @@ export class Themis {
     const { ensemble, runs } = await scanRunsParallel(this.setupDir, ids === undefined ? {} : { ids });
     return readExportsParallel(ensemble.root, runs);
   }
-
 
   /**
    * Write a CSV of every run: `run_id,status,tasks,cores_per_task,gpus_per_task`, sample

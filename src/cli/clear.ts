@@ -12,7 +12,9 @@ export function clearCommand(output: Output): CommandBody<GlobalOptions, GlobalO
       if (argv.json) output.out(JSON.stringify(report, null, 2));
       else if (report.removed.length === 0 && report.runsCleared === 0) output.out(`nothing to clear in ${argv.setupDir}`);
       else {
-        output.out(`cleared ${report.removed.length} entr${report.removed.length === 1 ? 'y' : 'ies'} of the setup directory and the records of ${report.runsCleared} run${report.runsCleared === 1 ? '' : 's'}`);
+        output.out(
+          `cleared ${report.removed.length} entr${report.removed.length === 1 ? 'y' : 'ies'} of the setup directory and the records of ${report.runsCleared} run${report.runsCleared === 1 ? '' : 's'}`,
+        );
         if (!report.setupDirRemoved) output.out(`kept ${argv.setupDir}: it holds files themis did not make`);
       }
     },

@@ -6,6 +6,7 @@ import type { Output } from './output.js';
  * what it does. Its name, aliases and description live in `commands` below, so `themis --help`
  * lists every command without loading any command's module.
  */
+// biome-ignore lint/suspicious/noExplicitAny: yargs types each command's argv itself; the table holds commands of any shape
 export type CommandBody<T = any, U = any> = Pick<CommandModule<T, U>, 'builder' | 'handler'>;
 
 /** A command module factory: receives the output sink, returns the command's options and handler. */
@@ -39,7 +40,7 @@ export const commands: CommandEntry[] = [
   },
   {
     command: 'run',
-    describe: 'run the queued runs here, packed onto this machine\'s cores and GPUs',
+    describe: "run the queued runs here, packed onto this machine's cores and GPUs",
     load: async () => (await import('./run.js')).runCommand,
   },
   {
@@ -82,12 +83,12 @@ export const commands: CommandEntry[] = [
   {
     command: 'dry-run [ids..]',
     aliases: ['dryrun'],
-    describe: 'check runs without running them: call the interface\'s prepRun for each (default: every queued run), serially',
+    describe: "check runs without running them: call the interface's prepRun for each (default: every queued run), serially",
     load: async () => (await import('./dry-run.js')).dryRunCommand,
   },
   {
     command: 'post [ids..]',
-    describe: 'call the interface\'s postRun for runs (default: all) in this process and print what it returns',
+    describe: "call the interface's postRun for runs (default: all) in this process and print what it returns",
     load: async () => (await import('./post.js')).postCommand,
   },
   {
@@ -97,7 +98,7 @@ export const commands: CommandEntry[] = [
   },
   {
     command: 'clear',
-    describe: 'remove the ensemble\'s own files (setup directory records, batch scripts, logs, each run\'s .themis/), keeping run directories and your files',
+    describe: "remove the ensemble's own files (setup directory records, batch scripts, logs, each run's .themis/), keeping run directories and your files",
     load: async () => (await import('./clear.js')).clearCommand,
   },
   {
@@ -112,7 +113,7 @@ export const commands: CommandEntry[] = [
   },
   {
     command: 'parse <src> <dest>',
-    describe: 'inside a run: copy SRC to DEST replacing %%name%% with the run\'s sample (and themis_run_id, themis_run_dir)',
+    describe: "inside a run: copy SRC to DEST replacing %%name%% with the run's sample (and themis_run_id, themis_run_dir)",
     load: async () => (await import('./runtime.js')).parseCommand,
   },
   {

@@ -31,7 +31,13 @@ export function displayCommand(output: Output): CommandBody<GlobalOptions, Displ
       const dirs = new Map(themis.scan(ids ?? undefined).map((r) => [r.id, r.dir]));
       const root = themis.ensemble.root;
       if (argv.json) {
-        output.out(JSON.stringify(runs.map((r) => ({ ...r, dir: dirs.get(r.id) ?? null })), null, 1));
+        output.out(
+          JSON.stringify(
+            runs.map((r) => ({ ...r, dir: dirs.get(r.id) ?? null })),
+            null,
+            1,
+          ),
+        );
         return;
       }
       const w = argv.width;
@@ -47,7 +53,7 @@ export function displayCommand(output: Output): CommandBody<GlobalOptions, Displ
           const marker = r.steps.length > 1 ? `${i === r.step ? '>' : ' '}${i}` : '';
           rows.push([
             first ? String(r.id) : '',
-            first ? r.status ?? 'unknown' : '',
+            first ? (r.status ?? 'unknown') : '',
             first ? clip(shownDir, w) : '',
             clip(`${marker ? marker + ' ' : ''}${s ? s.args.join(' ') : '(unreadable run.json)'}`, w),
             s ? `${s.tasks}x${s.coresPerTask}c${s.gpusPerTask ? `+${s.gpusPerTask}g` : ''}` : '',

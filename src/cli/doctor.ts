@@ -27,7 +27,9 @@ const TITLES: Record<Finding['kind'], string> = {
 /** The text report: one block per finding, then what to do next. */
 export function formatDoctor(r: DoctorReport): string {
   const problems = r.findings.filter((f) => f.severity === 'problem');
-  const lines = [`themis doctor: ${r.runsChecked} run${r.runsChecked === 1 ? '' : 's'} checked in ${r.setupDir}: ${problems.length === 0 ? 'no problems found' : `${problems.length} problem${problems.length === 1 ? '' : 's'}`}`];
+  const lines = [
+    `themis doctor: ${r.runsChecked} run${r.runsChecked === 1 ? '' : 's'} checked in ${r.setupDir}: ${problems.length === 0 ? 'no problems found' : `${problems.length} problem${problems.length === 1 ? '' : 's'}`}`,
+  ];
   for (const f of r.findings) {
     lines.push('', `${f.runId !== null ? `run ${f.runId}: ` : ''}${TITLES[f.kind]}${f.severity === 'info' ? ' (info)' : ''}`, `  ${f.problem}`, `  path: ${f.path}`);
     if (!r.repaired) lines.push(`  --repair: ${f.repair ?? 'nothing (needs you, see above)'}`);
@@ -51,7 +53,7 @@ export function doctorCommand(output: Output): CommandBody<GlobalOptions, Doctor
     builder: (y) =>
       y
         .option('repair', { type: 'boolean', default: false, describe: 'fix what is safe: break stale claims, requeue orphaned runs at their step, remove leftovers' })
-        .option('lease', { type: 'number', default: 60, describe: 'seconds after its last heartbeat that a claim counts as stale (the packers\' --lease)' })
+        .option('lease', { type: 'number', default: 60, describe: "seconds after its last heartbeat that a claim counts as stale (the packers' --lease)" })
         .example('$0 doctor', 'explain every problem found, change nothing')
         .example('$0 doctor --repair', 'fix what is safe') as never,
     handler: (argv) => {

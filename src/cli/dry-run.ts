@@ -8,9 +8,7 @@ import { selectRuns, type SelectArgs } from './select.js';
 export function dryRunCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions & SelectArgs> {
   return {
     builder: (y) =>
-      y
-        .positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15' })
-        .option('status', { alias: 's', type: 'string', array: true, describe: 'only runs with this status' }) as never,
+      y.positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15' }).option('status', { alias: 's', type: 'string', array: true, describe: 'only runs with this status' }) as never,
     handler: async (argv) => {
       const themis = Themis.open(argv.setupDir);
       const ids = (await selectRuns(themis, argv, false, 'dry-run')) ?? [];

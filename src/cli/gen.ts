@@ -136,7 +136,7 @@ function allocationOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
   return y
     .option('scheduler', { type: 'string', choices: SCHEDULER_NAMES as string[], describe: 'batch system [default: detected from sbatch, bsub, flux on PATH, else local]' })
     .option('nodes', { alias: 'N', type: 'string', describe: 'nodes per allocation [default: 1]' })
-    .option('walltime', { alias: 't', type: 'string', describe: 'minutes per allocation [default: the scheduler\'s]' })
+    .option('walltime', { alias: 't', type: 'string', describe: "minutes per allocation [default: the scheduler's]" })
     .option('partition', { alias: 'p', type: 'string', describe: 'partition (queue)' })
     .option('bank', { alias: 'b', type: 'string', describe: 'bank (account)' })
     .option('name', { alias: 'm', type: 'string', describe: 'job name [default: themis]' })
@@ -228,10 +228,7 @@ export function genCommand(output: Output): CommandBody<GlobalOptions, GenArgs> 
 /** `themis add SAMPLES`: append runs to an existing ensemble (safe while packers run). */
 export function addCommand(output: Output): CommandBody<GlobalOptions, RunArgs> {
   return {
-    builder: (y) =>
-      runOptions(y)
-        .example('$0 add more.csv', 'one new run per row, with the ensemble\'s application')
-        .example('$0 add --steps steps.csv more.csv', 'new composite runs') as never,
+    builder: (y) => runOptions(y).example('$0 add more.csv', "one new run per row, with the ensemble's application").example('$0 add --steps steps.csv more.csv', 'new composite runs') as never,
     handler: async (argv) => {
       if (argv.samples === undefined) throw new ThemisError('USAGE', 'name the samples file: themis add SAMPLES');
       const ens = readEnsemble(argv.setupDir);
@@ -258,7 +255,7 @@ function printReport(output: Output, r: GenerateReport, json: boolean): void {
   }
   const verb = { created: 'created', overwritten: 'replaced', resumed: 'resumed', added: 'added runs to' }[r.action];
   output.out(`${verb} the ensemble in ${r.setupDir} (scheduler ${r.scheduler})`);
-  if (r.action === 'resumed') output.out('  (--resume keeps the existing ensemble\'s settings; ensemble options given now are not applied)');
+  if (r.action === 'resumed') output.out("  (--resume keeps the existing ensemble's settings; ensemble options given now are not applied)");
   output.out(`  ${ids.length} run${ids.length === 1 ? '' : 's'} rendered (ids ${range})${r.skipped ? `, ${r.skipped} already on disk` : ''}; ${r.totalRuns} in total`);
   output.out(`  batch script${r.batchScripts.length === 1 ? '' : 's'}:`);
   for (const b of r.batchScripts) output.out(`    ${b.path}  (${b.runIds.length} runs planned)`);

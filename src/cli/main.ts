@@ -35,6 +35,7 @@ export function glueArgsValues(argv: readonly string[]): string[] {
  * A command for yargs that imports its module only when the command is being run (or asked for
  * its --help): the builder loads the module, then defines the command's options as before.
  */
+// biome-ignore lint/suspicious/noExplicitAny: a lazily loaded command's argv type is its module's business
 function lazyCommand({ load, ...head }: CommandEntry, output: Output): CommandModule<any, any> {
   let body: CommandBody | undefined;
   return {
@@ -56,7 +57,7 @@ export function buildCli(argv: string[], output: Output = processOutput): Argv {
     .option('setup-dir', {
       type: 'string',
       default: './.themis_setup',
-      describe: 'the ensemble\'s setup directory',
+      describe: "the ensemble's setup directory",
       global: true,
     })
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable output', global: true })

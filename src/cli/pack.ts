@@ -20,10 +20,10 @@ export async function runPackCli(argv: string[]): Promise<number> {
   try {
     const args = await yargs(argv)
       .scriptName('themis-pack')
-      .usage('$0 --setup-dir DIR [options]\n\nClaim queued runs of an ensemble and pack their steps onto this allocation\'s cores and GPUs.')
+      .usage("$0 --setup-dir DIR [options]\n\nClaim queued runs of an ensemble and pack their steps onto this allocation's cores and GPUs.")
       .option('setup-dir', { type: 'string', default: './.themis_setup', describe: "the ensemble's setup directory" })
       .option('allocation', { type: 'number', describe: "this allocation's number: its planned runs go first" })
-      .option('nodes', { type: 'string', describe: 'node names (comma list) or a node count, instead of the allocation\'s' })
+      .option('nodes', { type: 'string', describe: "node names (comma list) or a node count, instead of the allocation's" })
       .option('cores', { type: 'number', describe: 'cores per node to use' })
       .option('gpus', { type: 'number', describe: 'GPUs per node to use' })
       .option('lease', { type: 'number', default: 60, describe: 'seconds after which a silent claim is stale' })
@@ -73,9 +73,7 @@ export async function runPackCli(argv: string[]): Promise<number> {
     const c = summary.counts;
     if (args.json) process.stdout.write(JSON.stringify(summary, null, 1) + '\n');
     else {
-      process.stderr.write(
-        `themis-pack: started ${c.started} steps: ${c.successful} successful, ${c.failed} failed, ${c.aborted} aborted, ${c.killed} killed, ${c.requeued} requeued\n`,
-      );
+      process.stderr.write(`themis-pack: started ${c.started} steps: ${c.successful} successful, ${c.failed} failed, ${c.aborted} aborted, ${c.killed} killed, ${c.requeued} requeued\n`);
       for (const b of summary.blocked.slice(0, 20)) process.stderr.write(`themis-pack: run ${b.id} not started: ${b.reason}\n`);
       if (summary.blocked.length > 20) process.stderr.write(`themis-pack: … and ${summary.blocked.length - 20} more runs that cannot fit\n`);
     }

@@ -12,13 +12,16 @@ export function postCommand(output: Output): CommandBody<GlobalOptions, GlobalOp
       y
         .positional('ids', { type: 'string', array: true, describe: 'run ids: 1-10,15' })
         .option('status', { alias: 's', type: 'string', array: true, describe: 'only runs with this status (e.g. successful)' })
-        .option('save', { type: 'boolean', default: false, describe: 'store each return value as the run\'s result (null too)' }) as never,
+        .option('save', { type: 'boolean', default: false, describe: "store each return value as the run's result (null too)" }) as never,
     handler: async (argv) => {
       const themis = Themis.open(argv.setupDir);
       // Without a postRun, --save would overwrite every stored result with null.
       if (!(await themis.interfaceHooks()).includes('postRun')) {
         const iface = themis.ensemble.interface;
-        throw new ThemisError('INPUT', iface ? `${iface} has no postRun (or post_run) export; add one, or check the module` : 'the ensemble has no interface module; make one with `themis gen --interface MODULE`');
+        throw new ThemisError(
+          'INPUT',
+          iface ? `${iface} has no postRun (or post_run) export; add one, or check the module` : 'the ensemble has no interface module; make one with `themis gen --interface MODULE`',
+        );
       }
       const ids = (await selectRuns(themis, argv, false, 'post')) ?? (await themis.filterByStatus());
       const results: { id: number; result: unknown }[] = [];

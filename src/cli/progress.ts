@@ -22,6 +22,5 @@ export function progressCommand(output: Output): CommandBody<GlobalOptions, Glob
       lines.push(progressBar(r.completed, r.total));
       output.out(lines.join('\n'));
     },
-
   };
 }

@@ -15,7 +15,9 @@ export function reportOp(output: Output, report: OpReport, done: string, json: b
   else {
     if (report.changed.length > 0) output.out(`${done} ${report.changed.length} run${report.changed.length === 1 ? '' : 's'}: ${formatIds(report.changed)}`);
     if (report.pending.length > 0) {
-      output.out(`stopping ${report.pending.length} running run${report.pending.length === 1 ? '' : 's'} (${formatIds(report.pending)}): their packers stop them within one heartbeat and mark them killed`);
+      output.out(
+        `stopping ${report.pending.length} running run${report.pending.length === 1 ? '' : 's'} (${formatIds(report.pending)}): their packers stop them within one heartbeat and mark them killed`,
+      );
     }
     if (report.changed.length === 0 && report.pending.length === 0) output.out('no run changed');
     // Grouped by reason: `requeue 1-100000` must not print a line per queued run.

@@ -39,7 +39,7 @@ export function runCommand(output: Output): CommandBody<GlobalOptions, RunArgs> 
       y
         .option('max-concurrency', { type: 'number', describe: 'most steps running at once' })
         .option('timeout', { type: 'number', describe: 'minutes to run; then running runs are stopped and queued again' })
-        .option('cores', { type: 'number', describe: 'cores to use (default: all of this machine\'s)' })
+        .option('cores', { type: 'number', describe: "cores to use (default: all of this machine's)" })
         .option('gpus', { type: 'number', describe: 'GPUs to use (default: CUDA_VISIBLE_DEVICES or nvidia-smi)' })
         .option('detach', { type: 'boolean', default: false, describe: 'start the packer in the background; print its pid and log' })
         .example('$0 run', 'run everything queued here, with a progress line')
@@ -93,9 +93,7 @@ export function runCommand(output: Output): CommandBody<GlobalOptions, RunArgs> 
         output.out(JSON.stringify(summary, null, 2));
       } else {
         const c = summary.counts;
-        output.out(
-          `${c.started} steps started: ${c.successful} runs successful, ${c.failed} failed, ${c.aborted} aborted, ${c.killed} killed, ${c.requeued} back in the queue (${summary.reason})`,
-        );
+        output.out(`${c.started} steps started: ${c.successful} runs successful, ${c.failed} failed, ${c.aborted} aborted, ${c.killed} killed, ${c.requeued} back in the queue (${summary.reason})`);
         for (const b of summary.blocked.slice(0, 10)) output.err(`run ${b.id} not started: ${b.reason}`);
         if (summary.blocked.length > 10) output.err(`… and ${summary.blocked.length - 10} more runs that cannot fit here`);
       }

@@ -22,7 +22,13 @@ export function sampleCommand(output: Output): CommandBody<GlobalOptions, Global
         return;
       }
       const all = sample();
-      output.out(argv.json ? JSON.stringify(all, null, 1) : Object.entries(all).map(([k, v]) => `${k}=${cellText(v)}`).join('\n'));
+      output.out(
+        argv.json
+          ? JSON.stringify(all, null, 1)
+          : Object.entries(all)
+              .map(([k, v]) => `${k}=${cellText(v)}`)
+              .join('\n'),
+      );
     },
   };
 }
@@ -47,15 +53,17 @@ export function resultCommand(output: Output): CommandBody<GlobalOptions, Global
             await setResult(value);
             output.err('result stored');
           },
+          // biome-ignore lint/suspicious/noExplicitAny: each subcommand's argv is typed by its own builder
         } as CommandModule<any, any>)
         .command({
           command: 'file <path>',
-          describe: 'store a file\'s contents: parsed as JSON when it is JSON, else its text',
+          describe: "store a file's contents: parsed as JSON when it is JSON, else its text",
           builder: (yy) => yy.positional('path', { type: 'string', describe: 'the file' }),
           handler: async (argv: { path?: string }) => {
             await resultFromFile(String(argv.path));
             output.err('result stored');
           },
+          // biome-ignore lint/suspicious/noExplicitAny: each subcommand's argv is typed by its own builder
         } as CommandModule<any, any>)
         .demandCommand(1, 'say `set JSON` or `file PATH`') as never,
     handler: () => {},

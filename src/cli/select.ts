@@ -1,4 +1,4 @@
-import { Themis, statusSet } from '../api/themis.js';
+import { type Themis, statusSet } from '../api/themis.js';
 import { ThemisError } from '../model/errors.js';
 import type { RunStatus } from '../model/status.js';
 import { parseIdList } from '../store/run-ops.js';

@@ -22,7 +22,7 @@ export function submitCommand(output: Output): CommandBody<GlobalOptions, Submit
         .option('force', {
           type: 'boolean',
           default: false,
-          describe: 'submit even if the allocation\'s previous job is still pending or running',
+          describe: "submit even if the allocation's previous job is still pending or running",
         })
         .example('$0 submit', 'submit every allocation')
         .example('$0 submit --allocation 2', 'submit allocation 2 again (after it was cancelled)') as never,

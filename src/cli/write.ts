@@ -21,7 +21,11 @@ export function writeCommand(output: Output): CommandBody<GlobalOptions, WriteAr
     handler: async (argv) => {
       const themis = Themis.open(argv.setupDir);
       let text = '';
-      const sink = { write: (s: string) => void (text += s) };
+      const sink = {
+        write: (s: string) => {
+          text += s;
+        },
+      };
       if (argv.format === 'csv') await themis.writeCsv(sink);
       else if (argv.format === 'json') await themis.writeJson(sink);
       else await themis.writeYaml(sink);

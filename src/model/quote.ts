@@ -1,7 +1,7 @@
 /** Shell and directive quoting for rendered scripts (no template engine: schedulers, the renderer and the packer use these). */
 
 /** Characters that never need quoting in a POSIX shell word. */
-const SAFE_WORD = /^[A-Za-z0-9_\/.,:=+@%^-]+$/;
+const SAFE_WORD = /^[A-Za-z0-9_/.,:=+@%^-]+$/;
 
 /**
  * POSIX single-quote quoting: the result is one shell word whose value is exactly `value`

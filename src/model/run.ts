@@ -126,11 +126,7 @@ export function runProblems(id: number, sample: unknown, steps: readonly StepSpe
  * Validate many runs at once and throw one error listing every problem (run id and field each).
  * `steps(i)` gives the steps of the i-th run (ids start at `firstId`).
  */
-export function validateRuns(
-  runs: readonly { sample: unknown }[],
-  firstId: number,
-  stepsOf: (run: { sample: unknown }, index: number) => StepSpec[],
-): void {
+export function validateRuns(runs: readonly { sample: unknown }[], firstId: number, stepsOf: (run: { sample: unknown }, index: number) => StepSpec[]): void {
   const problems: string[] = [];
   runs.forEach((run, i) => {
     problems.push(...runProblems(firstId + i, run.sample, stepsOf(run, i)));

@@ -63,8 +63,7 @@ export function carryOut(e: Effect, sh: Shell): void {
     case 'run-hook':
       sh.hooks.call(e.hook, { id: e.runId, record: e.record, dir: e.dir }).then(
         (value) => sh.dispatch({ type: 'hook-done', runId: e.runId, hook: e.hook, ok: true, value }),
-        (err: unknown) =>
-          sh.dispatch({ type: 'hook-done', runId: e.runId, hook: e.hook, ok: false, message: String((err as Error)?.message ?? err), detail: String((err as Error)?.stack ?? err) }),
+        (err: unknown) => sh.dispatch({ type: 'hook-done', runId: e.runId, hook: e.hook, ok: false, message: String((err as Error)?.message ?? err), detail: String((err as Error)?.stack ?? err) }),
       );
       return;
     case 'write-status':
@@ -160,7 +159,10 @@ function claim(e: EffectOf<'claim'>, sh: Shell): void {
     sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'refused', message: err.message });
     return;
   }
-  if (!got) { sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' }); return; }
+  if (!got) {
+    sh.dispatch({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' });
+    return;
+  }
   let status: StatusRecord | null = null;
   let statusError: string | null = null;
   try {

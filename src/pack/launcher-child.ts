@@ -217,7 +217,19 @@ function start(req: SpawnRequest): void {
     if (fd !== null) fs.closeSync(fd);
   }
   if (l.pid === 0) return;
-  journal('S', req.key, { format: 1, runId: req.runId, step: req.step, attempt: req.attempt, host, pid: l.pid, pgid: l.pid, pidStart: pidStart(l.pid), startedAt: l.startedAt, launcherPid: process.pid, pidNs });
+  journal('S', req.key, {
+    format: 1,
+    runId: req.runId,
+    step: req.step,
+    attempt: req.attempt,
+    host,
+    pid: l.pid,
+    pgid: l.pid,
+    pidStart: pidStart(l.pid),
+    startedAt: l.startedAt,
+    launcherPid: process.pid,
+    pidNs,
+  });
   if (req.timeoutMs > 0) {
     const t = setTimeout(() => stop(l, 'timeout'), req.timeoutMs);
     t.unref();

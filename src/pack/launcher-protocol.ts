@@ -40,16 +40,9 @@ export interface SpawnRequest {
   timeoutMs: number;
 }
 
-export type ParentMessage =
-  | { t: 'init'; graceMs: number; journal: string }
-  | { t: 'spawn'; req: SpawnRequest }
-  | { t: 'kill'; key: string; reason: StopReason }
-  | { t: 'shutdown' };
+export type ParentMessage = { t: 'init'; graceMs: number; journal: string } | { t: 'spawn'; req: SpawnRequest } | { t: 'kill'; key: string; reason: StopReason } | { t: 'shutdown' };
 
-export type ChildMessage =
-  | { t: 'ready'; pid: number }
-  | { t: 'started'; key: string; pid: number }
-  | { t: 'exit'; key: string; exit: ExitRecord };
+export type ChildMessage = { t: 'ready'; pid: number } | { t: 'started'; key: string; pid: number } | { t: 'exit'; key: string; exit: ExitRecord };
 
 const NUL = '\0';
 

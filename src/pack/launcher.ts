@@ -60,8 +60,7 @@ function startProcess(kind: 'native' | 'node'): Promise<{ child: ChildProcess; p
   child.stdin!.on('error', () => {});
   const lines = new LineReader(child);
   return new Promise((resolve, reject) => {
-    const onExit = (code: number | null, signal: string | null) =>
-      reject(new ThemisError('IO', `themis launcher (${kind}) exited at start (${signal ?? `code ${code}`})`));
+    const onExit = (code: number | null, signal: string | null) => reject(new ThemisError('IO', `themis launcher (${kind}) exited at start (${signal ?? `code ${code}`})`));
     child.once('exit', onExit);
     child.once('error', (e) => reject(new ThemisError('IO', `themis launcher (${kind}) cannot start: ${e.message}`, { cause: e })));
     lines.onMessage = (m) => {

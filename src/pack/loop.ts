@@ -4,7 +4,7 @@ import { readStop } from '../store/ensemble-state.js';
 import { journalFile, removeJournal } from '../store/journal.js';
 import { setupPaths } from '../store/layout.js';
 import { carryOut, type Shell } from './effects.js';
-import type { PackerEvent } from './events.js';
+import type { Effect, PackerEvent } from './events.js';
 import type { Hooks } from './hooks.js';
 import { Launcher } from './launcher.js';
 import type { LaunchSetup } from './launch-policy.js';
@@ -97,7 +97,7 @@ export class PackLoop implements Shell {
   dispatch(ev: PackerEvent): void {
     // A stop before the launcher is up (a signal during start-up) waits until it is.
     if (this.launcherHandle === null) return void this.early.push(ev);
-    let effects;
+    let effects: Effect[];
     try {
       effects = transition(this.state, ev, moment(this.cfg.now()));
     } catch (e) {
@@ -248,7 +248,8 @@ function moment(now: number): At {
   return {
     now,
     get iso() {
-      return (iso ??= new Date().toISOString());
+      iso ??= new Date().toISOString();
+      return iso;
     },
   };
 }

@@ -37,7 +37,10 @@ export function applyOverrides(info: AllocationInfo, o: ResourceOverrides): Allo
       const base = nodes[0] ?? { name: os.hostname(), cores: os.availableParallelism(), gpus: [] };
       nodes = Array.from({ length: count }, (_, i) => nodes[i] ?? { ...base, name: i === 0 ? base.name : `${base.name}-${i}`, gpus: [...base.gpus] });
     } else {
-      const names = String(o.nodes).split(',').map((s) => s.trim()).filter(Boolean);
+      const names = String(o.nodes)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       const base = nodes[0] ?? { name: os.hostname(), cores: os.availableParallelism(), gpus: [] };
       nodes = names.map((name, i) => ({ ...(nodes[i] ?? base), name, gpus: [...(nodes[i] ?? base).gpus] }));
     }

@@ -117,7 +117,10 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
   // A lease of fewer than three heartbeats would let one slow heartbeat lose every claim.
   const leaseMs = Math.max(heartbeatMs * 3, (opts.leaseSeconds ?? DEFAULT_LEASE_MS / 1000) * 1000);
   const hooks = await Hooks.load(ens.interface, setupDir, `packer ${hostName()}:${process.pid}`, opts.openThemis ?? null);
-  const ownIndex = Math.max(0, info.nodes.findIndex((n) => n.name === os.hostname() || n.name === os.hostname().split('.')[0]));
+  const ownIndex = Math.max(
+    0,
+    info.nodes.findIndex((n) => n.name === os.hostname() || n.name === os.hostname().split('.')[0]),
+  );
   const launch: LaunchSetup = { mode: opts.launcher ?? 'auto', scheduler: info.scheduler, jobId: info.jobId, ownNode: ownIndex, bind: opts.bind ?? false, schedulerSteps: 0 };
   let loop: PackLoop | null = null;
   const cfg: PackerConfig = {

@@ -56,11 +56,18 @@ export class RunQueue {
           return c.ageMs > this.cfg.leaseMs / 2 ? 'suspect' : 'live';
         },
       });
-      const old = new Map(this.queue.slice(this.head).filter((c) => !c.gone).map((c) => [c.id, c]));
-      this.queue = scan.candidates.filter((c) => !held(c.id)).map((c) => {
-        const o = old.get(c.id);
-        return o && o.step === c.step ? o : c;
-      });
+      const old = new Map(
+        this.queue
+          .slice(this.head)
+          .filter((c) => !c.gone)
+          .map((c) => [c.id, c]),
+      );
+      this.queue = scan.candidates
+        .filter((c) => !held(c.id))
+        .map((c) => {
+          const o = old.get(c.id);
+          return o && o.step === c.step ? o : c;
+        });
       this.head = 0;
       this.pending = scan.pending;
       this.suspects = scan.suspects;

@@ -108,7 +108,10 @@ class Core {
 
   decide(candidates: LoadedCandidate[], windowSize: number): void {
     const s = this.s;
-    if (s.interrupted) { this.checkDone(); return; }
+    if (s.interrupted) {
+      this.checkDone();
+      return;
+    }
     const cands = s.stopStarting ? [] : candidates;
     // Loaded candidates are QueueItems themselves; runs in hand get an item only while they wait.
     const items: QueueItem[] = s.waiting.length === 0 ? cands : s.waiting.map(itemOf).concat(cands);
@@ -243,7 +246,10 @@ class Core {
   orphanSettled(ev: Ev<'orphan-settled'>): void {
     const a = this.s.held.get(ev.runId);
     if (!a) return;
-    if (a.phase.kind === 'lost') { this.dropLost(a); return; }
+    if (a.phase.kind === 'lost') {
+      this.dropLost(a);
+      return;
+    }
     if (a.phase.kind !== 'recovering') return;
     const { slot, need } = a.phase;
     a.status = withHistory(a.status, 'recovered', ev.outcome.note, this.at.iso);
@@ -265,7 +271,10 @@ class Core {
       return;
     }
     // The slot was found for the needs the scan saw; the status read under the claim may be at another step.
-    if (sameResources(needOf(a), need)) { this.startStep(a, slot); return; }
+    if (sameResources(needOf(a), need)) {
+      this.startStep(a, slot);
+      return;
+    }
     this.giveBack(slot);
     this.wait(a);
   }
@@ -322,9 +331,15 @@ class Core {
     const a = this.s.held.get(ev.runId);
     if (!a) return;
     const p = a.phase;
-    if (p.kind === 'lost') { this.dropLost(a); return; }
+    if (p.kind === 'lost') {
+      this.dropLost(a);
+      return;
+    }
     if (ev.hook === 'prepRun' && p.kind === 'prepping') {
-      if (!ev.ok) { this.prepFailed(a, p.slot, ev.message, ev.detail); return; }
+      if (!ev.ok) {
+        this.prepFailed(a, p.slot, ev.message, ev.detail);
+        return;
+      }
       if (this.s.interrupted) {
         this.giveBack(p.slot);
         this.requeue(a, describeStop(this.s.interrupted));
@@ -335,8 +350,14 @@ class Core {
     }
     if (ev.hook === 'postRun' && p.kind === 'post-run') {
       // postRun after the last step; its value is the run's result. A throw retries postRun alone.
-      if (!ev.ok) { this.postRunFailed(a, ev.message, ev.detail); return; }
-      if (ev.value === undefined) { this.postRunOver(a); return; }
+      if (!ev.ok) {
+        this.postRunFailed(a, ev.message, ev.detail);
+        return;
+      }
+      if (ev.value === undefined) {
+        this.postRunOver(a);
+        return;
+      }
       this.out.push({ type: 'write-result', runId: a.id, dir: a.dir, value: ev.value });
     }
   }
@@ -344,9 +365,15 @@ class Core {
   resultWritten(ev: Ev<'result-written'>): void {
     const a = this.s.held.get(ev.runId);
     if (!a) return;
-    if (a.phase.kind === 'lost') { this.dropLost(a); return; }
+    if (a.phase.kind === 'lost') {
+      this.dropLost(a);
+      return;
+    }
     if (a.phase.kind !== 'post-run') return;
-    if (ev.ok) { this.postRunOver(a); return; }
+    if (ev.ok) {
+      this.postRunOver(a);
+      return;
+    }
     this.postRunFailed(a, ev.message, ev.message);
   }
 
@@ -392,7 +419,10 @@ class Core {
     const a = s.byKey.get(key);
     if (!a) return;
     const p = a.phase;
-    if (p.kind === 'lost') { this.dropLost(a); return; }
+    if (p.kind === 'lost') {
+      this.dropLost(a);
+      return;
+    }
     if (p.kind !== 'running') return;
     let exit = reported;
     if (exit.stoppedBy === null && mayBeJobWideStop(exit)) {
@@ -428,7 +458,10 @@ class Core {
     // Our own step stopped because we lost its claim: the new holder settles the run. A dead
     // packer's step stopped that way (recovered: the claim is ours now) runs again, like any
     // interrupted step; dropping it would leave its `running` status with no claim, forever.
-    if (!recovered && exit.stoppedBy === 'lost-claim') { this.drop(a, true); return; }
+    if (!recovered && exit.stoppedBy === 'lost-claim') {
+      this.drop(a, true);
+      return;
+    }
     let r = afterStepExit(a.status, exit, this.policy(a), this.at.iso);
     // An interrupted step of a dead packer is simply run again here (no restart used).
     if (recovered && r.next === 'requeue') r = { status: { ...r.status, status: 'running' }, next: 'restart' };
@@ -442,15 +475,24 @@ class Core {
   }
 
   private advance(a: HeldRun, next: Next): void {
-    if (next === 'requeue') { this.requeue(a, a.status.reason ?? 'interrupted'); return; }
-    if (next === 'done') { this.complete(a); return; }
+    if (next === 'requeue') {
+      this.requeue(a, a.status.reason ?? 'interrupted');
+      return;
+    }
+    if (next === 'done') {
+      this.complete(a);
+      return;
+    }
     a.since = this.at.now;
     a.passedOver = 0;
     this.wait(a);
   }
 
   private wait(a: HeldRun): void {
-    if (this.s.stopStarting) { this.requeue(a, describeStop(this.s.stopStarting)); return; }
+    if (this.s.stopStarting) {
+      this.requeue(a, describeStop(this.s.stopStarting));
+      return;
+    }
     a.phase = { kind: 'waiting' };
     this.s.waiting.push(a);
     this.out.push({ type: 'decide-soon' });
@@ -484,7 +526,10 @@ class Core {
     const a = s.held.get(ev.runId);
     if (!a) return;
     const p = a.phase;
-    if (p.kind === 'lost') { this.dropLost(a); return; }
+    if (p.kind === 'lost') {
+      this.dropLost(a);
+      return;
+    }
     if (p.kind !== 'starting' && p.kind !== 'writing') return;
     if (!ev.ok) {
       if (ev.why === 'claim-lost') this.log(`run ${a.id}: claim lost; leaving its status to the new holder`);
@@ -703,13 +748,19 @@ class Core {
     const s = this.s;
     if (s.finished !== null || s.held.size > 0 || s.claimsInFlight > 0 || s.scan.running) return;
     const cause = s.interrupted ?? s.stopStarting;
-    if (cause) { this.finish(describeStop(cause)); return; }
+    if (cause) {
+      this.finish(describeStop(cause));
+      return;
+    }
     if (!view) return void this.out.push({ type: 'decide-soon' });
     if (view.remaining) return;
     // Every run of a full window was blocked: there may be more behind it.
     if (view.windowWasFull) return void this.out.push({ type: 'decide-soon' });
     // Nothing in hand and nothing known: one fresh look before deciding the work is done.
-    if (s.scan.dirty) { this.startRescan(); return; }
+    if (s.scan.dirty) {
+      this.startRescan();
+      return;
+    }
     const waitingFor = s.scan.suspects + s.scan.contested.size;
     if (waitingFor > 0) {
       // Runs held by a packer that went silent (or a queued run whose claimer died mid-claim):

@@ -132,20 +132,10 @@ export function scriptVariables(setupDir: string, ens: EnsembleRecord, allocatio
  * Write one executable batch script and one plan file per allocation (plans[k-1] is allocation k).
  * `gpusPerNode` is what the runs need when the caller knows it; otherwise it is read from the runs.
  */
-export function renderBatchScripts(
-  setupDir: string,
-  ens: EnsembleRecord,
-  plans: number[][],
-  options: { gpusPerNode?: number } = {},
-): BatchScriptInfo[] {
+export function renderBatchScripts(setupDir: string, ens: EnsembleRecord, plans: number[][], options: { gpusPerNode?: number } = {}): BatchScriptInfo[] {
   const p = setupPaths(setupDir);
-  const adapter = getAdapter(ens.scheduler);
   const { render } = templateFor(ens);
-  const gpus =
-    ens.allocation.gpusPerNode ??
-    options.gpusPerNode ??
-    ens.gpusPerNodeNeeded ??
-    gpusPerNodeNeeded(plannedSteps(setupDir, ens, plans), ens.allocation.nodes);
+  const gpus = ens.allocation.gpusPerNode ?? options.gpusPerNode ?? ens.gpusPerNodeNeeded ?? gpusPerNodeNeeded(plannedSteps(setupDir, ens, plans), ens.allocation.nodes);
   try {
     fs.mkdirSync(p.batchDir, { recursive: true });
     // The scheduler writes the job's output here; a missing directory makes Slurm drop it silently.
@@ -157,14 +147,7 @@ export function renderBatchScripts(
 }
 
 /** Render and write allocation K's script and plan file. */
-function writeBatchScript(
-  setupDir: string,
-  ens: EnsembleRecord,
-  allocation: number,
-  runIds: readonly number[],
-  gpusPerNode: number,
-  render: CompiledTemplate,
-): BatchScriptInfo {
+function writeBatchScript(setupDir: string, ens: EnsembleRecord, allocation: number, runIds: readonly number[], gpusPerNode: number, render: CompiledTemplate): BatchScriptInfo {
   const vars = scriptVariables(setupDir, ens, allocation, [...runIds], gpusPerNode);
   let text = render(vars);
   if (!text.endsWith('\n')) text += '\n';

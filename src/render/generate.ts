@@ -199,15 +199,7 @@ async function resumeEnsemble(setupDir: string, opts: GenerateOptions): Promise<
 }
 
 /** Stage, check and commit runs into an existing ensemble; ids already in the index are re-rendered in place. */
-function appendBatch(
-  setupDir: string,
-  ens: EnsembleRecord,
-  runs: readonly AnyRun[],
-  ids: readonly number[],
-  index: readonly IndexEntry[],
-  batch: number,
-  opts: AddOptions,
-): BatchScriptInfo[] {
+function appendBatch(setupDir: string, ens: EnsembleRecord, runs: readonly AnyRun[], ids: readonly number[], index: readonly IndexEntry[], batch: number, opts: AddOptions): BatchScriptInfo[] {
   const known = new Map(index.map((e) => [e.id, e.dir]));
   const existing = new Map<string, number>();
   const again = new Set(ids.filter((id) => known.has(id)));
@@ -225,10 +217,7 @@ function appendBatch(
     next.gpusPerNodeNeeded = Math.max(ens.gpusPerNodeNeeded ?? 0, gpusNeeded(prepared, ens));
     writeRuns(stage, prepared, opts.onProgress && ((n) => opts.onProgress!(n, runs.length)));
     const fresh = prepared.runs.filter((r) => !again.has(r.id));
-    plans = mergePlans(
-      oldPlans(setupDir, ens.allocation.allocations),
-      planAllocations(coresOf({ ...prepared, runs: fresh }), ens.allocation.allocations),
-    );
+    plans = mergePlans(oldPlans(setupDir, ens.allocation.allocations), planAllocations(coresOf({ ...prepared, runs: fresh }), ens.allocation.allocations));
     renderBatchScripts(stage.setup, next, plans, { gpusPerNode: next.gpusPerNodeNeeded });
   } catch (e) {
     stage.rollback();
@@ -269,7 +258,7 @@ function mergePlans(old: number[][], add: number[][]): number[][] {
   while (merged.length < add.length) merged.push([]);
   const targets = merged.map((p, i) => ({ i, n: p.length })).sort((a, b) => a.n - b.n || a.i - b.i);
   const shares = [...add].sort((a, b) => b.length - a.length);
-  shares.forEach((share, k) => merged[targets[k]!.i]!.push(...share));
+  for (const [k, share] of shares.entries()) merged[targets[k]!.i]!.push(...share);
   for (const p of merged) p.sort((a, b) => a - b);
   return merged;
 }
@@ -310,10 +299,7 @@ function refuseWhilePackersRun(setupDir: string): void {
   const live = listPackers(setupDir, { leaseMs: DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) }).filter((p) => p.alive);
   if (live.length === 0) return;
   const who = live.map((p) => `${p.packerId} (host ${p.host}, pid ${p.pid}${p.jobId ? `, job ${p.jobId}` : ''})`).join(', ');
-  throw new ThemisError(
-    'STATE',
-    `cannot --overwrite ${setupDir}: packers are still working on it: ${who}; stop them (scancel the job, or signal the packer) first`,
-  );
+  throw new ThemisError('STATE', `cannot --overwrite ${setupDir}: packers are still working on it: ${who}; stop them (scancel the job, or signal the packer) first`);
 }
 
 /** A setup directory without ensemble.json: fine when empty; leftovers of a crashed gen only with --overwrite. */

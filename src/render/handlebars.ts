@@ -54,8 +54,7 @@ export function compileTemplate(text: string, where: string): CompiledTemplate {
         const snippet = start.line === end.line ? line.slice(start.column, end.column) : line.trim();
         throw new ThemisError(
           'INPUT',
-          `template ${where}:${start.line}: ${snippet} names a variable that is not defined; ` +
-            'see the README section "Batch-script templates" for the variables a template may use',
+          `template ${where}:${start.line}: ${snippet} names a variable that is not defined; ` + 'see the README section "Batch-script templates" for the variables a template may use',
         );
       }
       const msg = (e as Error).message.replace(/\s+/g, ' ').trim();
@@ -64,8 +63,7 @@ export function compileTemplate(text: string, where: string): CompiledTemplate {
       if (undef) {
         throw new ThemisError(
           'INPUT',
-          `template ${where}:${undef[2]}: variable "${undef[1]}" is not defined; ` +
-            'see the README section "Batch-script templates" for the variables a template may use',
+          `template ${where}:${undef[2]}: variable "${undef[1]}" is not defined; ` + 'see the README section "Batch-script templates" for the variables a template may use',
           { cause: e },
         );
       }

@@ -59,13 +59,7 @@ const NO_SCRIPTS: ScriptUse[] = [];
  * directory names and collisions (with `existing` too), files in the way, run files, and every
  * unknown token. Throws one error listing all problems of the first kind found.
  */
-export function prepareRuns(
-  ctx: RenderContext,
-  runs: readonly AnyRun[],
-  ids: readonly number[],
-  existing: ReadonlyMap<string, number>,
-  replaceable: ReadonlySet<string>,
-): PreparedBatch {
+export function prepareRuns(ctx: RenderContext, runs: readonly AnyRun[], ids: readonly number[], existing: ReadonlyMap<string, number>, replaceable: ReadonlySet<string>): PreparedBatch {
   const problems: string[] = [];
   const programs = new Map<string, string | Error>();
   const programProblems = new Map<string, number[]>();
@@ -181,7 +175,7 @@ function checkTokens(runs: readonly PreparedRun[], files: RunFiles): void {
   const check = (t: TokenTemplate, sample: Sample, id: number, launch: boolean) => {
     for (let k = 0; k < t.names.length; k++) {
       const name = t.names[k]!;
-      if (BUILTINS.has(name) || (launch && name === LAUNCH_TOKEN) || Object.prototype.hasOwnProperty.call(sample, name)) continue;
+      if (BUILTINS.has(name) || (launch && name === LAUNCH_TOKEN) || Object.hasOwn(sample, name)) continue;
       const hint = name === LAUNCH_TOKEN ? ' (only batch-script steps get %%themis_launch%%)' : '';
       const key = `${t.file}:${t.lines[k]}: %%${name}%%${hint}`;
       const seen = missing.get(key) ?? { ids: [], count: 0 };
@@ -195,9 +189,7 @@ function checkTokens(runs: readonly PreparedRun[], files: RunFiles): void {
     for (const s of run.scripts) check(s.template, run.sample, run.id, true);
   }
   // Name the runs only when some runs do have the value (heterogeneous JSON samples).
-  const problems = [...missing].map(([key, { ids, count }]) =>
-    count >= runs.length ? key : `${key} (${count} run${count === 1 ? '' : 's'}: ${ids.join(', ')}${count > ids.length ? ', …' : ''})`,
-  );
+  const problems = [...missing].map(([key, { ids, count }]) => (count >= runs.length ? key : `${key} (${count} run${count === 1 ? '' : 's'}: ${ids.join(', ')}${count > ids.length ? ', …' : ''})`));
   throwIfProblems('INPUT', unknownHeading(), problems);
 }
 
@@ -226,8 +218,7 @@ export function writeRuns(stage: Stage, batch: PreparedBatch, onProgress?: (done
       fs.writeFileSync(path.join(meta, LOG_SPARE), '');
       const idText = String(run.id);
       const sample = run.sample;
-      const raw = (name: string): string | undefined =>
-        name === 'themis_run_id' ? idText : name === 'themis_run_dir' ? run.dir : Object.prototype.hasOwnProperty.call(sample, name) ? valueText(sample[name]) : undefined;
+      const raw = (name: string): string | undefined => (name === 'themis_run_id' ? idText : name === 'themis_run_dir' ? run.dir : Object.hasOwn(sample, name) ? valueText(sample[name]) : undefined);
       for (const p of files.parse) stage.writeFile(path.join(staged, p.name), renderTemplate(p.template, raw), p.mode);
       for (const c of files.copy) {
         const dst = path.join(staged, c.name);

@@ -73,7 +73,7 @@ export function renderRunDir(t: DirTemplate, id: number, sample: Sample, problem
       out += String(id).padStart(p.pad, '0');
       continue;
     }
-    if (!Object.prototype.hasOwnProperty.call(sample, p.key)) {
+    if (!Object.hasOwn(sample, p.key)) {
       problems.push(`run ${id}: --run-dir-names uses {${p.key}} but the sample has no ${JSON.stringify(p.key)}`);
       ok = false;
       continue;
@@ -86,7 +86,8 @@ export function renderRunDir(t: DirTemplate, id: number, sample: Sample, problem
           ? `is ${JSON.stringify(v)}`
           : v.includes('/')
             ? 'contains "/"'
-            : /[\x00-\x1f\x7f]/.test(v)
+            : // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this rejects
+              /[\x00-\x1f\x7f]/.test(v)
               ? 'contains a control character (newline, tab, …)'
               : null;
     if (bad) {
@@ -112,13 +113,7 @@ export interface RunDirPlanInput {
  * directory that is the root or overlaps the setup directory, and two runs (new, or added earlier
  * and listed in `existing`) mapping to one directory, naming both ids.
  */
-export function planRunDirs(
-  template: DirTemplate,
-  root: string,
-  setupDir: string,
-  runs: readonly RunDirPlanInput[],
-  existing: ReadonlyMap<string, number> = new Map(),
-): string[] {
+export function planRunDirs(template: DirTemplate, root: string, setupDir: string, runs: readonly RunDirPlanInput[], existing: ReadonlyMap<string, number> = new Map()): string[] {
   const problems: string[] = [];
   const taken = new Map<string, number>(existing);
   const setup = path.resolve(setupDir);

@@ -136,10 +136,6 @@ export function loadScriptTemplate(src: string): { template: TokenTemplate; mode
   } catch (e) {
     throw new ThemisError('INPUT', `batch script ${src}: cannot read: ${describeFsError(e)}`, { cause: e });
   }
-  const text = decodeTextFile(
-    data,
-    src,
-    'it is run as a batch script, which themis parses for %%tokens%%: pass --no-batch-script (or batch_script=false) for a compiled program',
-  );
+  const text = decodeTextFile(data, src, 'it is run as a batch script, which themis parses for %%tokens%%: pass --no-batch-script (or batch_script=false) for a compiled program');
   return { template: compileTokens(text, src), mode: st.mode & 0o7777 };
 }

@@ -102,13 +102,9 @@ export function unknownTokens(t: TokenTemplate, known: (name: string) => boolean
  * %%name%%`, unless `keepUnknown` (then they stay as they are).
  * @example replaceTokens('x = %%x%%\n', { x: 1 }, { file: 'deck.in' }) // 'x = 1\n'
  */
-export function replaceTokens(
-  text: string,
-  values: Record<string, unknown>,
-  options: { file?: string; keepUnknown?: boolean } = {},
-): string {
+export function replaceTokens(text: string, values: Record<string, unknown>, options: { file?: string; keepUnknown?: boolean } = {}): string {
   const t = compileTokens(text, options.file ?? '<text>');
-  const has = (n: string) => Object.prototype.hasOwnProperty.call(values, n);
+  const has = (n: string) => Object.hasOwn(values, n);
   if (!options.keepUnknown) {
     throwIfProblems('INPUT', unknownHeading(), unknownTokens(t, has));
   }
@@ -116,10 +112,7 @@ export function replaceTokens(
 }
 
 export function unknownHeading(): string {
-  return (
-    'unknown tokens (no sample value of that name); fix the name, add the column to the samples, ' +
-    'or pass --keep-unknown-tokens to leave them as they are'
-  );
+  return 'unknown tokens (no sample value of that name); fix the name, add the column to the samples, ' + 'or pass --keep-unknown-tokens to leave them as they are';
 }
 
 /**

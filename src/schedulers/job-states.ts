@@ -8,12 +8,7 @@ export const FORGOTTEN_JOB = /invalid job id|not found|unknown job|no such|jobid
  * `flux jobs -no "{id} {state}"` print) into pending/running/gone for each asked-for job. A job the
  * scheduler no longer lists, or lists in a final state, is gone.
  */
-export function parseIdStateLines(
-  stdout: string,
-  jobIds: readonly string[],
-  states: { pending: ReadonlySet<string>; running: ReadonlySet<string> },
-  idPattern: RegExp = /\S/,
-): Map<string, JobState> {
+export function parseIdStateLines(stdout: string, jobIds: readonly string[], states: { pending: ReadonlySet<string>; running: ReadonlySet<string> }, idPattern: RegExp = /\S/): Map<string, JobState> {
   const seen = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const [id, state] = line.trim().split(/\s+/);

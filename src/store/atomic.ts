@@ -157,9 +157,6 @@ export function checkFormat(file: string, record: { format?: unknown } | null, s
   const v = record.format;
   if (typeof v !== 'number') throw new ThemisError('FORMAT', `${file}: missing "format" version; not written by themis?`);
   if (v > supported) {
-    throw new ThemisError(
-      'FORMAT',
-      `${file} has format version ${v}, newer than this themis understands (${supported}); upgrade themis to read this ensemble`,
-    );
+    throw new ThemisError('FORMAT', `${file} has format version ${v}, newer than this themis understands (${supported}); upgrade themis to read this ensemble`);
   }
 }

@@ -210,7 +210,6 @@ function linkClaim(source: string, claimPath: string, id: FileId): boolean {
   }
 }
 
-
 export interface Made {
   owner: ClaimOwner;
   id: FileId;

@@ -94,14 +94,31 @@ function checkRun(setupDir: string, id: number, dir: string, opts: ClaimOptions,
   const rp = runPaths(dir);
   if (state.status === null) {
     if (!fs.existsSync(dir)) {
-      findings.push({ kind: 'missing-run-dir', severity: 'problem', runId: id, path: dir, problem: `${state.problem}; the index still lists it. \`themis gen --resume\` renders missing run directories`, repair: null });
+      findings.push({
+        kind: 'missing-run-dir',
+        severity: 'problem',
+        runId: id,
+        path: dir,
+        problem: `${state.problem}; the index still lists it. \`themis gen --resume\` renders missing run directories`,
+        repair: null,
+      });
       return;
     }
     if (!fs.existsSync(rp.status) && fs.existsSync(rp.run)) {
-      findings.push({ kind: 'missing-status', severity: 'problem', runId: id, path: rp.status, problem: `${rp.status} is missing`, repair: 'write a fresh `queued` status (step 0) under the run\'s claim' });
+      findings.push({
+        kind: 'missing-status',
+        severity: 'problem',
+        runId: id,
+        path: rp.status,
+        problem: `${rp.status} is missing`,
+        repair: "write a fresh `queued` status (step 0) under the run's claim",
+      });
     } else {
       findings.push({
-        kind: 'unreadable-status', severity: 'problem', runId: id, path: rp.status,
+        kind: 'unreadable-status',
+        severity: 'problem',
+        runId: id,
+        path: rp.status,
         problem: `${state.problem}. Look at it; to run the run again from step 0, move it aside (\`mv ${rp.status} ${rp.status}.bad\`) and run \`themis doctor --repair\``,
         repair: null,
       });
@@ -133,16 +150,37 @@ function checkRun(setupDir: string, id: number, dir: string, opts: ClaimOptions,
     }
     findings.push({ kind: 'orphan-running', severity: 'problem', runId: id, path: dir, problem: `run is \`running\` but ${gone}${extra}`, repair });
   } else if (claim?.stale) {
-    findings.push({ kind: 'stale-claim', severity: 'problem', runId: id, path: rp.claim, problem: `stale claim: ${claim.why}`, repair: 'break it (recorded in the run\'s history); packers would break it too, when they reach this run' });
+    findings.push({
+      kind: 'stale-claim',
+      severity: 'problem',
+      runId: id,
+      path: rp.claim,
+      problem: `stale claim: ${claim.why}`,
+      repair: "break it (recorded in the run's history); packers would break it too, when they reach this run",
+    });
   }
   for (const name of names) {
     const p = path.join(rp.meta, name);
     const a = age(p, now);
     if (a === null || a <= opts.leaseMs) continue;
     if (name === 'claim-break') {
-      findings.push({ kind: 'dead-break-mutex', severity: 'problem', runId: id, path: p, problem: `claim-break mutex is ${secs(a)} old: the packer breaking this run's claim died`, repair: 'remove it' });
+      findings.push({
+        kind: 'dead-break-mutex',
+        severity: 'problem',
+        runId: id,
+        path: p,
+        problem: `claim-break mutex is ${secs(a)} old: the packer breaking this run's claim died`,
+        repair: 'remove it',
+      });
     } else if (LEFTOVER.test(name)) {
-      findings.push({ kind: 'claim-leftover', severity: 'problem', runId: id, path: p, problem: `leftover of a process killed while releasing, breaking or writing (${secs(a)} old)`, repair: 'remove it' });
+      findings.push({
+        kind: 'claim-leftover',
+        severity: 'problem',
+        runId: id,
+        path: p,
+        problem: `leftover of a process killed while releasing, breaking or writing (${secs(a)} old)`,
+        repair: 'remove it',
+      });
     }
   }
 }
@@ -155,31 +193,39 @@ function readIndexLeniently(setupDir: string, root: string, findings: Finding[])
   const { indexDir } = setupPaths(setupDir);
   let names: string[];
   try {
-    names = fs.readdirSync(indexDir).filter((n) => /^\d{6}\.jsonl$/.test(n)).sort();
+    names = fs
+      .readdirSync(indexDir)
+      .filter((n) => /^\d{6}\.jsonl$/.test(n))
+      .sort();
   } catch {
     return [];
   }
   const out: IndexEntry[] = [];
   for (const name of names) {
     const file = path.join(indexDir, name);
-    fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-      if (line === '') return;
-      let e: { id?: unknown; dir?: unknown } | null = null;
-      try {
-        e = JSON.parse(line) as { id?: unknown; dir?: unknown };
-      } catch {
-        e = null;
-      }
-      if (e && typeof e.id === 'number' && Number.isInteger(e.id) && e.id > 0 && typeof e.dir === 'string') {
-        out.push({ id: e.id, dir: path.resolve(root, e.dir) });
-        return;
-      }
-      findings.push({
-        kind: 'corrupt-index', severity: 'problem', runId: null, path: `${file}:${i + 1}`,
-        problem: `${file}:${i + 1}: corrupt index line ${JSON.stringify(line.slice(0, 80))}; every command that reads the index stops here. Expected {"id":N,"dir":"runs/N"}: fix the line by hand (the run directory's .themis/run.json has its id), or delete it to forget that run`,
-        repair: null,
+    fs.readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (line === '') return;
+        let e: { id?: unknown; dir?: unknown } | null = null;
+        try {
+          e = JSON.parse(line) as { id?: unknown; dir?: unknown };
+        } catch {
+          e = null;
+        }
+        if (e && typeof e.id === 'number' && Number.isInteger(e.id) && e.id > 0 && typeof e.dir === 'string') {
+          out.push({ id: e.id, dir: path.resolve(root, e.dir) });
+          return;
+        }
+        findings.push({
+          kind: 'corrupt-index',
+          severity: 'problem',
+          runId: null,
+          path: `${file}:${i + 1}`,
+          problem: `${file}:${i + 1}: corrupt index line ${JSON.stringify(line.slice(0, 80))}; every command that reads the index stops here. Expected {"id":N,"dir":"runs/N"}: fix the line by hand (the run directory's .themis/run.json has its id), or delete it to forget that run`,
+          repair: null,
+        });
       });
-    });
   }
   return out;
 }
@@ -206,7 +252,14 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
   for (const e of entries) {
     const first = seen.get(e.id);
     if (first !== undefined) {
-      findings.push({ kind: 'duplicate-id', severity: 'problem', runId: e.id, path: sp.indexDir, problem: `run id ${e.id} is listed twice in ${sp.indexDir} (${first} and ${e.dir}); only the first is used. Remove the later line by hand`, repair: null });
+      findings.push({
+        kind: 'duplicate-id',
+        severity: 'problem',
+        runId: e.id,
+        path: sp.indexDir,
+        problem: `run id ${e.id} is listed twice in ${sp.indexDir} (${first} and ${e.dir}); only the first is used. Remove the later line by hand`,
+        repair: null,
+      });
       continue;
     }
     seen.set(e.id, e.dir);
@@ -216,7 +269,10 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
   for (const p of packers) {
     if (p.alive) continue;
     findings.push({
-      kind: 'dead-packer', severity: 'problem', runId: null, path: sp.packerFile(p.packerId),
+      kind: 'dead-packer',
+      severity: 'problem',
+      runId: null,
+      path: sp.packerFile(p.packerId),
       problem: `packer ${p.packerId} (host ${p.host}, pid ${p.pid}${p.jobId ? `, job ${p.jobId}` : ''}) is gone: last heartbeat ${secs(p.ageMs)} ago${samePidSpace(p.host, p.pidNs) ? ', and its process is dead' : ''}`,
       repair: 'remove its heartbeat file (its runs are handled by the findings above)',
     });
@@ -224,7 +280,10 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
   for (const id of listJournals(setupDir)) {
     if (journals.has(id) || !journalUnused(setupDir, id, opts, packers)) continue;
     findings.push({
-      kind: 'dead-packer', severity: 'problem', runId: null, path: sp.packerJournal(id),
+      kind: 'dead-packer',
+      severity: 'problem',
+      runId: null,
+      path: sp.packerJournal(id),
       problem: `journal of packer ${id}, which is gone, and no \`running\` run refers to it any more`,
       repair: 'remove it',
     });
@@ -243,7 +302,10 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
     const a = age(p, Date.now()) ?? 0;
     const young = a < stagingAge;
     findings.push({
-      kind: 'staging-leftover', severity: 'problem', runId: null, path: p,
+      kind: 'staging-leftover',
+      severity: 'problem',
+      runId: null,
+      path: p,
       problem: `staging directory of an interrupted \`themis gen\`/\`add\` (${secs(a)} old); nothing in it is part of the ensemble${young ? '; it is recent, so a gen may still be writing it: run doctor again later' : ''}`,
       repair: young ? null : 'remove it (only when no gen/add holds write.lock)',
     });
@@ -251,7 +313,10 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
   const stop = readStop(setupDir);
   if (stop) {
     findings.push({
-      kind: 'stopped', severity: 'info', runId: null, path: sp.stopFile,
+      kind: 'stopped',
+      severity: 'info',
+      runId: null,
+      path: sp.stopFile,
       problem: `packers start no new runs: ${stop.reason} (by ${stop.by}${stop.at ? ` at ${stop.at}` : ''}). ${stop.kind === 'max-failed-runs' ? '`themis requeue --status failed` clears it' : `remove ${sp.stopFile} to clear it`}`,
       repair: null,
     });

@@ -101,7 +101,11 @@ export async function allocationStates(setupDir: string, options: { env?: NodeJS
   const states = new Map<string, JobState | 'unknown'>();
   const key = (scheduler: SchedulerName, id: string) => `${scheduler}\0${id}`;
   for (const [scheduler, jobs] of byScheduler) {
-    const found = await queryJobStates(scheduler, jobs.map((j) => j.jobId), { env: options.env });
+    const found = await queryJobStates(
+      scheduler,
+      jobs.map((j) => j.jobId),
+      { env: options.env },
+    );
     for (const [id, st] of found) states.set(key(scheduler, id), st);
   }
   return latest.map((j) => ({

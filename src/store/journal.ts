@@ -53,7 +53,10 @@ function indexLines(buf: Buffer, end: number, base: number, into: Map<string, Lo
         // A string of its own (not a slice of a big one), so the chunk read can be freed.
         const key = buf.toString('utf8', pos + 2, sp);
         let loc = into.get(key);
-        if (!loc) into.set(key, (loc = { s: -1, sl: 0, e: -1, el: 0 }));
+        if (!loc) {
+          loc = { s: -1, sl: 0, e: -1, el: 0 };
+          into.set(key, loc);
+        }
         if (t === 0x53) {
           loc.s = base + sp + 1;
           loc.sl = nl - sp - 1;

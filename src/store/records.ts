@@ -165,10 +165,7 @@ export function readEnsemble(setupDir: string): EnsembleRecord {
   const file = setupPaths(setupDir).ensemble;
   const rec = readJsonSync<EnsembleRecord>(file);
   if (rec === null) {
-    throw new ThemisError(
-      'NOT_FOUND',
-      `no ensemble in ${path.resolve(setupDir)} (${file} is missing); create one with \`themis gen\`, or pass --setup-dir`,
-    );
+    throw new ThemisError('NOT_FOUND', `no ensemble in ${path.resolve(setupDir)} (${file} is missing); create one with \`themis gen\`, or pass --setup-dir`);
   }
   checkFormat(file, rec, FORMAT_VERSION);
   return rec;

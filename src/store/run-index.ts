@@ -19,7 +19,10 @@ export function readIndex(setupDir: string, root: string): IndexEntry[] {
   const { indexDir } = setupPaths(setupDir);
   let names: string[];
   try {
-    names = fs.readdirSync(indexDir).filter((n) => /^\d{6}\.jsonl$/.test(n)).sort();
+    names = fs
+      .readdirSync(indexDir)
+      .filter((n) => /^\d{6}\.jsonl$/.test(n))
+      .sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
@@ -47,7 +50,10 @@ export function nextIndexPosition(setupDir: string, root: string): { batch: numb
   const { indexDir } = setupPaths(setupDir);
   let batch = 1;
   try {
-    const names = fs.readdirSync(indexDir).filter((n) => /^\d{6}\.jsonl$/.test(n)).sort();
+    const names = fs
+      .readdirSync(indexDir)
+      .filter((n) => /^\d{6}\.jsonl$/.test(n))
+      .sort();
     if (names.length > 0) batch = Number.parseInt(names[names.length - 1]!.slice(0, 6), 10) + 1;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
@@ -59,13 +65,15 @@ export function nextIndexPosition(setupDir: string, root: string): { batch: numb
 
 /** Serialise a batch of entries (dirs made relative to root where they lie inside it). */
 export function formatIndexBatch(root: string, entries: readonly IndexEntry[]): string {
-  return entries
-    .map((e) => {
-      const rel = path.relative(root, e.dir);
-      const dir = rel.startsWith('..') || path.isAbsolute(rel) ? e.dir : rel;
-      return JSON.stringify({ id: e.id, dir });
-    })
-    .join('\n') + (entries.length ? '\n' : '');
+  return (
+    entries
+      .map((e) => {
+        const rel = path.relative(root, e.dir);
+        const dir = rel.startsWith('..') || path.isAbsolute(rel) ? e.dir : rel;
+        return JSON.stringify({ id: e.id, dir });
+      })
+      .join('\n') + (entries.length ? '\n' : '')
+  );
 }
 
 export function writeIndexBatch(setupDir: string, root: string, batch: number, entries: readonly IndexEntry[]): void {

@@ -63,12 +63,7 @@ function context(setupDir: string, ids: number[], o: RunOpOptions): Ctx {
 }
 
 /** Claim, re-read the status under the claim, let `fn` decide, always release. */
-function underClaim(
-  ctx: Ctx,
-  id: number,
-  dir: string,
-  fn: (status: StatusRecord, claim: Claim, broken: ClaimOwner | null) => void,
-): boolean {
+function underClaim(ctx: Ctx, id: number, dir: string, fn: (status: StatusRecord, claim: Claim, broken: ClaimOwner | null) => void): boolean {
   const got = tryClaim(dir, ctx.who, ctx.opts);
   if (!got) return false;
   try {

@@ -38,10 +38,7 @@ export function acquireWriteLock(setupDir: string, command: string): () => void 
         continue;
       }
       const who = held ? `\`themis ${held.command}\` (pid ${held.pid} on ${held.host}, since ${held.at})` : 'another themis command';
-      throw new ThemisError(
-        'STATE',
-        `${who} is changing this ensemble (${lock} exists); wait for it to finish, or if it died, remove ${lock} and retry`,
-      );
+      throw new ThemisError('STATE', `${who} is changing this ensemble (${lock} exists); wait for it to finish, or if it died, remove ${lock} and retry`);
     }
     const me: LockOwner = { ...thisProcess(), at: new Date().toISOString(), command };
     fs.writeFileSync(owner, JSON.stringify(me) + '\n');

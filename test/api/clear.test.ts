@@ -48,8 +48,15 @@ describe('clear', () => {
 
   it('refuses while a packer is alive (exit 1, names it), unless --force', async () => {
     writePackerHeartbeat(setupDir, {
-      packerId: 'pk', host: hostName(), pid: process.pid, pidStart: null, jobId: null, allocation: 1,
-      startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), running: [],
+      packerId: 'pk',
+      host: hostName(),
+      pid: process.pid,
+      pidStart: null,
+      jobId: null,
+      allocation: 1,
+      startedAt: new Date().toISOString(),
+      heartbeatAt: new Date().toISOString(),
+      running: [],
     });
     const r = await cli(['clear', '--setup-dir', setupDir]);
     expect(r.code).toBe(1);

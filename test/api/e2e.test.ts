@@ -22,10 +22,7 @@ beforeEach(() => {
   root = makeTempDir('themis-e2e-');
   setupDir = path.join(root, '.themis_setup');
   // Appends its run id to a ledger; "fail" runs fail until the ok flag exists.
-  app = writeScript(
-    path.join(root, 'bin', 'app'),
-    `#!/bin/sh\necho "$THEMIS_RUN_ID" >> '${ledger()}'\nif [ "$1" = fail ] && [ ! -f '${path.join(root, 'ok')}' ]; then exit 3; fi\nexit 0\n`,
-  );
+  app = writeScript(path.join(root, 'bin', 'app'), `#!/bin/sh\necho "$THEMIS_RUN_ID" >> '${ledger()}'\nif [ "$1" = fail ] && [ ! -f '${path.join(root, 'ok')}' ]; then exit 3; fi\nexit 0\n`);
 });
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -121,7 +118,11 @@ export function postEnsemble(ctx) { log('postEnsemble ' + (ctx.themis ? 'with ha
     expect(count('postRun ')).toBe(8);
     expect(lines.filter((l) => l.startsWith('postEnsemble'))).toEqual(['postEnsemble with handle']);
     let csv = '';
-    await t.writeCsv({ write: (s: string) => void (csv += s) });
+    await t.writeCsv({
+      write: (s: string) => {
+        csv += s;
+      },
+    });
     const rows = csv.trim().split('\n');
     expect(rows[0]).toBe('run_id,status,tasks,cores_per_task,gpus_per_task,i,from,n');
     expect(rows[1]).toBe('1,successful,1,1,0,1,postRun,1');
@@ -133,7 +134,7 @@ export function postEnsemble(ctx) { log('postEnsemble ' + (ctx.themis ? 'with ha
     expect(await t.callPostRun(4)).toBeNull();
   });
 
-  it('a run that can never fit is shown as blocked, with the packer\'s reason', async () => {
+  it("a run that can never fit is shown as blocked, with the packer's reason", async () => {
     const t = await make([new Run({ k: 'a' }, 'ok'), new Run({ k: 'big' }, 'ok', { tasks: 4, coresPerTask: 2 })]);
     const ex = await t.executeLocal({ blocking: true, cores: 2 });
     expect(await ex.done).toBe(3);

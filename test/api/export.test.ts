@@ -52,11 +52,7 @@ function expectGolden(name: string, actual: string): void {
 describe('export', () => {
   it('CSV: fixed columns filled from the current step, sample columns in input order, result columns', () => {
     const table = buildTable(EXPORT_RUNS);
-    expect(table.columns).toEqual([
-      'run_id', 'status', 'tasks', 'cores_per_task', 'gpus_per_task',
-      'zeta', 'alpha', 'extra', 'sample.status',
-      'energy', 'label', 'result.zeta', 'nested', 'result',
-    ]);
+    expect(table.columns).toEqual(['run_id', 'status', 'tasks', 'cores_per_task', 'gpus_per_task', 'zeta', 'alpha', 'extra', 'sample.status', 'energy', 'label', 'result.zeta', 'nested', 'result']);
     const csv = formatCsv(table);
     expectGolden('runs.csv', csv);
     const parsed = parseCsv(csv, { columns: false }) as string[][];

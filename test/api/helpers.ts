@@ -35,9 +35,9 @@ export function writeHandEnsemble(root: string, runs: HandRun[], extra: Partial<
   fs.mkdirSync(sp.root, { recursive: true });
   fs.mkdirSync(sp.stateDir, { recursive: true });
   writeEnsemble(setupDir, ensembleRecord(root, setupDir, extra));
-  const entries = runs.map((r, i) => ({ id: i + 1, dir: path.join(root, 'runs', String(i + 1)) }));
+  const entries = runs.map((_r, i) => ({ id: i + 1, dir: path.join(root, 'runs', String(i + 1)) }));
   writeIndexBatch(setupDir, root, 1, entries);
-  runs.forEach((r, i) => writeHandRun(entries[i]!.dir, i + 1, r));
+  for (const [i, r] of runs.entries()) writeHandRun(entries[i]!.dir, i + 1, r);
   return setupDir;
 }
 
@@ -60,8 +60,12 @@ export async function cli(args: string[]): Promise<{ code: number; stdout: strin
   let stdout = '';
   let stderr = '';
   const output = {
-    out: (t: string) => void (stdout += t.endsWith('\n') ? t : t + '\n'),
-    err: (t: string) => void (stderr += t.endsWith('\n') ? t : t + '\n'),
+    out: (t: string) => {
+      stdout += t.endsWith('\n') ? t : t + '\n';
+    },
+    err: (t: string) => {
+      stderr += t.endsWith('\n') ? t : t + '\n';
+    },
     interactive: false,
   };
   const code = await runCli(args, output);

@@ -8,7 +8,7 @@ import {
   Run,
   Step,
   Themis,
-  ThemisError,
+  type ThemisError,
   parseFile,
   resultFromFile,
   sample,

@@ -30,7 +30,12 @@ describe('Themis (hand-written ensembles)', () => {
 
   it('status constants are the on-disk names', () => {
     expect([Themis.RUN_QUEUED, Themis.RUN_RUNNING, Themis.RUN_SUCCESS, Themis.RUN_FAILURE, Themis.RUN_KILLED, Themis.RUN_ABORTED]).toEqual([
-      'queued', 'running', 'successful', 'failed', 'killed', 'aborted',
+      'queued',
+      'running',
+      'successful',
+      'failed',
+      'killed',
+      'aborted',
     ]);
   });
 
@@ -45,7 +50,10 @@ describe('Themis (hand-written ensembles)', () => {
 
   it('runDirs: existing only, or all with nonexistent', async () => {
     const t = Themis.open(setupDir);
-    expect(await t.runDirs()).toEqual([[1, path.join(root, 'runs/1')], [2, path.join(root, 'runs/2')]]);
+    expect(await t.runDirs()).toEqual([
+      [1, path.join(root, 'runs/1')],
+      [2, path.join(root, 'runs/2')],
+    ]);
     expect((await t.runDirs({ nonexistent: true })).map(([id]) => id)).toEqual([1, 2, 3]);
   });
 
@@ -68,7 +76,11 @@ describe('Themis (hand-written ensembles)', () => {
   it('writeJson/writeYaml/writeCsv write to any sink', async () => {
     const t = Themis.open(setupDir);
     let json = '';
-    await t.writeJson({ write: (s: string) => void (json += s) });
+    await t.writeJson({
+      write: (s: string) => {
+        json += s;
+      },
+    });
     expect(JSON.parse(json)[1]).toMatchObject({ run_id: 2, status: 'failed', sample: { a: '2' }, result: null });
     const file = path.join(root, 'out.csv');
     const stream = fs.createWriteStream(file);

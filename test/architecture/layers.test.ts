@@ -24,7 +24,11 @@ describe('src/ layers', () => {
   });
 
   it('no module imports a layer above its own', () => {
-    expect(upwardEdges(graph, LAYERS).map(show).filter((e) => !ALLOWED_UPWARD.includes(e))).toEqual([]);
+    expect(
+      upwardEdges(graph, LAYERS)
+        .map(show)
+        .filter((e) => !ALLOWED_UPWARD.includes(e)),
+    ).toEqual([]);
   });
 
   it('every allow-listed upward edge still exists (delete the line once it is gone)', () => {

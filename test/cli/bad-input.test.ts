@@ -10,7 +10,10 @@ import { FIXTURES, THEMIS_BIN, listTree, makeTempDir } from '../helpers/cli.js';
  * message, and leave nothing on disk (no ensemble, no run directory, no staging directory).
  */
 const CORPUS = path.join(FIXTURES, 'bad-input');
-const cases = fs.readdirSync(CORPUS).filter((n) => fs.existsSync(path.join(CORPUS, n, 'case.json'))).sort();
+const cases = fs
+  .readdirSync(CORPUS)
+  .filter((n) => fs.existsSync(path.join(CORPUS, n, 'case.json')))
+  .sort();
 const temps: string[] = [];
 afterAll(() => {
   for (const d of temps) fs.rmSync(d, { recursive: true, force: true });

@@ -57,8 +57,32 @@ describe('themis gen (subprocess, golden trees)', () => {
     root = workspace('basic');
     fs.chmodSync(path.join(root, 'input/deck.in'), 0o640);
     result = gen(root, [
-      './input/sim.sh', 'input/samples.csv', '--parse', 'input/deck.in', '--copy', 'input/data', '--symlink', 'input/table.dat',
-      '--scheduler', 'slurm', '-N', '2', '-n', '2', '-c', '3', '-g', '1', '--timeout', '5', '-a', '-x 1', '--allocations', '2', '-m', 'visc study',
+      './input/sim.sh',
+      'input/samples.csv',
+      '--parse',
+      'input/deck.in',
+      '--copy',
+      'input/data',
+      '--symlink',
+      'input/table.dat',
+      '--scheduler',
+      'slurm',
+      '-N',
+      '2',
+      '-n',
+      '2',
+      '-c',
+      '3',
+      '-g',
+      '1',
+      '--timeout',
+      '5',
+      '-a',
+      '-x 1',
+      '--allocations',
+      '2',
+      '-m',
+      'visc study',
     ]);
   });
 
@@ -79,9 +103,7 @@ describe('themis gen (subprocess, golden trees)', () => {
       const st = JSON.parse(fs.readFileSync(path.join(root, `runs/${id}/.themis/status.json`), 'utf8'));
       expect(st).toMatchObject({ format: 1, id, status: 'queued', step: 0, attempt: 0, restarts: 0 });
     }
-    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe(
-      '{"id":1,"dir":"runs/1"}\n{"id":2,"dir":"runs/2"}\n{"id":3,"dir":"runs/3"}\n',
-    );
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe('{"id":1,"dir":"runs/1"}\n{"id":2,"dir":"runs/2"}\n{"id":3,"dir":"runs/3"}\n');
     const ens = JSON.parse(fs.readFileSync(path.join(root, '.themis_setup/ensemble.json'), 'utf8'));
     expect(ens).toMatchObject({
       root,
@@ -128,8 +150,15 @@ describe('themis gen (subprocess, golden trees)', () => {
   it('--overwrite refuses while a packer is alive on the old ensemble, and changes nothing', () => {
     // A live packer's heartbeat file (this test process stands in for it).
     const info: PackerInfo = {
-      packerId: 'test-packer', host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid), jobId: '77',
-      allocation: 1, startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), running: [1],
+      packerId: 'test-packer',
+      host: hostName(),
+      pid: process.pid,
+      pidStart: pidStartTime(process.pid),
+      jobId: '77',
+      allocation: 1,
+      startedAt: new Date().toISOString(),
+      heartbeatAt: new Date().toISOString(),
+      running: [1],
     };
     const sd = path.join(root, '.themis_setup');
     writePackerHeartbeat(sd, info);
@@ -158,9 +187,7 @@ describe('themis gen --steps (composite runs, JSON samples, named run directorie
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     golden('composite/expected-runs.txt', snapshot(path.join(root, 'cases'), root));
-    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe(
-      '{"id":1,"dir":"cases/alpha/01"}\n{"id":2,"dir":"cases/beta/02"}\n',
-    );
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe('{"id":1,"dir":"cases/alpha/01"}\n{"id":2,"dir":"cases/beta/02"}\n');
   });
 });
 
@@ -204,7 +231,6 @@ describe('themis add', () => {
   });
 });
 
-
 describe('themis gen: more options', () => {
   it('--vary-all, an absolute template, --keep-unknown-tokens, a symlinked directory, LSF launch prefixes', () => {
     const root = workspace('composite');
@@ -212,10 +238,7 @@ describe('themis gen: more options', () => {
     fs.writeFileSync(path.join(root, 'vary.csv'), 'x,tasks,args,timeout\na,2,"-v --n 1",\nb,,,1.5\n');
     fs.writeFileSync(path.join(root, 'job.sh'), '#!/bin/sh\n%%themis_launch%% ./a.out %%x%% %%nope%%\n', { mode: 0o750 });
     fs.mkdirSync(path.join(root, 'lib'));
-    const r = gen(root, [
-      './job.sh', 'vary.csv', '--vary-all', '-n', '4', '-c', '2', '--scheduler', 'lsf', '-r', `${abs}/{x}-{run_id:04}`,
-      '--keep-unknown-tokens', '--symlink', 'lib', '--json',
-    ]);
+    const r = gen(root, ['./job.sh', 'vary.csv', '--vary-all', '-n', '4', '-c', '2', '--scheduler', 'lsf', '-r', `${abs}/{x}-{run_id:04}`, '--keep-unknown-tokens', '--symlink', 'lib', '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const a = JSON.parse(fs.readFileSync(path.join(abs, 'a-0001/.themis/run.json'), 'utf8'));
@@ -227,9 +250,7 @@ describe('themis gen: more options', () => {
     expect(script).toMatch(/^#!\/bin\/sh\n(jsrun|lrun) .*\.\/a\.out a %%nope%%\n$/);
     expect(fs.statSync(path.join(abs, 'a-0001/job.sh')).mode & 0o777).toBe(0o750);
     expect(fs.readlinkSync(path.join(abs, 'b-0002/lib'))).toBe(path.join(root, 'lib'));
-    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe(
-      '{"id":1,"dir":"abs-runs/a-0001"}\n{"id":2,"dir":"abs-runs/b-0002"}\n',
-    );
+    expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe('{"id":1,"dir":"abs-runs/a-0001"}\n{"id":2,"dir":"abs-runs/b-0002"}\n');
     expect(JSON.parse(r.stdout).batchScripts[0].command).toMatch(/^bsub < /);
   });
 

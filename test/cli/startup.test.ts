@@ -45,7 +45,10 @@ function loaded(bin: string, args: string[], cwd: string): { code: number | null
     encoding: 'utf8',
     env: { ...process.env, CI: 'true', THEMIS_LOADED_OUT: out },
   });
-  const files = fs.readFileSync(out, 'utf8').split('\n').filter((u) => u.startsWith('file://'));
+  const files = fs
+    .readFileSync(out, 'utf8')
+    .split('\n')
+    .filter((u) => u.startsWith('file://'));
   const distRoot = pathToFileURL(path.join(PROJECT_ROOT, 'dist')).href + '/';
   const dist = new Set<string>();
   const packages = new Set<string>();

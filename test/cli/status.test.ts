@@ -45,8 +45,15 @@ describe('themis status', () => {
   it('--json is the same report as data', async () => {
     setStop(setupDir, { reason: '3 runs failed, more than max_failed_runs 2', by: 'test', kind: 'max-failed-runs' });
     writePackerHeartbeat(setupDir, {
-      packerId: 'p1', host: hostName(), pid: process.pid, pidStart: null, jobId: '77', allocation: 1,
-      startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), running: [5],
+      packerId: 'p1',
+      host: hostName(),
+      pid: process.pid,
+      pidStart: null,
+      jobId: '77',
+      allocation: 1,
+      startedAt: new Date().toISOString(),
+      heartbeatAt: new Date().toISOString(),
+      running: [5],
       note: 'run 3 needs 64 cores on one node, nodes have 32',
     });
     const r = await cli(['status', '--json', '--no-allocations', ...S()]);
@@ -67,7 +74,7 @@ describe('themis status', () => {
     expect(table.stdout).toContain('[p1] run 3 needs 64 cores');
   });
 
-  it('shows each allocation\'s newest job and what the scheduler says of it', async () => {
+  it("shows each allocation's newest job and what the scheduler says of it", async () => {
     const dead = spawnSync('true').pid!;
     const at = new Date().toISOString();
     recordJobs(setupDir, [

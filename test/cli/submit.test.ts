@@ -34,7 +34,14 @@ function setup(scheduler: SchedulerName, alloc: Partial<AllocationSettings> = {}
   ensureBatchScripts(setupDir, readEnsemble(setupDir));
   const log = path.join(root, 'fake.log');
   const env = { PATH: `${FAKE_BIN}:${process.env.PATH}`, THEMIS_FAKE_LOG: log, ...extraEnv };
-  const calls = (): FakeLine[] => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : []);
+  const calls = (): FakeLine[] =>
+    fs.existsSync(log)
+      ? fs
+          .readFileSync(log, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l))
+      : [];
   return { root, setupDir, env, calls, script: (k: number) => setupPaths(setupDir).batchScript('themis', k) };
 }
 
@@ -70,7 +77,7 @@ describe('submitAllocations with fake sbatch', () => {
     expect(readJobs(s.setupDir).map((j) => j.jobId)).toEqual(['4242', '4243', '4244']);
   });
 
-  it('shows sbatch\'s own error, records nothing, and is a SCHEDULER error (exit 1)', async () => {
+  it("shows sbatch's own error, records nothing, and is a SCHEDULER error (exit 1)", async () => {
     const s = setup('slurm', {}, { THEMIS_FAKE_FAIL: 'sbatch' });
     const err = await rejection(submitAllocations(s.setupDir, { env: s.env }));
     expect(err.code).toBe('SCHEDULER');
@@ -141,7 +148,7 @@ describe('submitAllocations against fakes (no real LSF/Flux here)', () => {
     expect(call!.stdin + '\n').toBe(fs.readFileSync(s.script(1), 'utf8'));
   });
 
-  it('LSF: bsub\'s refusal is shown', async () => {
+  it("LSF: bsub's refusal is shown", async () => {
     const s = setup('lsf', { allocations: 1 }, { THEMIS_FAKE_FAIL: 'bsub' });
     const err = await rejection(submitAllocations(s.setupDir, { env: s.env }));
     expect(err.message).toContain('User permission denied. Job not submitted.');
@@ -185,10 +192,7 @@ describe('allocationStates (squeue, bjobs, flux jobs; never sacct)', () => {
     const states = path.join(l.root, 'states');
     fs.writeFileSync(states, '4242 PEND\n4243 RUN\n');
     await submitAllocations(l.setupDir, { env: l.env });
-    expect((await allocationStates(l.setupDir, { env: { ...l.env, THEMIS_FAKE_STATES: states } })).map((a) => a.state)).toEqual([
-      'pending',
-      'running',
-    ]);
+    expect((await allocationStates(l.setupDir, { env: { ...l.env, THEMIS_FAKE_STATES: states } })).map((a) => a.state)).toEqual(['pending', 'running']);
     const f = setup('flux', { allocations: 1 }, { THEMIS_FAKE_JOBID: 'ƒAbc' });
     fs.writeFileSync(states, 'ƒAbc SCHED\n');
     await submitAllocations(f.setupDir, { env: f.env });
@@ -252,7 +256,11 @@ describe('`themis submit` (built binary)', () => {
     expect(sub.code).toBe(0);
     const report = JSON.parse(sub.stdout);
     expect(report.jobs.map((j: { jobId: string }) => j.jobId)).toEqual(['4242', '4243']);
-    const calls = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as FakeLine);
+    const calls = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as FakeLine);
     expect(calls.map((c) => [c.tool, c.argv])).toEqual([
       ['bsub', []],
       ['bsub', []],
@@ -264,7 +272,7 @@ describe('`themis submit` (built binary)', () => {
     }
   });
 
-  it('exit 1 with the scheduler\'s message on a refused submission; exit 2 for a bad --allocation', () => {
+  it("exit 1 with the scheduler's message on a refused submission; exit 2 for a bad --allocation", () => {
     const s = setup('slurm', {}, { THEMIS_FAKE_FAIL: 'sbatch' });
     const r = runThemis(['submit', '--setup-dir', s.setupDir], { cwd: s.root, env: s.env });
     expect(r.code).toBe(1);

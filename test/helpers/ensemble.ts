@@ -53,15 +53,10 @@ export interface FixtureEnsemble {
  * `/bin/true` step (batch script, as gen's default), `opts.status(id)` for their status fields.
  * Listed runs' steps default to STEP_DEFAULTS with `batchScript: false` (they run as written).
  */
-export function makeEnsemble(
-  runs: FixtureRun[] | number,
-  opts: Partial<EnsembleRecord> & { root?: string; status?: (id: number) => Partial<StatusRecord> } = {},
-): FixtureEnsemble {
+export function makeEnsemble(runs: FixtureRun[] | number, opts: Partial<EnsembleRecord> & { root?: string; status?: (id: number) => Partial<StatusRecord> } = {}): FixtureEnsemble {
   const { root: given, status, ...fields } = opts;
   const list: FixtureRun[] =
-    typeof runs === 'number'
-      ? Array.from({ length: runs }, (_, i) => ({ sample: { x: i + 1 }, steps: [{ ...STEP_DEFAULTS }], ...(status && { status: status(i + 1) }) }))
-      : runs;
+    typeof runs === 'number' ? Array.from({ length: runs }, (_, i) => ({ sample: { x: i + 1 }, steps: [{ ...STEP_DEFAULTS }], ...(status && { status: status(i + 1) }) })) : runs;
   const root = given ?? makeTempDir('themis-ens-');
   const setupDir = path.join(root, '.themis_setup');
   const runDir = (id: number) => path.join(root, 'runs', String(id));

@@ -9,11 +9,7 @@ import { PROJECT_ROOT } from './cli.js';
  * project, and node may sit inside either.
  */
 export function normaliseVolatile(text: string, extra: Record<string, string> = {}): string {
-  const pairs: [string, string][] = [
-    ...Object.entries(extra).map(([from, to]) => [from, to] as [string, string]),
-    [process.execPath, '<NODE>'],
-    [PROJECT_ROOT, '<PROJECT>'],
-  ];
+  const pairs: [string, string][] = [...Object.entries(extra).map(([from, to]) => [from, to] as [string, string]), [process.execPath, '<NODE>'], [PROJECT_ROOT, '<PROJECT>']];
   pairs.sort((a, b) => b[0].length - a[0].length);
   let out = text;
   for (const [from, to] of pairs) if (from !== '') out = out.split(from).join(to);
@@ -33,7 +29,5 @@ export function expectGolden(goldenFile: string, actual: string): void {
   if (!fs.existsSync(goldenFile)) {
     throw new Error(`golden file ${goldenFile} is missing; run with UPDATE_GOLDEN=1 to create it, then review it`);
   }
-  expect(actual, `differs from ${path.relative(PROJECT_ROOT, goldenFile)} (UPDATE_GOLDEN=1 rewrites it)`).toBe(
-    fs.readFileSync(goldenFile, 'utf8'),
-  );
+  expect(actual, `differs from ${path.relative(PROJECT_ROOT, goldenFile)} (UPDATE_GOLDEN=1 rewrites it)`).toBe(fs.readFileSync(goldenFile, 'utf8'));
 }

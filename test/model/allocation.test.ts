@@ -20,7 +20,7 @@ describe('allocation settings: one check, one set of messages', () => {
     ]);
   });
 
-  it("executeAlloc gets the same messages under its option names (walltime is `timeout` there)", () => {
+  it('executeAlloc gets the same messages under its option names (walltime is `timeout` there)', () => {
     const bad = { ...DEFAULT_ALLOCATION, nodes: 0, walltime: -1, maxConcurrency: 0 };
     expect(allocationProblems(bad, EXECUTE_ALLOC_OPTIONS)).toEqual([
       'nodes: must be an integer >= 1, got 0; give the nodes each allocation asks for',

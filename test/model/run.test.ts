@@ -21,9 +21,7 @@ describe('Step', () => {
 describe('Run and CompositeRun', () => {
   it('Run builds one step from the ensemble application', () => {
     const r = new Run({ x: '1' }, '-x 1', { tasks: 2 });
-    expect(r.toSteps('/opt/sim', false)).toEqual([
-      { args: ['/opt/sim', '-x', '1'], tasks: 2, coresPerTask: 1, gpusPerTask: 0, timeout: 0, batchScript: false, cwd: '.' },
-    ]);
+    expect(r.toSteps('/opt/sim', false)).toEqual([{ args: ['/opt/sim', '-x', '1'], tasks: 2, coresPerTask: 1, gpusPerTask: 0, timeout: 0, batchScript: false, cwd: '.' }]);
     expect(new Run().sample).toEqual({});
   });
 

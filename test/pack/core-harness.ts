@@ -58,7 +58,17 @@ export class CoreHarness {
     const spec: StepSpec[] = steps.map((s) => ({ args: ['/bin/app'], tasks: 1, coresPerTask: 1, gpusPerTask: 0, timeout: 0, batchScript: false, cwd: '.', ...s }));
     const record: RunRecord = { format: FORMAT_VERSION, id, sample: {}, sampleKeys: [], steps: spec };
     const first = spec[0]!;
-    const c: LoadedCandidate = { id, runId: id, dir: `/e/runs/${id}`, step: 0, orphan: false, since: this.now, passedOver: 0, record, need: { tasks: first.tasks, coresPerTask: first.coresPerTask, gpusPerTask: first.gpusPerTask } };
+    const c: LoadedCandidate = {
+      id,
+      runId: id,
+      dir: `/e/runs/${id}`,
+      step: 0,
+      orphan: false,
+      since: this.now,
+      passedOver: 0,
+      record,
+      need: { tasks: first.tasks, coresPerTask: first.coresPerTask, gpusPerTask: first.gpusPerTask },
+    };
     this.queue.push(c);
     return c;
   }
@@ -106,7 +116,9 @@ export class CoreHarness {
 
   /** The statuses written for a run, in order. */
   written(runId: number, list: Effect[] = this.effects): StatusRecord[] {
-    return this.of('write-status', list).filter((e) => e.runId === runId).map((e) => e.status);
+    return this.of('write-status', list)
+      .filter((e) => e.runId === runId)
+      .map((e) => e.status);
   }
 
   logs(list: Effect[] = this.effects): string[] {
@@ -135,7 +147,10 @@ export class CoreHarness {
     switch (e.type) {
       case 'claim': {
         const c = e.candidate;
-        if (this.contested.has(c.id)) { this.handle({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' }); return; }
+        if (this.contested.has(c.id)) {
+          this.handle({ type: 'claim-failed', candidate: c, slot: e.slot, why: 'contested', message: 'claimed by another packer' });
+          return;
+        }
         const claim = { runDir: c.dir, owner: { packerId: 'p1' }, id: { dev: 1, ino: c.id }, shared: null } as unknown as Claim;
         const status = this.diskStatus.get(c.id) ?? newStatus(c.id);
         const dequeueRequested = this.dequeueOnClaim.has(c.id);

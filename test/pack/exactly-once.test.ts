@@ -17,7 +17,10 @@ describe('exactly once, across packers', () => {
     const n = 300;
     const e = makeEnsemble([]);
     const ledger = path.join(e.root, 'ledger');
-    const e2 = makeEnsemble(Array.from({ length: n }, () => appendId(ledger)), { root: e.root });
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, () => appendId(ledger)),
+      { root: e.root },
+    );
     const packers = [0, 1, 2].map(() => startPack(['--setup-dir', e2.setupDir, '--cores', '3', '--heartbeat', '0.5']));
     const results = await Promise.all(packers.map((p) => p.done));
     for (const r of results) expect(r.code, r.stderr).toBe(0);
@@ -94,10 +97,10 @@ describe('exactly once, across packers', () => {
     const e = makeEnsemble([]);
     const gate = path.join(e.root, 'gate');
     const hold = path.join(e.root, 'hold');
-    const e2 = makeEnsemble(
-      [{ steps: [{ args: ['/bin/sh', '-c', '[ -e "$0" ]', gate] }] }, { steps: [{ args: ['/bin/sh', '-c', 'while [ ! -e "$0" ]; do sleep 0.05; done', hold] }] }],
-      { root: e.root, maxRestarts: 0 },
-    );
+    const e2 = makeEnsemble([{ steps: [{ args: ['/bin/sh', '-c', '[ -e "$0" ]', gate] }] }, { steps: [{ args: ['/bin/sh', '-c', 'while [ ! -e "$0" ]; do sleep 0.05; done', hold] }] }], {
+      root: e.root,
+      maxRestarts: 0,
+    });
     const p = startPack(['--setup-dir', e2.setupDir, '--cores', '2', '--heartbeat', '0.2', '--rescan', '0.2']);
     await waitFor(() => readStatusOf(e2.runDir(1)).status === 'failed', 10_000, 'run 1 failed');
     fs.writeFileSync(gate, '');
@@ -106,10 +109,18 @@ describe('exactly once, across packers', () => {
     // Both launches of step 0 attempt 0 are in the journal, under different keys.
     const packers = path.join(e2.setupDir, 'packers');
     const journal = fs.readdirSync(packers).find((f) => f.endsWith('.journal'))!;
-    const keys = fs.readFileSync(path.join(packers, journal), 'utf8').split('\n').filter((l) => l.startsWith('E 1:0:0:')).map((l) => l.split(' ')[1]);
+    const keys = fs
+      .readFileSync(path.join(packers, journal), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('E 1:0:0:'))
+      .map((l) => l.split(' ')[1]);
     expect(keys.length).toBe(2);
     expect(new Set(keys).size).toBe(2);
-    expect(journaledExits(e2.setupDir, 1).map((x) => x.code).sort()).toEqual([0, 1]);
+    expect(
+      journaledExits(e2.setupDir, 1)
+        .map((x) => x.code)
+        .sort(),
+    ).toEqual([0, 1]);
     fs.writeFileSync(hold, '');
     const r = await p.done;
     expect(r.code, r.stderr).toBe(0);
@@ -123,12 +134,28 @@ describe('exactly once, across packers', () => {
     // Each run records its start, sleeps a little, and records its end: a run that completed twice
     // would show two "end" lines.
     const app = ['/bin/sh', '-c', 'echo "start $THEMIS_RUN_ID $$" >> "$0"; sleep 0.3; echo "end $THEMIS_RUN_ID" >> "$0"', ledger];
-    const e2 = makeEnsemble(Array.from({ length: n }, () => ({ steps: [{ args: app }] })), { root: e.root });
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, () => ({ steps: [{ args: app }] })),
+      { root: e.root },
+    );
     const first = startPack(['--setup-dir', e2.setupDir, '--cores', '4', '--heartbeat', '0.2', '--lease', '1', '--grace', '1']);
-    await waitFor(() => fs.existsSync(ledger) && fs.readFileSync(ledger, 'utf8').split('\n').filter((l) => l.startsWith('end')).length >= 8, 20_000, 'some runs done');
+    await waitFor(
+      () =>
+        fs.existsSync(ledger) &&
+        fs
+          .readFileSync(ledger, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('end')).length >= 8,
+      20_000,
+      'some runs done',
+    );
     first.child.kill('SIGKILL');
     await first.done;
-    const stepPids = fs.readFileSync(ledger, 'utf8').split('\n').filter((l) => l.startsWith('start')).map((l) => Number(l.split(' ')[2]));
+    const stepPids = fs
+      .readFileSync(ledger, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('start'))
+      .map((l) => Number(l.split(' ')[2]));
     const second = startPack(['--setup-dir', e2.setupDir, '--cores', '4', '--heartbeat', '0.2', '--lease', '1', '--grace', '1']);
     const r = await second.done;
     expect(r.code, r.stderr).toBe(0);
@@ -147,7 +174,12 @@ describe('exactly once, across packers', () => {
       const killed = exits.filter((x) => x.signal !== null).length;
       expect(ends.get(id) ?? 0, `run ${id}`).toBeGreaterThanOrEqual(1);
       if (ends.get(id)! > 1 + killed) {
-        console.log(id, lines.filter((l) => l.split(' ')[1] === String(id)), JSON.stringify(exits), JSON.stringify(readStatusOf(e2.runDir(id)).history, null, 0));
+        console.log(
+          id,
+          lines.filter((l) => l.split(' ')[1] === String(id)),
+          JSON.stringify(exits),
+          JSON.stringify(readStatusOf(e2.runDir(id)).history, null, 0),
+        );
         console.log(first.stderr ?? '', r.stderr);
       }
       expect(ends.get(id)!, `run ${id}`).toBeLessThanOrEqual(1 + killed);

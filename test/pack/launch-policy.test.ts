@@ -34,7 +34,15 @@ describe('launch policy (fake srun on PATH)', () => {
     expect(sruns).toHaveLength(2);
     expect(sruns[0]).toMatch(/^2 --exact -N 2 -n 4 -c 2 --nodelist=vm,other /);
     expect(sruns[1]).toMatch(/^3 --exact -N 1 -n 2 -c 1 --nodelist=vm /);
-    const summary = JSON.parse(fs.readFileSync(fs.readdirSync(path.join(e2.setupDir, 'logs')).map((f) => path.join(e2.setupDir, 'logs', f)).find((f) => f.endsWith('.summary.json'))!, 'utf8'));
+    const summary = JSON.parse(
+      fs.readFileSync(
+        fs
+          .readdirSync(path.join(e2.setupDir, 'logs'))
+          .map((f) => path.join(e2.setupDir, 'logs', f))
+          .find((f) => f.endsWith('.summary.json'))!,
+        'utf8',
+      ),
+    );
     expect(summary.schedulerSteps).toBe(2);
   }, 30_000);
 

@@ -8,7 +8,6 @@ import { parseJournal, readJournalEntry } from '../../src/store/journal.js';
 import { PROJECT_ROOT as ROOT, makeTempDir } from '../helpers/cli.js';
 import { mountTmpfs, tmpfsUnavailable, umountAll } from '../helpers/tmpfs.js';
 
-
 function alive(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -103,7 +102,11 @@ function request(dir: string, key: string, argv: string[], extra: Partial<SpawnR
 describe('launcher protocol', () => {
   it('round-trips spawn requests split at any byte, and exit lines', () => {
     const req = request(makeTempDir('themis-proto-'), '7:1:2', ['/bin/echo', '', 'with space', 'new\nline', 'ünï'], { timeoutMs: 1500 });
-    const bytes = encodeParent({ t: 'init', graceMs: 250, journal: '/setup/packers/h-1-abc.journal' }) + encodeParent({ t: 'spawn', req }) + encodeParent({ t: 'kill', key: '7:1:2', reason: 'dequeue' }) + encodeParent({ t: 'shutdown' });
+    const bytes =
+      encodeParent({ t: 'init', graceMs: 250, journal: '/setup/packers/h-1-abc.journal' }) +
+      encodeParent({ t: 'spawn', req }) +
+      encodeParent({ t: 'kill', key: '7:1:2', reason: 'dequeue' }) +
+      encodeParent({ t: 'shutdown' });
     for (const cut of [1, 5, 17, bytes.length - 1]) {
       const d = new ParentDecoder();
       const msgs = [...d.push(bytes.slice(0, cut)), ...d.push(bytes.slice(cut))];
@@ -143,7 +146,17 @@ describe.each(kinds)('the %s launcher', (kind) => {
     expect(exit).toMatchObject({ format: 1, runId: 1, step: 0, attempt: 0, code: 3, signal: null, stoppedBy: null, pid: o.started.get('1:0:0') });
     const j = parseJournal(fs.readFileSync(o.journal, 'utf8'));
     expect(j.get('1:0:0')!.exit).toEqual(exit);
-    expect(j.get('1:0:0')!.start).toMatchObject({ format: 1, runId: 1, step: 0, attempt: 0, pid: exit.pid, pgid: exit.pid, launcherPid: o.l.pid, startedAt: exit.startedAt, pidNs: fs.readlinkSync('/proc/self/ns/pid') });
+    expect(j.get('1:0:0')!.start).toMatchObject({
+      format: 1,
+      runId: 1,
+      step: 0,
+      attempt: 0,
+      pid: exit.pid,
+      pgid: exit.pid,
+      launcherPid: o.l.pid,
+      startedAt: exit.startedAt,
+      pidNs: fs.readlinkSync('/proc/self/ns/pid'),
+    });
     // Nothing created in the run's .themis/: the journal holds it all.
     expect(fs.readdirSync(path.join(dir, '.themis'))).toEqual([]);
     expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('out a b\tc\nerr\nstdin empty\n');
@@ -156,7 +169,12 @@ describe.each(kinds)('the %s launcher', (kind) => {
     expect(fs.readFileSync(path.join(dir, 'run_0001.log'), 'utf8')).toContain('out a b');
     expect(fs.readFileSync(path.join(dir, 'run.log'), 'utf8')).toBe('second\n');
     // One line per start and per exit, each event journaled before the packer heard of it.
-    expect(fs.readFileSync(o.journal, 'utf8').split('\n').map((l) => l.slice(0, 8))).toEqual(['S 1:0:0 ', 'E 1:0:0 ', 'S 1:0:1 ', 'E 1:0:1 ', '']);
+    expect(
+      fs
+        .readFileSync(o.journal, 'utf8')
+        .split('\n')
+        .map((l) => l.slice(0, 8)),
+    ).toEqual(['S 1:0:0 ', 'E 1:0:0 ', 'S 1:0:1 ', 'E 1:0:1 ', '']);
     expect(o.journaledFirst).toEqual([]);
   });
 
@@ -237,11 +255,19 @@ describe.each(kinds)('the %s launcher', (kind) => {
     const dir = makeTempDir('themis-launcher-');
     const journal = path.join(makeTempDir('themis-journal-'), 'p.journal');
     // A packer of our own making, so that it can die with kill -9 while its step runs.
-    const packer = spawn(process.execPath, ['--input-type=module', '-e', `
+    const packer = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
       const { Launcher } = await import(${JSON.stringify(path.join(ROOT, 'dist/pack/launcher.js'))});
       const l = await Launcher.start(300, { started(key, pid) { console.log('started', pid); }, exit() {}, lost() {} }, ${JSON.stringify(journal)});
       l.spawn(${JSON.stringify(request(dir, '6:0:0', ['sleep', '30']))});
-      setInterval(() => {}, 1000);`], { env: { ...process.env, [LAUNCHER_ENV]: kind, ...(kind === 'native' ? { [NATIVE_ENV]: NATIVE! } : {}) }, stdio: ['ignore', 'pipe', 'inherit'] });
+      setInterval(() => {}, 1000);`,
+      ],
+      { env: { ...process.env, [LAUNCHER_ENV]: kind, ...(kind === 'native' ? { [NATIVE_ENV]: NATIVE! } : {}) }, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     packer.stdout!.on('data', (d) => (out += d));
     await waitFor(() => /started \d+/.test(out), 10_000, 'the start');
@@ -321,11 +347,19 @@ describe('the build', () => {
     const dir = makeTempDir('themis-build-');
     const fake = path.join(dir, 'themis-spawner');
     fs.writeFileSync(fake, '#!/nonexistent/interpreter\n', { mode: 0o755 });
-    const child = spawn(process.execPath, ['--input-type=module', '-e', `
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
       const { Launcher } = await import(${JSON.stringify(path.join(ROOT, 'dist/pack/launcher.js'))});
       const l = await Launcher.start(100, { started() {}, exit() {}, lost() {} });
       console.log(l.kind);
-      await l.close();`], { env: { ...process.env, THEMIS_NATIVE_SPAWNER: fake, [LAUNCHER_ENV]: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      await l.close();`,
+      ],
+      { env: { ...process.env, THEMIS_NATIVE_SPAWNER: fake, [LAUNCHER_ENV]: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     const code = await new Promise((r) => child.on('exit', r));

@@ -91,7 +91,7 @@ describe('run life cycle (real processes)', () => {
     expect(fs.existsSync(path.join(e.runDir(1), '.themis', 'dequeue.request'))).toBe(false);
   }, 30_000);
 
-  it('a packer whose claim was taken away stops the step and never writes that run\'s status again', async () => {
+  it("a packer whose claim was taken away stops the step and never writes that run's status again", async () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
     const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]);
     const meta = path.join(e.runDir(1), '.themis');
@@ -126,7 +126,10 @@ describe('run life cycle (real processes)', () => {
 
   it('max_failed_runs stops every packer from starting runs once exceeded', async () => {
     const n = 20;
-    const e = makeEnsemble(Array.from({ length: n }, () => ({ steps: [{ args: ['/bin/false'] }] })), { maxFailedRuns: 2 });
+    const e = makeEnsemble(
+      Array.from({ length: n }, () => ({ steps: [{ args: ['/bin/false'] }] })),
+      { maxFailedRuns: 2 },
+    );
     const r = await startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]).done;
     expect(r.code).toBe(4);
     const st = statuses(e.root, n);
@@ -143,10 +146,10 @@ describe('run life cycle (real processes)', () => {
   it('SIGTERM mid-run: steps stopped, no process left, runs back to queued at their step without using a restart', async () => {
     const e = makeEnsemble([]);
     const trap = writeScript(path.join(e.root, 'stubborn.sh'), "trap '' TERM; sleep 30 & wait; sleep 30");
-    const e2 = makeEnsemble(
-      [{ steps: [{ args: ['/bin/true'] }, { args: ['/bin/sleep', '30'] }] }, { steps: [{ args: [trap] }] }, { steps: [{ args: ['/bin/sleep', '30'] }] }],
-      { root: e.root, maxRestarts: 1 },
-    );
+    const e2 = makeEnsemble([{ steps: [{ args: ['/bin/true'] }, { args: ['/bin/sleep', '30'] }] }, { steps: [{ args: [trap] }] }, { steps: [{ args: ['/bin/sleep', '30'] }] }], {
+      root: e.root,
+      maxRestarts: 1,
+    });
     const p = startPack(['--setup-dir', e2.setupDir, '--cores', '4', ...FAST]);
     const runDirs = [1, 2, 3].map((i) => e2.runDir(i));
     await waitFor(() => readStatusOf(e2.runDir(1)).step === 1 && runDirs.every((d) => stepPid(d) !== null), 10_000, 'all runs running');

@@ -16,7 +16,20 @@ function orphanedRun() {
   return { e, status };
 }
 
-const exitRecord = (extra: object) => ({ format: 1, runId: 1, step: 0, attempt: 0, code: null, signal: null, stoppedBy: null, startedAt: new Date().toISOString(), endedAt: new Date().toISOString(), host: hostName(), pid: 1, ...extra });
+const exitRecord = (extra: object) => ({
+  format: 1,
+  runId: 1,
+  step: 0,
+  attempt: 0,
+  code: null,
+  signal: null,
+  stoppedBy: null,
+  startedAt: new Date().toISOString(),
+  endedAt: new Date().toISOString(),
+  host: hostName(),
+  pid: 1,
+  ...extra,
+});
 
 describe('settling an orphaned step', () => {
   it('a step still running here is stopped first; the exit its live launcher then records is an interruption, not a failure', async () => {
@@ -26,16 +39,38 @@ describe('settling an orphaned step', () => {
     const step = spawn('/bin/sleep', ['30'], { detached: true, stdio: 'ignore' });
     const pid = step.pid!;
     step.on('exit', (code, signal) => appendJournal(e.setupDir, DEAD, 'E', KEY, exitRecord({ code, signal, pid })));
-    appendJournal(e.setupDir, DEAD, 'S', KEY, { format: 1, runId: 1, step: 0, attempt: 0, host: hostName(), pid, pgid: pid, pidStart: pidStartTime(pid), startedAt: new Date().toISOString(), launcherPid: process.pid });
+    appendJournal(e.setupDir, DEAD, 'S', KEY, {
+      format: 1,
+      runId: 1,
+      step: 0,
+      attempt: 0,
+      host: hostName(),
+      pid,
+      pgid: pid,
+      pidStart: pidStartTime(pid),
+      startedAt: new Date().toISOString(),
+      launcherPid: process.pid,
+    });
     const o = await settleOrphan(e.setupDir, e.runDir(1), status, 2000);
     expect(isProcessAlive(pid, null)).toBe(false);
     expect(o.note).toMatch(/stopped the orphaned step/);
     expect(o.exit).toMatchObject({ signal: 'SIGTERM', stoppedBy: 'interrupt' });
   });
 
-  it('an exit recorded before anyone stepped in is the step\'s own: kept as it was', async () => {
+  it("an exit recorded before anyone stepped in is the step's own: kept as it was", async () => {
     const { e, status } = orphanedRun();
-    appendJournal(e.setupDir, DEAD, 'S', KEY, { format: 1, runId: 1, step: 0, attempt: 0, host: hostName(), pid: 999_999, pgid: 999_999, pidStart: null, startedAt: new Date().toISOString(), launcherPid: 999_998 });
+    appendJournal(e.setupDir, DEAD, 'S', KEY, {
+      format: 1,
+      runId: 1,
+      step: 0,
+      attempt: 0,
+      host: hostName(),
+      pid: 999_999,
+      pgid: 999_999,
+      pidStart: null,
+      startedAt: new Date().toISOString(),
+      launcherPid: 999_998,
+    });
     appendJournal(e.setupDir, DEAD, 'E', KEY, exitRecord({ signal: 'SIGTERM', pid: 999_999 }));
     const o = await settleOrphan(e.setupDir, e.runDir(1), status, 2000);
     expect(o.exit).toMatchObject({ signal: 'SIGTERM', stoppedBy: null });

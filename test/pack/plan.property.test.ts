@@ -5,10 +5,9 @@ import { nextLaunches, type PlanOptions, type QueueItem } from '../../src/pack/p
 import type { StepResources } from '../../src/model/resources.js';
 import { allocate, checkPoolInvariant, createPool, findSlot, neverFits, release, type PoolState, type Slot } from '../../src/pack/pool.js';
 
-const nodesArb = fc.array(
-  fc.record({ cores: fc.integer({ min: 1, max: 16 }), gpus: fc.integer({ min: 0, max: 4 }) }),
-  { minLength: 1, maxLength: 4 },
-).map((ns) => ns.map((n, i): NodeInfo => ({ name: `n${i}`, cores: n.cores, gpus: Array.from({ length: n.gpus }, (_, g) => String(g)) })));
+const nodesArb = fc
+  .array(fc.record({ cores: fc.integer({ min: 1, max: 16 }), gpus: fc.integer({ min: 0, max: 4 }) }), { minLength: 1, maxLength: 4 })
+  .map((ns) => ns.map((n, i): NodeInfo => ({ name: `n${i}`, cores: n.cores, gpus: Array.from({ length: n.gpus }, (_, g) => String(g)) })));
 
 const needArb = fc.record({
   tasks: fc.integer({ min: 1, max: 4 }),
@@ -50,7 +49,12 @@ function simulate(nodes: NodeInfo[], needs: StepResources[], durations: number[]
       started.set(l.runId, round);
     }
     expect(running.length).toBeLessThanOrEqual(opts.maxConcurrency);
-    expect(checkPoolInvariant(pool, running.map((r) => r.slot))).toEqual([]);
+    expect(
+      checkPoolInvariant(
+        pool,
+        running.map((r) => r.slot),
+      ),
+    ).toEqual([]);
     const gone = new Set([...d.launches.map((l) => l.runId), ...d.blocked.map((b) => b.runId)]);
     const passed = new Set(d.passedOver);
     queue = queue.filter((q) => !gone.has(q.runId)).map((q) => (passed.has(q.runId) ? { ...q, passedOver: q.passedOver + 1 } : q));
@@ -62,7 +66,12 @@ function simulate(nodes: NodeInfo[], needs: StepResources[], durations: number[]
     running.sort((a, b) => a.endsAt - b.endsAt);
     now = running[0]!.endsAt;
     while (running.length > 0 && running[0]!.endsAt <= now) pool = release(pool, running.shift()!.slot);
-    expect(checkPoolInvariant(pool, running.map((r) => r.slot))).toEqual([]);
+    expect(
+      checkPoolInvariant(
+        pool,
+        running.map((r) => r.slot),
+      ),
+    ).toEqual([]);
   }
   return { started, blocked, pool };
 }
@@ -105,7 +114,12 @@ describe('the packing decision (property tests)', () => {
         fc.oneof(fc.constant(Infinity), fc.integer({ min: 1, max: 8 })),
         (nodes, runs, maxConcurrency) => {
           const needs = runs.map((r) => r[0]);
-          const { started, blocked } = simulate(nodes, needs, runs.map((r) => r[1]), { maxConcurrency, starveAfterMs: 200, starveAfterDecisions: 20 });
+          const { started, blocked } = simulate(
+            nodes,
+            needs,
+            runs.map((r) => r[1]),
+            { maxConcurrency, starveAfterMs: 200, starveAfterDecisions: 20 },
+          );
           needs.forEach((need, i) => {
             const why = neverFits(nodes, need);
             if (why === null) expect(started.has(i), `run ${i} never started`).toBe(true);
@@ -120,7 +134,10 @@ describe('the packing decision (property tests)', () => {
   it('a large run is not starved by a stream of small ones (it gets a reservation)', () => {
     const nodes: NodeInfo[] = [{ name: 'a', cores: 8, gpus: [] }];
     // Run 0 holds 2 cores for long; run 1 needs all 8; 2000 one-core runs arrive behind it.
-    const needs: StepResources[] = [{ tasks: 1, coresPerTask: 2, gpusPerTask: 0 }, { tasks: 1, coresPerTask: 8, gpusPerTask: 0 }];
+    const needs: StepResources[] = [
+      { tasks: 1, coresPerTask: 2, gpusPerTask: 0 },
+      { tasks: 1, coresPerTask: 8, gpusPerTask: 0 },
+    ];
     const durations = [5, 5];
     for (let i = 0; i < 2000; i++) {
       needs.push({ tasks: 1, coresPerTask: 1, gpusPerTask: 0 });

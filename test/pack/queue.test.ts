@@ -36,7 +36,7 @@ describe('reading the queue', () => {
   });
 });
 
-describe('the packer\'s run queue', () => {
+describe("the packer's run queue", () => {
   it('sizes its decision window by the allocation: 4 per core, 32 to 256', () => {
     expect([1, 2, 8, 16, 64, 1000].map(windowFor)).toEqual([32, 32, 32, 64, 256, 256]);
   });

@@ -49,7 +49,10 @@ describe('packing onto cores and GPUs (real processes)', () => {
     const ledger = path.join(e.root, 'ledger');
     const n = 24;
     const cores = (i: number) => 1 + (i % 3);
-    const e2 = makeEnsemble(Array.from({ length: n }, (_, i) => ({ steps: [{ args: [app, ledger], coresPerTask: cores(i) }] })), { root: e.root });
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, (_, i) => ({ steps: [{ args: [app, ledger], coresPerTask: cores(i) }] })),
+      { root: e.root },
+    );
     const r = await startPack(['--setup-dir', e2.setupDir, '--cores', '4', '--heartbeat', '0.5']).done;
     expect(r.code, r.stderr).toBe(0);
     const iv = intervals(ledger);
@@ -74,7 +77,10 @@ describe('packing onto cores and GPUs (real processes)', () => {
     const e = makeEnsemble([]);
     const app = ledgerApp(e.root, 'app.sh', 'sleep 0.1');
     const ledger = path.join(e.root, 'ledger');
-    const e2 = makeEnsemble(Array.from({ length: 8 }, () => ({ steps: [{ args: [app, ledger] }] })), { root: e.root });
+    const e2 = makeEnsemble(
+      Array.from({ length: 8 }, () => ({ steps: [{ args: [app, ledger] }] })),
+      { root: e.root },
+    );
     const r = await startPack(['--setup-dir', e2.setupDir, '--cores', '8', '--max-concurrency', '2']).done;
     expect(r.code, r.stderr).toBe(0);
     expect(maxOverlap(intervals(ledger).map((i) => ({ start: i.start, end: i.end, weight: 1 })))).toBeLessThanOrEqual(2);

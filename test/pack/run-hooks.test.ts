@@ -50,11 +50,14 @@ export function postEnsemble({ runId, themis }) { mark('postEnsemble ' + runId +
 `,
     );
     const n = 8;
-    const e2 = makeEnsemble(Array.from({ length: n }, () => ({ steps: [{ args: ['/bin/sh', '-c', 'test -e prepped'] }] })), {
-      root: e.root,
-      interface: iface,
-      onCompletion: { args: ['/bin/sh', '-c', `echo on_completion >> "${marks}"`], cwd: e.root, stdout: null, stderr: null },
-    });
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, () => ({ steps: [{ args: ['/bin/sh', '-c', 'test -e prepped'] }] })),
+      {
+        root: e.root,
+        interface: iface,
+        onCompletion: { args: ['/bin/sh', '-c', `echo on_completion >> "${marks}"`], cwd: e.root, stdout: null, stderr: null },
+      },
+    );
     const args = ['--setup-dir', e2.setupDir, '--cores', '2', '--heartbeat', '0.2'];
     const [a, b] = await Promise.all([startPack(args).done, startPack(args).done]);
     expect(a.code, a.stderr).toBe(0);
@@ -80,7 +83,10 @@ describe('stopEnsemble() from a hook', () => {
     const iface = path.join(e.root, 'stop.mjs');
     fs.writeFileSync(iface, `export function postRun({ runId, stopEnsemble }) { if (runId === 2) stopEnsemble(); return runId; }\n`);
     const n = 6;
-    const e2 = makeEnsemble(Array.from({ length: n }, () => ({ steps: [{ args: ['/bin/true'] }] })), { root: e.root, interface: iface });
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, () => ({ steps: [{ args: ['/bin/true'] }] })),
+      { root: e.root, interface: iface },
+    );
     const r = await startPack(['--setup-dir', e2.setupDir, '--cores', '1', '--heartbeat', '0.2']).done;
     expect(r.code, r.stderr).toBe(4);
     expect(r.stderr).toContain('stopEnsemble() called by postRun of run 2');

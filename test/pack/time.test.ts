@@ -10,7 +10,10 @@ describe('allocation time limits and --repeats', () => {
     const e = makeEnsemble([]);
     const marks = path.join(e.root, 'submitted');
     const script = writeScript(path.join(e.root, 'batch.sh'), `echo again >> "${marks}"`);
-    const e2 = makeEnsemble(Array.from({ length: 3 }, () => ({ steps: [{ args: ['/bin/true'] }] })), { root: e.root });
+    const e2 = makeEnsemble(
+      Array.from({ length: 3 }, () => ({ steps: [{ args: ['/bin/true'] }] })),
+      { root: e.root },
+    );
     const args = ['--setup-dir', e2.setupDir, '--walltime', '1', '--early-stop', '1', '--repeats', '2', '--script', script, '--heartbeat', '0.2'];
     for (let i = 1; i <= 3; i++) {
       const r = await startPack(args).done;

@@ -372,7 +372,12 @@ describe('packer core (transitions, in process)', () => {
     h.started(1, 501);
     h.started(2, 502);
     const fx = h.send({ type: 'launcher-lost', why: 'launcher exited unexpectedly (SIGKILL)' });
-    expect(h.of('kill-group', fx).map((k) => k.pid).sort()).toEqual([501, 502]);
+    expect(
+      h
+        .of('kill-group', fx)
+        .map((k) => k.pid)
+        .sort(),
+    ).toEqual([501, 502]);
     expect(h.diskStatus.get(1)).toMatchObject({ status: 'queued', restarts: 0 });
     expect(h.diskStatus.get(2)).toMatchObject({ status: 'queued', restarts: 0 });
     expect(h.state.finished).toBe('launcher lost: launcher exited unexpectedly (SIGKILL)');

@@ -66,7 +66,15 @@ describe('gpusPerNodeNeeded', () => {
     expect(gpusPerNodeNeeded([{ tasks: 4, gpusPerTask: 0 }], 2)).toBe(0);
     expect(gpusPerNodeNeeded([{ tasks: 1, gpusPerTask: 2 }], 4)).toBe(2);
     expect(gpusPerNodeNeeded([{ tasks: 8, gpusPerTask: 1 }], 2)).toBe(4);
-    expect(gpusPerNodeNeeded([{ tasks: 1, gpusPerTask: 1 }, { tasks: 3, gpusPerTask: 2 }], 1)).toBe(6);
+    expect(
+      gpusPerNodeNeeded(
+        [
+          { tasks: 1, gpusPerTask: 1 },
+          { tasks: 3, gpusPerTask: 2 },
+        ],
+        1,
+      ),
+    ).toBe(6);
   });
 });
 
@@ -80,12 +88,18 @@ describe('quoteShell', () => {
 
   it('bash reads back exactly the value, whatever it holds (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: 'grapheme' }).filter((s) => !s.includes('\0')), { minLength: 1, maxLength: 20 }), (values) => {
-        const script = values.map((v) => `printf '%s\\0' ${quoteShell(v)}`).join('\n');
-        const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
-        expect(r.status).toBe(0);
-        expect(r.stdout.split('\0').slice(0, -1)).toEqual(values);
-      }),
+      fc.property(
+        fc.array(
+          fc.string({ unit: 'grapheme' }).filter((s) => !s.includes('\0')),
+          { minLength: 1, maxLength: 20 },
+        ),
+        (values) => {
+          const script = values.map((v) => `printf '%s\\0' ${quoteShell(v)}`).join('\n');
+          const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
+          expect(r.status).toBe(0);
+          expect(r.stdout.split('\0').slice(0, -1)).toEqual(values);
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -98,12 +112,12 @@ describe('quoteShell', () => {
 function sbatchArgument(text: string): string {
   let out = '';
   let q = '';
-  let escape = false;
+  let escaped = false;
   for (const ch of text) {
-    if (escape) {
+    if (escaped) {
       out += ch;
-      escape = false;
-    } else if (ch === '\\') escape = true;
+      escaped = false;
+    } else if (ch === '\\') escaped = true;
     else if (q !== '') {
       if (ch === q) q = '';
       else out += ch;

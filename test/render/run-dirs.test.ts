@@ -32,7 +32,14 @@ describe('run-dir templates', () => {
 
 describe('planRunDirs', () => {
   it('default names under the root', () => {
-    expect(planRunDirs(compileRunDirTemplate('runs/{run_id}'), root, setup, [1, 2].map((id) => ({ id, sample: {} })))).toEqual(['/ens/runs/1', '/ens/runs/2']);
+    expect(
+      planRunDirs(
+        compileRunDirTemplate('runs/{run_id}'),
+        root,
+        setup,
+        [1, 2].map((id) => ({ id, sample: {} })),
+      ),
+    ).toEqual(['/ens/runs/1', '/ens/runs/2']);
   });
 
   it('sample values can never move a run directory: /, ., .., empty', () => {
@@ -63,7 +70,12 @@ describe('planRunDirs', () => {
 
   it('collisions name both ids, including runs added earlier', () => {
     const t = compileRunDirTemplate('runs/{x}');
-    expect(() => planRunDirs(t, root, setup, [{ id: 1, sample: { x: 'a' } }, { id: 2, sample: { x: 'a' } }])).toThrow(/runs 1 and 2 both map to the run directory \/ens\/runs\/a/);
+    expect(() =>
+      planRunDirs(t, root, setup, [
+        { id: 1, sample: { x: 'a' } },
+        { id: 2, sample: { x: 'a' } },
+      ]),
+    ).toThrow(/runs 1 and 2 both map to the run directory \/ens\/runs\/a/);
     expect(() => planRunDirs(t, root, setup, [{ id: 9, sample: { x: 'b' } }], new Map([['/ens/runs/b', 4]]))).toThrow(/runs 4 and 9 both map/);
   });
 

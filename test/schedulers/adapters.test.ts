@@ -29,37 +29,38 @@ describe('launch commands', () => {
   it('Slurm: srun --exact with each flag only when > 0, timeout rounded up; placed steps get per-node --gres GPUs', () => {
     const slurm = getAdapter('slurm');
     expect(slurm.launchPrefix(step())).toEqual(['srun', '--exact', '-n', '1', '-c', '1']);
-    expect(slurm.launchPrefix(step({ tasks: 4, coresPerTask: 2, gpusPerTask: 1, timeout: 2.5 }))).toEqual([
-      'srun', '--exact', '-n', '4', '-c', '2', '--gpus-per-task=1', '-t', '3',
-    ]);
+    expect(slurm.launchPrefix(step({ tasks: 4, coresPerTask: 2, gpusPerTask: 1, timeout: 2.5 }))).toEqual(['srun', '--exact', '-n', '4', '-c', '2', '--gpus-per-task=1', '-t', '3']);
     expect(slurm.launchPrefix(step({ coresPerTask: 0 }))).toEqual(['srun', '--exact', '-n', '1']);
     expect(slurm.placedLaunch(step({ tasks: 4, coresPerTask: 2, gpusPerTask: 1, timeout: 0.5 }), twoNodes, '99')).toEqual([
-      'srun', '--exact', '-N', '2', '-n', '4', '-c', '2', '--gres=gpu:1', '--nodelist=n1,n2', '-t', '1',
+      'srun',
+      '--exact',
+      '-N',
+      '2',
+      '-n',
+      '4',
+      '-c',
+      '2',
+      '--gres=gpu:1',
+      '--nodelist=n1,n2',
+      '-t',
+      '1',
     ]);
     const oneNode: Placement = { nodes: [{ name: 'n2', tasks: 2, cores: [0, 1], gpus: ['0', '1'] }] };
-    expect(slurm.placedLaunch(step({ tasks: 2, gpusPerTask: 1 }), oneNode, null)).toEqual([
-      'srun', '--exact', '-N', '1', '-n', '2', '-c', '1', '--gres=gpu:2', '--nodelist=n2',
-    ]);
+    expect(slurm.placedLaunch(step({ tasks: 2, gpusPerTask: 1 }), oneNode, null)).toEqual(['srun', '--exact', '-N', '1', '-n', '2', '-c', '1', '--gres=gpu:2', '--nodelist=n2']);
   });
 
   it('LSF (no real LSF here): jsrun -n -c -g, or lrun', () => {
     expect(getAdapter('lsf').launchPrefix(step({ tasks: 2, coresPerTask: 4, gpusPerTask: 1 }))).toEqual(['jsrun', '-n', '2', '-c', '4', '-g', '1']);
     expect(getAdapter('lsf', { lsfLauncher: 'lrun' }).launchPrefix(step({ tasks: 2 }))).toEqual(['lrun', '-n', '2', '-c', '1', '-g', '0']);
-    expect(getAdapter('lsf', { lsfLauncher: 'lrun' }).placedLaunch(step({ tasks: 4 }), twoNodes, null)).toEqual([
-      'lrun', '-N', '2', '-n', '4', '-c', '1', '-g', '0',
-    ]);
+    expect(getAdapter('lsf', { lsfLauncher: 'lrun' }).placedLaunch(step({ tasks: 4 }), twoNodes, null)).toEqual(['lrun', '-N', '2', '-n', '4', '-c', '1', '-g', '0']);
   });
 
   it('Flux (no real Flux here): flux run -n -c [-g] [-t Nm], placed with -N and host constraint', () => {
     const flux = getAdapter('flux');
-    expect(flux.launchPrefix(step({ tasks: 2, coresPerTask: 3, gpusPerTask: 4, timeout: 5 }))).toEqual([
-      'flux', 'run', '-n', '2', '-c', '3', '-g', '4', '-t', '5m',
-    ]);
+    expect(flux.launchPrefix(step({ tasks: 2, coresPerTask: 3, gpusPerTask: 4, timeout: 5 }))).toEqual(['flux', 'run', '-n', '2', '-c', '3', '-g', '4', '-t', '5m']);
     // Fractions of a minute are exact in seconds (Flux Standard Duration).
     expect(flux.launchPrefix(step({ timeout: 0.5 }))).toEqual(['flux', 'run', '-n', '1', '-c', '1', '-t', '30s']);
-    expect(flux.placedLaunch(step({ tasks: 4 }), twoNodes, null)).toEqual([
-      'flux', 'run', '-N', '2', '-n', '4', '-c', '1', '--requires=host:n1,n2',
-    ]);
+    expect(flux.placedLaunch(step({ tasks: 4 }), twoNodes, null)).toEqual(['flux', 'run', '-N', '2', '-n', '4', '-c', '1', '--requires=host:n1,n2']);
   });
 
   it('cores_per_task 0 (no binding request) is one core per task on every launcher, never `-c 0`; 2 is passed as asked', () => {
@@ -67,9 +68,7 @@ describe('launch commands', () => {
     const lrun = getAdapter('lsf', { lsfLauncher: 'lrun' });
     const flux = getAdapter('flux');
     // Slurm: srun's own default is one core per task, so the flag is left out.
-    expect(getAdapter('slurm').placedLaunch(step({ tasks: 2, coresPerTask: 0 }), twoNodes, null)).toEqual([
-      'srun', '--exact', '-N', '2', '-n', '2', '--nodelist=n1,n2',
-    ]);
+    expect(getAdapter('slurm').placedLaunch(step({ tasks: 2, coresPerTask: 0 }), twoNodes, null)).toEqual(['srun', '--exact', '-N', '2', '-n', '2', '--nodelist=n1,n2']);
     expect(jsrun.launchPrefix(step({ tasks: 2, coresPerTask: 0 }))).toEqual(['jsrun', '-n', '2', '-c', '1', '-g', '0']);
     expect(jsrun.launchPrefix(step({ tasks: 2, coresPerTask: 2 }))).toEqual(['jsrun', '-n', '2', '-c', '2', '-g', '0']);
     expect(jsrun.placedLaunch(step({ tasks: 2, coresPerTask: 0 }), twoNodes, null)).toEqual(['jsrun', '-n', '2', '-c', '1', '-g', '0']);
@@ -80,12 +79,8 @@ describe('launch commands', () => {
     expect(lrun.placedLaunch(step({ tasks: 4, coresPerTask: 2 }), twoNodes, null)).toEqual(['lrun', '-N', '2', '-n', '4', '-c', '2', '-g', '0']);
     expect(flux.launchPrefix(step({ coresPerTask: 0 }))).toEqual(['flux', 'run', '-n', '1', '-c', '1']);
     expect(flux.launchPrefix(step({ coresPerTask: 2 }))).toEqual(['flux', 'run', '-n', '1', '-c', '2']);
-    expect(flux.placedLaunch(step({ tasks: 4, coresPerTask: 0 }), twoNodes, null)).toEqual([
-      'flux', 'run', '-N', '2', '-n', '4', '-c', '1', '--requires=host:n1,n2',
-    ]);
-    expect(flux.placedLaunch(step({ tasks: 4, coresPerTask: 2 }), twoNodes, null)).toEqual([
-      'flux', 'run', '-N', '2', '-n', '4', '-c', '2', '--requires=host:n1,n2',
-    ]);
+    expect(flux.placedLaunch(step({ tasks: 4, coresPerTask: 0 }), twoNodes, null)).toEqual(['flux', 'run', '-N', '2', '-n', '4', '-c', '1', '--requires=host:n1,n2']);
+    expect(flux.placedLaunch(step({ tasks: 4, coresPerTask: 2 }), twoNodes, null)).toEqual(['flux', 'run', '-N', '2', '-n', '4', '-c', '2', '--requires=host:n1,n2']);
   });
 
   it('local: steps run directly', () => {
@@ -105,7 +100,7 @@ describe('job ids and job states', () => {
     expect(getAdapter('flux').parseJobId('')).toBeNull();
   });
 
-  it('maps each scheduler\'s states onto pending / running / gone; unlisted jobs are gone', () => {
+  it("maps each scheduler's states onto pending / running / gone; unlisted jobs are gone", () => {
     const slurm = getAdapter('slurm');
     expect(slurm.jobStatesCommand(['1', '2'])).toEqual({ argv: ['squeue', '-h', '-j', '1,2', '-o', '%i %T'] });
     expect([...slurm.parseJobStates('1 PENDING\n2 RUNNING\n', ['1', '2', '3'])]).toEqual([
@@ -167,7 +162,13 @@ describe('launch commands through fake launchers (no real LSF/Flux here)', () =>
       encoding: 'utf8',
       env: { PATH: `${path.join(FIXTURES, 'bin')}:${process.env.PATH}`, THEMIS_FAKE_LOG: log, ...env },
     });
-    const lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : [];
+    const lines = fs.existsSync(log)
+      ? fs
+          .readFileSync(log, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l))
+      : [];
     return { r, lines };
   };
 

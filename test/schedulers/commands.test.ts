@@ -79,9 +79,7 @@ describe.each(both)('running a scheduler command (%s)', (_, run) => {
     const o = await run({ argv: ['squeue'] }, { env: f.env, timeoutMs: 300 });
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(o).toMatchObject({ timedOut: true, exitCode: null, signal: 'SIGKILL', startError: null });
-    expect(commandError(o, { ...task, unreachableFix: 'try a login node' })!.message).toBe(
-      'cannot run `squeue` for allocation 3: it did not answer in 0.3 s and was killed; try a login node',
-    );
+    expect(commandError(o, { ...task, unreachableFix: 'try a login node' })!.message).toBe('cannot run `squeue` for allocation 3: it did not answer in 0.3 s and was killed; try a login node');
   });
 
   it('not on PATH: says so, keeps the ENOENT as cause, uses the unreachable fix', async () => {
@@ -194,7 +192,10 @@ describe('discovery and the registry', () => {
   it('discoverAllocation asks the preferred scheduler first, only where its environment is present, else this machine', () => {
     const env = { SLURM_JOB_ID: '5', SLURM_JOB_NODELIST: 'n1', SLURM_CPUS_ON_NODE: '8', LSB_JOBID: '77', LSB_MCPU_HOSTS: 'login 1 c1 4' };
     const asked: string[][] = [];
-    const run = (argv: string[]) => (asked.push(argv), null);
+    const run = (argv: string[]) => {
+      asked.push(argv);
+      return null;
+    };
     expect(discoverAllocation(env, null, run)).toMatchObject({ scheduler: 'slurm', jobId: '5' });
     expect(discoverAllocation(env, 'lsf', run)).toMatchObject({ scheduler: 'lsf', jobId: '77', nodes: [{ name: 'c1', cores: 4 }] });
     expect(asked).toEqual([['squeue', '-h', '-j', '5', '-o', '%e']]);

@@ -30,10 +30,7 @@ function ensemble(partition: string | null) {
   const root = makeTempDir("themis-sreal-it's ");
   temps.push(root);
   const tpl = path.join(root, 'probe.sh.hbs');
-  fs.writeFileSync(
-    tpl,
-    '#!/bin/bash\n{{#each directives}}\n{{this}}\n{{/each}}\nset -euo pipefail\necho "job $SLURM_JOB_ID allocation {{allocation}}" > {{quote setupDir}}/ran-{{allocation}}\n',
-  );
+  fs.writeFileSync(tpl, '#!/bin/bash\n{{#each directives}}\n{{this}}\n{{/each}}\nset -euo pipefail\necho "job $SLURM_JOB_ID allocation {{allocation}}" > {{quote setupDir}}/ran-{{allocation}}\n');
   const setupDir = writeHandEnsemble(root, [{}], {
     scheduler: 'slurm',
     allocation: { ...ensembleRecord(root, root).allocation, walltime: 1, partition, name: `probe "q" $(x)`, template: tpl },
@@ -59,7 +56,7 @@ describe.runIf(available)('real Slurm: themis submit and allocation states', () 
     expect(readEnsemble(setupDir).scheduler).toBe('slurm');
   }, 120_000);
 
-  it('a partition Slurm does not have: the error shows sbatch\'s own message', async () => {
+  it("a partition Slurm does not have: the error shows sbatch's own message", async () => {
     const { setupDir } = ensemble('no_such_partition');
     await expect(submitAllocations(setupDir)).rejects.toThrow(/sbatch refused allocation 1[\s\S]*invalid partition/i);
     expect(readJobs(setupDir)).toEqual([]);

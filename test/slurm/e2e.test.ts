@@ -10,18 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runThemis } from '../helpers/cli.js';
-import {
-  jobState,
-  markerProcesses,
-  sbatch,
-  scancel,
-  slurmAvailable,
-  slurmRequired,
-  slurmUnavailableReason,
-  waitFor,
-  waitJobGone,
-  waitJobRunning,
-} from './cluster.js';
+import { jobState, markerProcesses, sbatch, scancel, slurmAvailable, slurmRequired, slurmUnavailableReason, waitFor, waitJobGone, waitJobRunning } from './cluster.js';
 
 const available = slurmAvailable();
 if (!available && slurmRequired) {
@@ -217,176 +206,196 @@ async function withDiagnostics(e: () => Ensemble | undefined, body: () => Promis
   }
 }
 
-
 describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
   it('1. runs every run inside the job that was sbatch-ed; all end successful', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      e = gen('e2e-basic', 6, 1, ['-N', '1', '-t', '5', '-c', '1']);
-      const job = submit(e);
-      await waitJobGone(job, 90_000);
-      const st = statuses(e);
-      expect([...st.values()].map((s) => s.status)).toEqual(Array(6).fill('successful'));
-      expectAllSuccessfulInCli(e, 6);
-      for (const [, d] of runDirs(e)) {
-        expect(fs.readFileSync(path.join(d, 'run.log'), 'utf8')).toContain(`SLURM_JOB_ID=${job}`);
-      }
-      await expectNoJobProcesses(e, job);
-    });
+    await withDiagnostics(
+      () => e,
+      async () => {
+        e = gen('e2e-basic', 6, 1, ['-N', '1', '-t', '5', '-c', '1']);
+        const job = submit(e);
+        await waitJobGone(job, 90_000);
+        const st = statuses(e);
+        expect([...st.values()].map((s) => s.status)).toEqual(Array(6).fill('successful'));
+        expectAllSuccessfulInCli(e, 6);
+        for (const [, d] of runDirs(e)) {
+          expect(fs.readFileSync(path.join(d, 'run.log'), 'utf8')).toContain(`SLURM_JOB_ID=${job}`);
+        }
+        await expectNoJobProcesses(e, job);
+      },
+    );
   }, 120_000);
 
   it('2. two allocations submitted at once drain one ensemble, each run exactly once', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      e = gen('e2e-two', 24, 0.5, ['-N', '1', '-t', '5', '-c', '1', '--allocations', '2']);
-      const jobs = [submit(e, 1), submit(e, 2)];
-      for (const j of jobs) await waitJobGone(j, 120_000);
-      const lines = ledger(e);
-      const ends = idsOf(lines, 'end').sort((a, b) => a - b);
-      expect(ends).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
-      expect(idsOf(lines, 'start').length).toBe(24);
-      // Every run ran inside one of the two jobs.
-      expect(lines.every((l) => jobs.includes(l.job))).toBe(true);
-      expect(countWhere(e, 'successful')).toBe(24);
-      expectAllSuccessfulInCli(e, 24);
-    });
+    await withDiagnostics(
+      () => e,
+      async () => {
+        e = gen('e2e-two', 24, 0.5, ['-N', '1', '-t', '5', '-c', '1', '--allocations', '2']);
+        const jobs = [submit(e, 1), submit(e, 2)];
+        for (const j of jobs) await waitJobGone(j, 120_000);
+        const lines = ledger(e);
+        const ends = idsOf(lines, 'end').sort((a, b) => a - b);
+        expect(ends).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+        expect(idsOf(lines, 'start').length).toBe(24);
+        // Every run ran inside one of the two jobs.
+        expect(lines.every((l) => jobs.includes(l.job))).toBe(true);
+        expect(countWhere(e, 'successful')).toBe(24);
+        expectAllSuccessfulInCli(e, 24);
+      },
+    );
   }, 150_000);
 
   it('3a. a tasks=2 step spreads over both nodes through srun', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      // 2 tasks x 4 cores cannot fit one 4-CPU node: one task per node.
-      e = gen('e2e-multi', 1, 1, ['-N', '2', '-t', '5', '-n', '2', '-c', '4']);
-      const job = submit(e);
-      await waitJobGone(job, 90_000);
-      expect(countWhere(e, 'successful')).toBe(1);
-      const log = fs.readFileSync(path.join(runDirs(e).get(1)!, 'run.log'), 'utf8');
-      expect(log).toMatch(/^node=n1$/m);
-      expect(log).toMatch(/^node=n2$/m);
-      // Both tasks ran as one srun step of this job.
-      expect(log.match(/^SLURM_STEP_ID=\d+$/gm)?.length).toBe(2);
-      expect(log.match(new RegExp(`^SLURM_JOB_ID=${job}$`, 'gm'))?.length).toBe(2);
-    });
+    await withDiagnostics(
+      () => e,
+      async () => {
+        // 2 tasks x 4 cores cannot fit one 4-CPU node: one task per node.
+        e = gen('e2e-multi', 1, 1, ['-N', '2', '-t', '5', '-n', '2', '-c', '4']);
+        const job = submit(e);
+        await waitJobGone(job, 90_000);
+        expect(countWhere(e, 'successful')).toBe(1);
+        const log = fs.readFileSync(path.join(runDirs(e).get(1)!, 'run.log'), 'utf8');
+        expect(log).toMatch(/^node=n1$/m);
+        expect(log).toMatch(/^node=n2$/m);
+        // Both tasks ran as one srun step of this job.
+        expect(log.match(/^SLURM_STEP_ID=\d+$/gm)?.length).toBe(2);
+        expect(log.match(new RegExp(`^SLURM_JOB_ID=${job}$`, 'gm'))?.length).toBe(2);
+      },
+    );
   }, 120_000);
 
   it('3b. 1-GPU steps running side by side get distinct CUDA_VISIBLE_DEVICES', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      e = gen('e2e-gpu', 4, 3, ['-N', '1', '-t', '5', '-c', '1', '-g', '1', '--gpus-per-node', '2']);
-      const job = submit(e);
-      await waitJobGone(job, 90_000);
-      expect(countWhere(e, 'successful')).toBe(4);
-      const lines = ledger(e);
-      const spans = idsOf(lines, 'start').map((id) => {
-        const s = lines.find((l) => l.kind === 'start' && l.id === id)!;
-        const t = lines.find((l) => l.kind === 'end' && l.id === id)!;
-        return { id, node: s.node, gpus: s.gpus, from: s.at, to: t.at };
-      });
-      expect(spans.length).toBe(4);
-      for (const s of spans) expect(s.gpus).toMatch(/^[01]$/); // exactly one of the node's two GPUs
-      let overlapping = 0;
-      for (const a of spans) {
-        for (const b of spans) {
-          if (a.id < b.id && a.node === b.node && a.from < b.to && b.from < a.to) {
-            overlapping++;
-            expect(a.gpus, `runs ${a.id} and ${b.id} ran at once on ${a.node}`).not.toBe(b.gpus);
+    await withDiagnostics(
+      () => e,
+      async () => {
+        e = gen('e2e-gpu', 4, 3, ['-N', '1', '-t', '5', '-c', '1', '-g', '1', '--gpus-per-node', '2']);
+        const job = submit(e);
+        await waitJobGone(job, 90_000);
+        expect(countWhere(e, 'successful')).toBe(4);
+        const lines = ledger(e);
+        const spans = idsOf(lines, 'start').map((id) => {
+          const s = lines.find((l) => l.kind === 'start' && l.id === id)!;
+          const t = lines.find((l) => l.kind === 'end' && l.id === id)!;
+          return { id, node: s.node, gpus: s.gpus, from: s.at, to: t.at };
+        });
+        expect(spans.length).toBe(4);
+        for (const s of spans) expect(s.gpus).toMatch(/^[01]$/); // exactly one of the node's two GPUs
+        let overlapping = 0;
+        for (const a of spans) {
+          for (const b of spans) {
+            if (a.id < b.id && a.node === b.node && a.from < b.to && b.from < a.to) {
+              overlapping++;
+              expect(a.gpus, `runs ${a.id} and ${b.id} ran at once on ${a.node}`).not.toBe(b.gpus);
+            }
           }
         }
-      }
-      // 4 cores and 2 GPUs: pairs of runs must have run side by side.
-      expect(overlapping).toBeGreaterThan(0);
-    });
+        // 4 cores and 2 GPUs: pairs of runs must have run side by side.
+        expect(overlapping).toBeGreaterThan(0);
+      },
+    );
   }, 120_000);
 
   it('3c. 1-GPU steps on the second node (launched through srun) also get one distinct GPU each', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      // 4 GPUs over 2 nodes and 4 one-GPU runs of 4 s: two run on the packer's node, two on the
-      // other one, which the packer can only reach through srun.
-      e = gen('e2e-gpu2', 4, 4, ['-N', '2', '-t', '5', '-c', '1', '-g', '1', '--gpus-per-node', '2']);
-      const job = submit(e);
-      await waitJobGone(job, 90_000);
-      expect(countWhere(e, 'successful')).toBe(4);
-      const lines = ledger(e);
-      const spans = idsOf(lines, 'start').map((id) => {
-        const s = lines.find((l) => l.kind === 'start' && l.id === id)!;
-        const t = lines.find((l) => l.kind === 'end' && l.id === id)!;
-        return { id, node: s.node, gpus: s.gpus, from: s.at, to: t.at };
-      });
-      expect(new Set(spans.map((s) => s.node)), 'runs used both nodes').toEqual(new Set(['n1', 'n2']));
-      for (const s of spans) expect(s.gpus, `run ${s.id} on ${s.node}`).toMatch(/^[01]$/);
-      for (const a of spans) {
-        for (const b of spans) {
-          if (a.id < b.id && a.node === b.node && a.from < b.to && b.from < a.to) {
-            expect(a.gpus, `runs ${a.id} and ${b.id} ran at once on ${a.node}`).not.toBe(b.gpus);
+    await withDiagnostics(
+      () => e,
+      async () => {
+        // 4 GPUs over 2 nodes and 4 one-GPU runs of 4 s: two run on the packer's node, two on the
+        // other one, which the packer can only reach through srun.
+        e = gen('e2e-gpu2', 4, 4, ['-N', '2', '-t', '5', '-c', '1', '-g', '1', '--gpus-per-node', '2']);
+        const job = submit(e);
+        await waitJobGone(job, 90_000);
+        expect(countWhere(e, 'successful')).toBe(4);
+        const lines = ledger(e);
+        const spans = idsOf(lines, 'start').map((id) => {
+          const s = lines.find((l) => l.kind === 'start' && l.id === id)!;
+          const t = lines.find((l) => l.kind === 'end' && l.id === id)!;
+          return { id, node: s.node, gpus: s.gpus, from: s.at, to: t.at };
+        });
+        expect(new Set(spans.map((s) => s.node)), 'runs used both nodes').toEqual(new Set(['n1', 'n2']));
+        for (const s of spans) expect(s.gpus, `run ${s.id} on ${s.node}`).toMatch(/^[01]$/);
+        for (const a of spans) {
+          for (const b of spans) {
+            if (a.id < b.id && a.node === b.node && a.from < b.to && b.from < a.to) {
+              expect(a.gpus, `runs ${a.id} and ${b.id} ran at once on ${a.node}`).not.toBe(b.gpus);
+            }
           }
         }
-      }
-      // All four fit at once (2 nodes x 2 GPUs): no step waited for a GPU its neighbour was given.
-      const lastStart = Math.max(...spans.map((s) => s.from));
-      const firstEnd = Math.min(...spans.map((s) => s.to));
-      expect(lastStart, 'the 4 runs did not all run side by side').toBeLessThan(firstEnd);
-    });
+        // All four fit at once (2 nodes x 2 GPUs): no step waited for a GPU its neighbour was given.
+        const lastStart = Math.max(...spans.map((s) => s.from));
+        const firstEnd = Math.min(...spans.map((s) => s.to));
+        expect(lastStart, 'the 4 runs did not all run side by side').toBeLessThan(firstEnd);
+      },
+    );
   }, 120_000);
 
   it('5. scancel of a running allocation: runs back to queued, nothing left running, the next allocation finishes them', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      e = gen('e2e-cancel', 8, 15, ['-N', '1', '-t', '5', '-c', '1']);
-      const first = submit(e);
-      await waitJobRunning(first, 60_000);
-      await waitFor('4 runs started', () => idsOf(ledger(e!), 'start').length >= 4, 60_000);
-      // scancel makes Slurm SIGTERM every process of the job at once: the packer and its steps. A step
-      // may die of that SIGTERM before the packer handles its own: it was interrupted, not failed.
-      scancel(first);
-      await waitJobGone(first, 60_000);
-      await expectNoJobProcesses(e, first);
-      const st = statuses(e);
-      for (const [id, s] of st) {
-        expect(['queued', 'successful'], `run ${id} is ${s.status} after scancel (a step killed by Slurm's SIGTERM is interrupted, not failed)`).toContain(s.status);
-        expect(fs.existsSync(path.join(runDirs(e).get(id)!, '.themis', 'claim')), `run ${id} still claimed`).toBe(false);
-      }
-      expect(countWhere(e, 'queued')).toBeGreaterThanOrEqual(4);
+    await withDiagnostics(
+      () => e,
+      async () => {
+        e = gen('e2e-cancel', 8, 15, ['-N', '1', '-t', '5', '-c', '1']);
+        const first = submit(e);
+        await waitJobRunning(first, 60_000);
+        await waitFor('4 runs started', () => idsOf(ledger(e!), 'start').length >= 4, 60_000);
+        // scancel makes Slurm SIGTERM every process of the job at once: the packer and its steps. A step
+        // may die of that SIGTERM before the packer handles its own: it was interrupted, not failed.
+        scancel(first);
+        await waitJobGone(first, 60_000);
+        await expectNoJobProcesses(e, first);
+        const st = statuses(e);
+        for (const [id, s] of st) {
+          expect(['queued', 'successful'], `run ${id} is ${s.status} after scancel (a step killed by Slurm's SIGTERM is interrupted, not failed)`).toContain(s.status);
+          expect(fs.existsSync(path.join(runDirs(e).get(id)!, '.themis', 'claim')), `run ${id} still claimed`).toBe(false);
+        }
+        expect(countWhere(e, 'queued')).toBeGreaterThanOrEqual(4);
 
-      const second = submit(e);
-      await waitJobGone(second, 120_000);
-      expect(countWhere(e, 'successful')).toBe(8);
-      expect(idsOf(ledger(e), 'end').sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-      // An interruption is not a failure: it uses no restart.
-      for (const [id, s] of statuses(e)) expect(s.restarts, `run ${id} restarts`).toBe(0);
-      expectAllSuccessfulInCli(e, 8);
-      await expectNoJobProcesses(e, second);
-    });
+        const second = submit(e);
+        await waitJobGone(second, 120_000);
+        expect(countWhere(e, 'successful')).toBe(8);
+        expect(idsOf(ledger(e), 'end').sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+        // An interruption is not a failure: it uses no restart.
+        for (const [id, s] of statuses(e)) expect(s.restarts, `run ${id} restarts`).toBe(0);
+        expectAllSuccessfulInCli(e, 8);
+        await expectNoJobProcesses(e, second);
+      },
+    );
   }, 240_000);
 
   it('6a. --early-stop with the packer clock override: no run starts in the last minute', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      // A 5-minute allocation; the packer's clock (THEMIS_CLOCK_OFFSET_MS: the epoch ms its "now"
-      // starts at, see src/store/layout.ts) starts 225 s ahead, while the allocation's end is real
-      // (Slurm's end time, or the real start + --walltime), so the early-stop line (1 minute before
-      // the end) is about 15 s of real time after the packer starts. This needs the packer to anchor
-      // the end to the real clock, not to its shifted one (else the override cancels out).
-      e = gen('e2e-clock', 12, 10, ['-N', '1', '-t', '5', '-c', '1', '--early-stop', '1']);
-      const job = sbatch(e.script, {
-        cwd: e.dir,
-        env: { [MARKER]: e.dir, THEMIS_CLOCK_OFFSET_MS: String(Date.now() + 225_000) },
-      });
-      // The clock is shifted when the packer starts, so the line is ~15 s after the job starts running
-      // (however long it was pending).
-      await waitJobRunning(job, 120_000);
-      const t0 = Date.now() / 1000;
-      await waitJobGone(job, 150_000);
-      const lines = ledger(e);
-      const starts = lines.filter((l) => l.kind === 'start');
-      // Batches start at ~0 s and ~10 s; the third (~20 s) is past the line and must not start.
-      expect(starts.length).toBeGreaterThanOrEqual(4);
-      expect(starts.length).toBeLessThan(12);
-      for (const s of starts) expect(s.at - t0, `run ${s.id} started late`).toBeLessThan(19);
-      expect(countWhere(e, 'successful')).toBe(starts.length);
-      expect(countWhere(e, 'queued')).toBe(12 - starts.length);
-      await expectNoJobProcesses(e, job);
-    });
+    await withDiagnostics(
+      () => e,
+      async () => {
+        // A 5-minute allocation; the packer's clock (THEMIS_CLOCK_OFFSET_MS: the epoch ms its "now"
+        // starts at, see src/store/layout.ts) starts 225 s ahead, while the allocation's end is real
+        // (Slurm's end time, or the real start + --walltime), so the early-stop line (1 minute before
+        // the end) is about 15 s of real time after the packer starts. This needs the packer to anchor
+        // the end to the real clock, not to its shifted one (else the override cancels out).
+        e = gen('e2e-clock', 12, 10, ['-N', '1', '-t', '5', '-c', '1', '--early-stop', '1']);
+        const job = sbatch(e.script, {
+          cwd: e.dir,
+          env: { [MARKER]: e.dir, THEMIS_CLOCK_OFFSET_MS: String(Date.now() + 225_000) },
+        });
+        // The clock is shifted when the packer starts, so the line is ~15 s after the job starts running
+        // (however long it was pending).
+        await waitJobRunning(job, 120_000);
+        const t0 = Date.now() / 1000;
+        await waitJobGone(job, 150_000);
+        const lines = ledger(e);
+        const starts = lines.filter((l) => l.kind === 'start');
+        // Batches start at ~0 s and ~10 s; the third (~20 s) is past the line and must not start.
+        expect(starts.length).toBeGreaterThanOrEqual(4);
+        expect(starts.length).toBeLessThan(12);
+        for (const s of starts) expect(s.at - t0, `run ${s.id} started late`).toBeLessThan(19);
+        expect(countWhere(e, 'successful')).toBe(starts.length);
+        expect(countWhere(e, 'queued')).toBe(12 - starts.length);
+        await expectNoJobProcesses(e, job);
+      },
+    );
   }, 180_000);
 });
 
@@ -394,55 +403,65 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
 describe.runIf(available).concurrent('real Slurm: real walltime', () => {
   it('4. walltime: interrupted runs go back to queued, no step survives, --repeats 1 finishes them', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      // 8 runs x 30 s on 4 cores: the first batch ends at 30 s, the second (started at 30 s) is cut by
-      // the 1-minute limit (or by the packer's own margin before it); the repeat runs it again.
-      e = gen('e2e-wall', 8, 30, ['-N', '1', '-t', '1', '-c', '1', '--repeats', '1']);
-      const first = submit(e);
-      const endState = await waitJobGone(first, 150_000);
-      expect(['TIMEOUT', 'COMPLETED', 'CANCELLED', 'GONE']).toContain(endState);
-      await expectNoJobProcesses(e, first);
-      // Nothing is left `running` on behalf of the ended job (queued, or already taken by the repeat).
-      for (const [id, s] of statuses(e)) {
-        if (s.status === 'running') expect(s.jobId, `run ${id} still running for job ${first}`).not.toBe(first);
-        expect(['queued', 'running', 'successful']).toContain(s.status);
-      }
-      const startedInFirst = ledger(e).filter((l) => l.kind === 'start' && l.job === first).map((l) => l.id);
-      const endedInFirst = ledger(e).filter((l) => l.kind === 'end' && l.job === first).map((l) => l.id);
-      expect(endedInFirst.length).toBeLessThan(8);
-      expect(startedInFirst.length).toBeGreaterThan(endedInFirst.length); // some runs were interrupted
+    await withDiagnostics(
+      () => e,
+      async () => {
+        // 8 runs x 30 s on 4 cores: the first batch ends at 30 s, the second (started at 30 s) is cut by
+        // the 1-minute limit (or by the packer's own margin before it); the repeat runs it again.
+        e = gen('e2e-wall', 8, 30, ['-N', '1', '-t', '1', '-c', '1', '--repeats', '1']);
+        const first = submit(e);
+        const endState = await waitJobGone(first, 150_000);
+        expect(['TIMEOUT', 'COMPLETED', 'CANCELLED', 'GONE']).toContain(endState);
+        await expectNoJobProcesses(e, first);
+        // Nothing is left `running` on behalf of the ended job (queued, or already taken by the repeat).
+        for (const [id, s] of statuses(e)) {
+          if (s.status === 'running') expect(s.jobId, `run ${id} still running for job ${first}`).not.toBe(first);
+          expect(['queued', 'running', 'successful']).toContain(s.status);
+        }
+        const startedInFirst = ledger(e)
+          .filter((l) => l.kind === 'start' && l.job === first)
+          .map((l) => l.id);
+        const endedInFirst = ledger(e)
+          .filter((l) => l.kind === 'end' && l.job === first)
+          .map((l) => l.id);
+        expect(endedInFirst.length).toBeLessThan(8);
+        expect(startedInFirst.length).toBeGreaterThan(endedInFirst.length); // some runs were interrupted
 
-      // --repeats 1: the packer resubmitted its own script; that job finishes the rest.
-      const later = () => allJobs(e!.name).filter((j) => Number(j) > Number(first));
-      await waitFor('the resubmitted allocation', () => later().length >= 1, 30_000);
-      const repeat = later()[0]!;
-      await waitJobGone(repeat, 120_000);
-      expect(countWhere(e, 'successful')).toBe(8);
-      const ends = idsOf(ledger(e), 'end').sort((a, b) => a - b);
-      expect(ends).toEqual(Array.from({ length: 8 }, (_, i) => i + 1));
-      for (const [id, s] of statuses(e)) expect(s.restarts, `run ${id} restarts`).toBe(0);
-      expectAllSuccessfulInCli(e, 8);
-      await expectNoJobProcesses(e, repeat);
-      expect(activeJobs(e.name)).toEqual([]);
-    });
+        // --repeats 1: the packer resubmitted its own script; that job finishes the rest.
+        const later = () => allJobs(e!.name).filter((j) => Number(j) > Number(first));
+        await waitFor('the resubmitted allocation', () => later().length >= 1, 30_000);
+        const repeat = later()[0]!;
+        await waitJobGone(repeat, 120_000);
+        expect(countWhere(e, 'successful')).toBe(8);
+        const ends = idsOf(ledger(e), 'end').sort((a, b) => a - b);
+        expect(ends).toEqual(Array.from({ length: 8 }, (_, i) => i + 1));
+        for (const [id, s] of statuses(e)) expect(s.restarts, `run ${id} restarts`).toBe(0);
+        expectAllSuccessfulInCli(e, 8);
+        await expectNoJobProcesses(e, repeat);
+        expect(activeJobs(e.name)).toEqual([]);
+      },
+    );
   }, 330_000);
 
   it('6b. --early-stop against a real 2-minute walltime: no run starts in the last minute', async () => {
     let e: Ensemble | undefined;
-    await withDiagnostics(() => e, async () => {
-      // 16 runs x 25 s on 4 cores: batches at 0, 25, 50 s; the one at 75 s is inside the last minute.
-      e = gen('e2e-early', 16, 25, ['-N', '1', '-t', '2', '-c', '1', '--early-stop', '1']);
-      const job = submit(e);
-      await waitJobRunning(job, 120_000);
-      const startedAt = Date.now() / 1000;
-      await waitJobGone(job, 200_000);
-      const starts = ledger(e).filter((l) => l.kind === 'start');
-      expect(starts.length).toBeGreaterThanOrEqual(8);
-      expect(starts.length).toBeLessThan(16);
-      for (const s of starts) expect(s.at - startedAt, `run ${s.id} started in the last minute`).toBeLessThan(61);
-      expect(countWhere(e, 'successful')).toBe(starts.length);
-      expect(countWhere(e, 'queued')).toBe(16 - starts.length);
-      await expectNoJobProcesses(e, job);
-    });
+    await withDiagnostics(
+      () => e,
+      async () => {
+        // 16 runs x 25 s on 4 cores: batches at 0, 25, 50 s; the one at 75 s is inside the last minute.
+        e = gen('e2e-early', 16, 25, ['-N', '1', '-t', '2', '-c', '1', '--early-stop', '1']);
+        const job = submit(e);
+        await waitJobRunning(job, 120_000);
+        const startedAt = Date.now() / 1000;
+        await waitJobGone(job, 200_000);
+        const starts = ledger(e).filter((l) => l.kind === 'start');
+        expect(starts.length).toBeGreaterThanOrEqual(8);
+        expect(starts.length).toBeLessThan(16);
+        for (const s of starts) expect(s.at - startedAt, `run ${s.id} started in the last minute`).toBeLessThan(61);
+        expect(countWhere(e, 'successful')).toBe(starts.length);
+        expect(countWhere(e, 'queued')).toBe(16 - starts.length);
+        await expectNoJobProcesses(e, job);
+      },
+    );
   }, 330_000);
 });

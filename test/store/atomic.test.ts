@@ -7,7 +7,9 @@ import { readJsonSync, sparePathFor, writeFileRecycledSync } from '../../src/sto
 import { PROJECT_ROOT, makeTempDir } from '../helpers/cli.js';
 
 const temps: string[] = [];
-afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+});
 const ATOMIC_JS = pathToFileURL(path.join(PROJECT_ROOT, 'dist/store/atomic.js')).href;
 
 function tempDir(): string {
@@ -17,7 +19,7 @@ function tempDir(): string {
 }
 
 describe('writeFileRecycledSync', () => {
-  it('replaces the file whole and reuses the replaced version\'s inode for the next write', () => {
+  it("replaces the file whole and reuses the replaced version's inode for the next write", () => {
     const dir = tempDir();
     const file = path.join(dir, 'status.json');
     writeFileRecycledSync(file, '{"v":1}\n'); // no file yet: a new inode, no spare
@@ -63,11 +65,14 @@ process.stdout.write(String(n));`,
     );
     const until = Date.now() + 1500;
     const writers = [1, 2, 3].map((id) => spawn(process.execPath, [script, file, String(id), String(until)], { stdio: ['ignore', 'pipe', 'inherit'] }));
-    const counts = writers.map((w) => new Promise<number>((resolve) => {
-      let out = '';
-      w.stdout!.on('data', (d) => (out += d));
-      w.on('close', () => resolve(Number(out)));
-    }));
+    const counts = writers.map(
+      (w) =>
+        new Promise<number>((resolve) => {
+          let out = '';
+          w.stdout!.on('data', (d) => (out += d));
+          w.on('close', () => resolve(Number(out)));
+        }),
+    );
     let reads = 0;
     while (Date.now() < until) {
       const v = readJsonSync<{ writer: number; n: number }>(file)!;

@@ -3,17 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it, onTestFinished, vi } from 'vitest';
-import {
-  heartbeatClaim,
-  holdsClaim,
-  dropSharedOwner,
-  inspectClaim,
-  readClaimOwner,
-  releaseClaim,
-  tryClaim,
-  type ClaimOptions,
-  type ClaimOwner,
-} from '../../src/store/claim.js';
+import { heartbeatClaim, holdsClaim, dropSharedOwner, inspectClaim, readClaimOwner, releaseClaim, tryClaim, type ClaimOptions, type ClaimOwner } from '../../src/store/claim.js';
 import { REVALIDATE_ENV, forgetFileSystemTypes, lookupsCoherent } from '../../src/store/fs-kind.js';
 import { pinnedState } from '../../src/store/claim-files.js';
 import { fileServerNow } from '../../src/store/clock.js';
@@ -24,7 +14,9 @@ import { makeEnsemble } from '../helpers/ensemble.js';
 
 const CLAIM_JS = pathToFileURL(path.join(PROJECT_ROOT, 'dist/store/claim.js')).href;
 const temps: string[] = [];
-afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+});
 
 function ensemble(n: number) {
   const e = makeEnsemble(n);
@@ -185,7 +177,7 @@ describe('tryClaim / releaseClaim', () => {
   });
 });
 
-describe('a packer\'s shared owner file', () => {
+describe("a packer's shared owner file", () => {
   it('checks a claim with a plain stat on a local file system, with a revalidating open elsewhere', () => {
     const { dir } = ensemble(1);
     const claimPath = runPaths(dir(1)).claim;
@@ -256,7 +248,7 @@ describe('heartbeat and lease', () => {
     const { setup, dir } = ensemble(2);
     const opts: ClaimOptions = { leaseMs: 300, now: () => fileServerNow(setup) };
     const a = tryClaim(dir(1), who, opts)!.claim;
-    const b = tryClaim(dir(2), who, opts)!.claim;
+    tryClaim(dir(2), who, opts);
     for (let i = 0; i < 5; i++) {
       await sleep(100);
       expect(heartbeatClaim(a)).toBe(true);
@@ -340,8 +332,10 @@ describe('many processes racing for the same stale claims', () => {
     const dead = deadPid();
     for (let id = 1; id <= N; id++) {
       const kind = id % 4;
-      if (kind === 0) plantOwner(dir(id), { pid: dead, packerId: `dead-${id}` }); // dead pid here
-      else if (kind === 1) plantOwner(dir(id), { host: 'lost-node', packerId: `old-${id}` }, 30_000); // expired lease
+      if (kind === 0)
+        plantOwner(dir(id), { pid: dead, packerId: `dead-${id}` }); // dead pid here
+      else if (kind === 1)
+        plantOwner(dir(id), { host: 'lost-node', packerId: `old-${id}` }, 30_000); // expired lease
       else if (kind === 2) {
         fs.mkdirSync(runPaths(dir(id)).claim); // claimer died between mkdir and owner.json
         const old = new Date(Date.now() - 30_000);
@@ -473,7 +467,6 @@ process.stdout.write(String(held));
   }, 30_000);
 });
 
-
 describe('fileServerNow without a setup dir', () => {
   it('falls back to the local clock and creates nothing', () => {
     const base = makeTempDir('themis-clock-');
@@ -504,4 +497,3 @@ describe('a local clock that jumps', () => {
     }
   });
 });
-

@@ -14,7 +14,9 @@ import { appendJournal } from '../helpers/journal.js';
 import { makeEnsemble } from '../helpers/ensemble.js';
 
 const temps: string[] = [];
-afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+});
 const deadPid = () => Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
 const old = () => new Date(Date.now() - 600_000);
 
@@ -30,12 +32,35 @@ function damaged() {
   const launch = (id: number) => ({ packer: 'dead-packer', key: `${id}:1:2:${id}` });
   const e = makeEnsemble(10, { status: (id): Partial<StatusRecord> => (id <= 3 ? { status: 'running', step: 1, attempt: 2, launch: launch(id) } : id === 4 ? { status: 'successful', step: 1 } : {}) });
   temps.push(e.root);
-  const started = (id: number, pid: number, pidStart: string | null) => ({ format: 1, runId: id, step: 1, attempt: 2, host: hostName(), pid, pgid: pid, pidStart, startedAt: '', launcherPid: deadPid() });
+  const started = (id: number, pid: number, pidStart: string | null) => ({
+    format: 1,
+    runId: id,
+    step: 1,
+    attempt: 2,
+    host: hostName(),
+    pid,
+    pgid: pid,
+    pidStart,
+    startedAt: '',
+    launcherPid: deadPid(),
+  });
   plantOwner(e.runDir(1), {}); // orphan: dead owner; its step is gone too
   appendJournal(e.setupDir, 'dead-packer', 'S', launch(1).key, started(1, deadPid(), null));
   // run 2: running with no claim at all; its step ended (exit journaled)
   appendJournal(e.setupDir, 'dead-packer', 'S', launch(2).key, started(2, deadPid(), null));
-  appendJournal(e.setupDir, 'dead-packer', 'E', launch(2).key, { format: 1, runId: 2, step: 1, attempt: 2, code: 0, signal: null, stoppedBy: null, startedAt: '', endedAt: '', host: hostName(), pid: 1 });
+  appendJournal(e.setupDir, 'dead-packer', 'E', launch(2).key, {
+    format: 1,
+    runId: 2,
+    step: 1,
+    attempt: 2,
+    code: 0,
+    signal: null,
+    stoppedBy: null,
+    startedAt: '',
+    endedAt: '',
+    host: hostName(),
+    pid: 1,
+  });
   // run 3: running, dead claim, but its step is still alive here (our own pid stands in for it)
   plantOwner(e.runDir(3), {});
   appendJournal(e.setupDir, 'dead-packer', 'S', launch(3).key, started(3, process.pid, pidStartTime(process.pid)));
@@ -64,7 +89,20 @@ describe('themis doctor', () => {
     const r = runDoctor(e.setupDir);
     const kinds = r.findings.map((f) => `${f.runId ?? '-'}:${f.kind}`).sort();
     expect(kinds).toEqual(
-      ['1:orphan-running', '2:orphan-running', '3:orphan-running', '4:stale-claim', '5:missing-status', '6:unreadable-status', '7:missing-run-dir', '8:dead-break-mutex', '9:claim-leftover', '-:dead-packer', '-:staging-leftover', '-:stopped'].sort(),
+      [
+        '1:orphan-running',
+        '2:orphan-running',
+        '3:orphan-running',
+        '4:stale-claim',
+        '5:missing-status',
+        '6:unreadable-status',
+        '7:missing-run-dir',
+        '8:dead-break-mutex',
+        '9:claim-leftover',
+        '-:dead-packer',
+        '-:staging-leftover',
+        '-:stopped',
+      ].sort(),
     );
     const by = (id: number) => r.findings.find((f) => f.runId === id)!;
     expect(by(1).problem).toMatch(/running` but its claim is stale: owner packer dead-packer .* no longer running/);
@@ -76,7 +114,7 @@ describe('themis doctor', () => {
     expect(fs.readFileSync(runPaths(e.runDir(1)).status, 'utf8')).toBe(before);
     const text = formatDoctor(r);
     expect(text).toMatch(/10 runs checked .*: 11 problems/);
-    expect(text).toMatch(/run 4: stale claim\n  stale claim: last heartbeat of packer dead-packer \(host far-node/);
+    expect(text).toMatch(/run 4: stale claim\n {2}stale claim: last heartbeat of packer dead-packer \(host far-node/);
     expect(text).toMatch(/`themis doctor --repair` fixes 8 of these/);
     expect(remainingProblems(r)).toBe(11);
   });
@@ -88,7 +126,11 @@ describe('themis doctor', () => {
     expect([1, 2, 4, 5, 8, 9].map(out)).toEqual(['repaired', 'repaired', 'repaired', 'repaired', 'repaired', 'repaired']);
     // A fresh attempt number: a late exit record of the orphan cannot be credited to the retry.
     expect(readStatus(e.runDir(1))).toMatchObject({ status: 'queued', step: 1, attempt: 3, launch: null });
-    expect(readStatus(e.runDir(1))!.history.slice(-2).map((h) => h.event)).toEqual(['claim broken', 'requeued']);
+    expect(
+      readStatus(e.runDir(1))!
+        .history.slice(-2)
+        .map((h) => h.event),
+    ).toEqual(['claim broken', 'requeued']);
     expect(readStatus(e.runDir(2))!.status).toBe('running'); // the next packer settles it from the journaled exit
     expect(fs.existsSync(runPaths(e.runDir(2)).claim)).toBe(false);
     expect(readStatus(e.runDir(3))!.status).toBe('running');
@@ -117,7 +159,17 @@ describe('themis doctor', () => {
     tryClaim(e.runDir(1), { jobId: null, packerId: 'alive' }, { leaseMs: 60_000, now: Date.now });
     for (const id of ['used', 'unused', 'fresh', 'live']) appendJournal(e.setupDir, id, 'S', '1:0:0:1', { runId: 1 });
     for (const id of ['used', 'unused', 'live']) fs.utimesSync(sp.packerJournal(id), old(), old());
-    writePackerHeartbeat(e.setupDir, { packerId: 'live', host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid), jobId: null, allocation: 1, startedAt: '', heartbeatAt: '', running: [] });
+    writePackerHeartbeat(e.setupDir, {
+      packerId: 'live',
+      host: hostName(),
+      pid: process.pid,
+      pidStart: pidStartTime(process.pid),
+      jobId: null,
+      allocation: 1,
+      startedAt: '',
+      heartbeatAt: '',
+      running: [],
+    });
     const r = runDoctor(e.setupDir);
     expect(r.findings.map((f) => [f.kind, f.path])).toEqual([['dead-packer', sp.packerJournal('unused')]]);
     expect(r.findings[0]!.problem).toMatch(/journal of packer unused, which is gone, and no `running` run refers to it/);

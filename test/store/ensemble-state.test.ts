@@ -24,7 +24,9 @@ import { PROJECT_ROOT, makeTempDir } from '../helpers/cli.js';
 
 const STATE_JS = pathToFileURL(path.join(PROJECT_ROOT, 'dist/store/ensemble-state.js')).href;
 const temps: string[] = [];
-afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+});
 function setupDir(): string {
   const d = makeTempDir('themis-state-');
   temps.push(d);
@@ -98,8 +100,15 @@ describe('packer heartbeats', () => {
   it('lists live and dead packers', async () => {
     const s = setupDir();
     const base: PackerInfo = {
-      packerId: 'a', host: hostName(), pid: process.pid, pidStart: pidStartTime(process.pid), jobId: '7', allocation: 1,
-      startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), running: [1, 2],
+      packerId: 'a',
+      host: hostName(),
+      pid: process.pid,
+      pidStart: pidStartTime(process.pid),
+      jobId: '7',
+      allocation: 1,
+      startedAt: new Date().toISOString(),
+      heartbeatAt: new Date().toISOString(),
+      running: [1, 2],
     };
     writePackerHeartbeat(s, base);
     writePackerHeartbeat(s, { ...base, packerId: 'b', pidStart: '1' }); // our pid, other start: reused
@@ -107,7 +116,11 @@ describe('packer heartbeats', () => {
     fs.writeFileSync(setupPaths(s).packerFile('torn'), '{');
     const opts = { leaseMs: 60_000, now: Date.now };
     const list = listPackers(s, opts);
-    expect(list.map((p) => [p.packerId, p.alive])).toEqual([['a', true], ['b', false], ['c', true]]);
+    expect(list.map((p) => [p.packerId, p.alive])).toEqual([
+      ['a', true],
+      ['b', false],
+      ['c', true],
+    ]);
     expect(list[0]).toMatchObject({ jobId: '7', running: [1, 2] });
     const old = new Date(Date.now() - 120_000);
     fs.utimesSync(setupPaths(s).packerFile('c'), old, old);

@@ -11,7 +11,9 @@ import { makeEnsemble } from '../helpers/ensemble.js';
 
 const DIST = (f: string) => pathToFileURL(path.join(PROJECT_ROOT, 'dist/store', f)).href;
 const temps: string[] = [];
-afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Which event may follow which status: the state machine that status histories must obey. */

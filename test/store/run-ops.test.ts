@@ -12,7 +12,9 @@ import { appendJournal } from '../helpers/journal.js';
 import { makeEnsemble } from '../helpers/ensemble.js';
 
 const temps: string[] = [];
-afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+});
 
 function ens(n: number, status: (id: number) => Partial<StatusRecord>) {
   const e = makeEnsemble(n, { status });
@@ -32,10 +34,14 @@ function plantOwner(runDir: string, owner: Partial<ClaimOwner>): void {
 describe('requeueRuns', () => {
   it('soft: resumes a failed run at its step, a successful one at 0; resets budget; clears markers and a max-failed stop', () => {
     const e = ens(4, (id) =>
-      id === 1 ? { status: 'failed', step: 2, attempt: 3, restarts: 2, exitCode: 1, reason: 'exit 1' }
-      : id === 2 ? { status: 'successful', step: 3 }
-      : id === 3 ? { status: 'killed', step: 1 }
-      : { status: 'aborted', step: 1, exitCode: 7 });
+      id === 1
+        ? { status: 'failed', step: 2, attempt: 3, restarts: 2, exitCode: 1, reason: 'exit 1' }
+        : id === 2
+          ? { status: 'successful', step: 3 }
+          : id === 3
+            ? { status: 'killed', step: 1 }
+            : { status: 'aborted', step: 1, exitCode: 7 },
+    );
     markFailed(e.setupDir, 1);
     markFailed(e.setupDir, 4);
     setStop(e.setupDir, { reason: 'too many failed', by: 'p', kind: 'max-failed-runs' });
@@ -144,13 +150,29 @@ describe('dequeueRuns', () => {
     // Run 1's step ended (its exit is journaled); run 2's still runs here (our own pid stands in for it).
     const start = (id: number, pid: number, pidStart: string | null) => ({ format: 1, runId: id, step: 1, attempt: 0, host: hostName(), pid, pgid: pid, pidStart, startedAt: '', launcherPid: 1 });
     appendJournal(e.setupDir, 'gone', 'S', '1:1:0:1', start(1, process.pid, pidStartTime(process.pid)));
-    appendJournal(e.setupDir, 'gone', 'E', '1:1:0:1', { format: 1, runId: 1, step: 1, attempt: 0, code: 0, signal: null, stoppedBy: null, startedAt: '', endedAt: '', host: hostName(), pid: process.pid });
+    appendJournal(e.setupDir, 'gone', 'E', '1:1:0:1', {
+      format: 1,
+      runId: 1,
+      step: 1,
+      attempt: 0,
+      code: 0,
+      signal: null,
+      stoppedBy: null,
+      startedAt: '',
+      endedAt: '',
+      host: hostName(),
+      pid: process.pid,
+    });
     appendJournal(e.setupDir, 'gone', 'S', '2:1:0:2', start(2, process.pid, pidStartTime(process.pid)));
     const r = dequeueRuns(e.setupDir, [1, 2]);
     expect(r.changed).toEqual([1]);
     expect(r.pending).toEqual([2]);
     expect(st(e.runDir(1))).toMatchObject({ status: 'killed', reason: 'dequeued', step: 1, launch: null });
-    expect(st(e.runDir(1)).history.slice(-2).map((h) => h.event)).toEqual(['claim broken', 'dequeued']);
+    expect(
+      st(e.runDir(1))
+        .history.slice(-2)
+        .map((h) => h.event),
+    ).toEqual(['claim broken', 'dequeued']);
     expect(st(e.runDir(2)).status).toBe('running');
     expect(fs.existsSync(runPaths(e.runDir(2)).dequeueRequest)).toBe(true);
     // requeue afterwards brings run 1 back and forgets old requests.

@@ -6,7 +6,9 @@ import { countByStatus, scanRuns, scanRunsAsync } from '../../src/store/scan.js'
 import { makeEnsemble } from '../helpers/ensemble.js';
 
 const temps: string[] = [];
-afterAll(() => temps.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+});
 
 const STATUSES = ['queued', 'running', 'successful', 'failed', 'killed', 'aborted'] as const;
 

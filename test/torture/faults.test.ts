@@ -56,7 +56,12 @@ describe('run directories changing under a running packer', () => {
     expect(st.stdout + st.stderr).toContain(path.join('runs', String(n)));
     const doc = themis(['doctor', '--json', '--lease', '1'], e.root);
     const kinds = (JSON.parse(doc.stdout) as { findings: { kind: string; runId: number | null; path: string }[] }).findings;
-    expect(kinds.filter((f) => f.kind === 'missing-run-dir').map((f) => f.runId).sort()).toEqual([1, n]);
+    expect(
+      kinds
+        .filter((f) => f.kind === 'missing-run-dir')
+        .map((f) => f.runId)
+        .sort(),
+    ).toEqual([1, n]);
     const again = await startPacker(e.setupDir).done;
     noBug(again.stderr);
     const others = all(n).filter((id) => id !== 1 && id !== n);
@@ -69,34 +74,38 @@ describe('run directories changing under a running packer', () => {
 
   const canBind = process.getuid?.() === 0;
   if (!canBind) console.log('torture/faults: read-only run directory test NOT RUN: needs root for a read-only bind mount (chmod does not stop root)');
-  it.runIf(canBind)('a run directory made read-only (ro bind mount) under a running packer: clear error, the rest finishes, recoverable', async () => {
-    const n = 8;
-    const e = genLedgerEnsemble(n, 0.3);
-    const target = e.runDir(6);
-    const m1 = spawnSync('mount', ['--bind', target, target]);
-    const m2 = spawnSync('mount', ['-o', 'remount,ro,bind', target, target]);
-    expect(m1.status).toBe(0);
-    expect(m2.status).toBe(0);
-    bump(figures.faults, 'run directory read-only');
-    try {
-      const p = await startPacker(e.setupDir, { args: ['--cores', '2', ...FAST.slice(2)] }).done;
-      noBug(p.stderr);
-      expect(p.stderr).toMatch(/runs\/6|run 6/);
-      expect(p.stderr).toMatch(/EROFS|read-only/);
-      expect(statusOf(target).status).toBe('queued');
-      // One unwritable run directory is skipped, not fatal to the packer (fixed: it used to stop
-      // starting every other run).
-      expect(p.stderr).not.toMatch(/starting no more runs/);
-      for (const id of all(n).filter((id) => id !== 6)) expect(statusOf(e.runDir(id)).status).toBe('successful');
-    } finally {
-      spawnSync('umount', [target]);
-    }
-    const again = await startPacker(e.setupDir).done;
-    expect(again.code, again.stderr).toBe(0);
-    const c = checkConsistency(e.setupDir, { ledger: e.ledger, expectDone: all(n) });
-    recordTrial(figures, c);
-    expect(c.problems).toEqual([]);
-  }, 60_000);
+  it.runIf(canBind)(
+    'a run directory made read-only (ro bind mount) under a running packer: clear error, the rest finishes, recoverable',
+    async () => {
+      const n = 8;
+      const e = genLedgerEnsemble(n, 0.3);
+      const target = e.runDir(6);
+      const m1 = spawnSync('mount', ['--bind', target, target]);
+      const m2 = spawnSync('mount', ['-o', 'remount,ro,bind', target, target]);
+      expect(m1.status).toBe(0);
+      expect(m2.status).toBe(0);
+      bump(figures.faults, 'run directory read-only');
+      try {
+        const p = await startPacker(e.setupDir, { args: ['--cores', '2', ...FAST.slice(2)] }).done;
+        noBug(p.stderr);
+        expect(p.stderr).toMatch(/runs\/6|run 6/);
+        expect(p.stderr).toMatch(/EROFS|read-only/);
+        expect(statusOf(target).status).toBe('queued');
+        // One unwritable run directory is skipped, not fatal to the packer (fixed: it used to stop
+        // starting every other run).
+        expect(p.stderr).not.toMatch(/starting no more runs/);
+        for (const id of all(n).filter((id) => id !== 6)) expect(statusOf(e.runDir(id)).status).toBe('successful');
+      } finally {
+        spawnSync('umount', [target]);
+      }
+      const again = await startPacker(e.setupDir).done;
+      expect(again.code, again.stderr).toBe(0);
+      const c = checkConsistency(e.setupDir, { ledger: e.ledger, expectDone: all(n) });
+      recordTrial(figures, c);
+      expect(c.problems).toEqual([]);
+    },
+    60_000,
+  );
 });
 
 describe('corrupt status files', () => {

@@ -372,16 +372,25 @@ function merge(all: Figures[]): Figures {
 export function flushFigures(file: string, f: Figures): void {
   fs.mkdirSync(SESSION_DIR, { recursive: true });
   fs.writeFileSync(path.join(SESSION_DIR, `${file}.json`), JSON.stringify(f));
-  const parts = fs.readdirSync(SESSION_DIR).filter((n) => n.endsWith('.json')).sort();
+  const parts = fs
+    .readdirSync(SESSION_DIR)
+    .filter((n) => n.endsWith('.json'))
+    .sort();
   const total = merge(parts.map((n) => JSON.parse(fs.readFileSync(path.join(SESSION_DIR, n), 'utf8')) as Figures));
   const faultsInjected = Object.values(total.faults).reduce((a, b) => a + b, 0);
   const report = { at: new Date().toISOString(), mode: LONG ? 'long' : 'default', seed: SEED, files: parts.map((n) => n.replace(/\.json$/, '')), faultsInjected, ...total };
   fs.writeFileSync(REPORT_FILE, JSON.stringify(report, null, 1) + '\n');
-  const faults = Object.entries(total.faults).map(([k, v]) => `${k} ${v}`).join(', ');
+  const faults = Object.entries(total.faults)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   console.log(
     `torture (${parts.length} files so far, ${report.mode}, seed ${SEED}): trials run ${total.trials}; faults injected ${faultsInjected}: ${faults || 'none'}; ` +
       `bad inputs tried ${total.badInputs}; runs checked ${total.runsChecked}; runs lost: ${total.runsLost}; runs completed twice: ${total.runsCompletedTwice}` +
-      (Object.keys(total.knownBugs).length ? `\n  known bugs met (reported, worked around): ${Object.entries(total.knownBugs).map(([k, v]) => `${k} x${v}`).join('; ')}` : '') +
+      (Object.keys(total.knownBugs).length
+        ? `\n  known bugs met (reported, worked around): ${Object.entries(total.knownBugs)
+            .map(([k, v]) => `${k} x${v}`)
+            .join('; ')}`
+        : '') +
       (total.notes.length ? `\n  notes: ${total.notes.join('; ')}` : ''),
   );
 }

@@ -51,6 +51,7 @@ const VALUES = [
   '#SBATCH --wrap=touch canary-directive',
 ];
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what the names must not hold
 const dirName = (v: string) => v.replace(/[\u0000-\u001f\u007f]/g, '_');
 
 function csvField(s: string): string {
@@ -86,45 +87,68 @@ describe('hostile sample values in batch scripts, app scripts, decks and argv', 
     fs.writeFileSync(path.join(root, 'samples.csv'), ['label,note,args,name', ...rows.map((r) => r.map(csvField).join(','))].join('\n') + '\n');
   });
 
-  it.each(SCHEDULERS)('%s: gen renders, bash runs the batch script, no canary, exact bytes', (scheduler) => {
-    const setup = path.join(root, `setup-${scheduler}`);
-    const g = themis(
-      ['gen', './app.sh', 'samples.csv', '--parse', 'deck.in', '--vary-all', '--scheduler', scheduler, '-m', jobName, '-p', 'part$(touch canary-part)', '-b', "bank';touch canary-bank", '--run-dir-names', `runs-${scheduler}/{run_id:02}-{name}`, '--setup-dir', setup],
-      root,
-    );
-    bump(figures.faults, `hostile values rendered (${scheduler})`);
-    bump(figures.badInputsByKind, `hostile sample values (${scheduler})`, VALUES.length * 3 + 3);
-    figures.badInputs += VALUES.length * 3 + 3;
-    expect(g.code, g.stderr).toBe(0);
-    const scripts = fs.readdirSync(path.join(setup, 'batch')).filter((f) => f.endsWith('.sh'));
-    expect(scripts.length).toBe(1);
-    const script = path.join(setup, 'batch', scripts[0]!);
-    const text = fs.readFileSync(script, 'utf8');
-    // The job name is on directive lines only, on one line each.
-    // (Elsewhere, e.g. the script's own file name, only a sanitised form may appear.)
-    for (const line of text.split('\n')) if (/\$\(touch canary|`touch canary|canary-part\)|touch canary-bank/.test(line)) expect(line.startsWith('#'), line).toBe(true);
-    expect(spawnSync('bash', ['-n', script]).status).toBe(0);
-    // Run the whole script body here with bash (no scheduler: directives are comments).
-    const env = { ...process.env, CI: 'true' };
-    for (const k of Object.keys(env)) if (/^(SLURM|LSB|LSF|FLUX|PMI)_/.test(k)) delete env[k];
-    const r = spawnSync('bash', [script], { cwd: root, env, encoding: 'utf8', timeout: 120_000 });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`${VALUES.length} successful`));
-    const runs = fs.readdirSync(path.join(root, `runs-${scheduler}`)).sort();
-    expect(runs.length).toBe(VALUES.length);
-    for (const name of runs) {
-      const id = Number(name.slice(0, 2));
-      const v = VALUES[id - 1]!;
-      expect(name).toBe(`${String(id).padStart(2, '0')}-${dirName(v)}`);
-      const dir = path.join(root, `runs-${scheduler}`, name);
-      // Exact bytes: in the deck (raw), through the shell (quoted word), as argv.
-      expect(fs.readFileSync(path.join(dir, 'deck.in'), 'utf8')).toBe(`label=${v}\nnote=../../${v}/$(touch canary-note-${id - 1})\nend\n`);
-      expect(fs.readFileSync(path.join(dir, 'label.out'), 'utf8')).toBe(v);
-      const argv = fs.readFileSync(path.join(dir, 'args.out'), 'utf8').split('\0').slice(0, -1);
-      expect(argv).toEqual(['--flag', v, `$(touch canary-args-${id - 1})`]);
-    }
-    const canaries = allFiles(root).filter((p) => path.basename(p).startsWith('canary'));
-    expect(canaries).toEqual([]);
-    expect(fs.readdirSync('/tmp').filter((n) => n.startsWith('canary-'))).toEqual([]);
-  }, 150_000);
+  it.each(SCHEDULERS)(
+    '%s: gen renders, bash runs the batch script, no canary, exact bytes',
+    (scheduler) => {
+      const setup = path.join(root, `setup-${scheduler}`);
+      const g = themis(
+        [
+          'gen',
+          './app.sh',
+          'samples.csv',
+          '--parse',
+          'deck.in',
+          '--vary-all',
+          '--scheduler',
+          scheduler,
+          '-m',
+          jobName,
+          '-p',
+          'part$(touch canary-part)',
+          '-b',
+          "bank';touch canary-bank",
+          '--run-dir-names',
+          `runs-${scheduler}/{run_id:02}-{name}`,
+          '--setup-dir',
+          setup,
+        ],
+        root,
+      );
+      bump(figures.faults, `hostile values rendered (${scheduler})`);
+      bump(figures.badInputsByKind, `hostile sample values (${scheduler})`, VALUES.length * 3 + 3);
+      figures.badInputs += VALUES.length * 3 + 3;
+      expect(g.code, g.stderr).toBe(0);
+      const scripts = fs.readdirSync(path.join(setup, 'batch')).filter((f) => f.endsWith('.sh'));
+      expect(scripts.length).toBe(1);
+      const script = path.join(setup, 'batch', scripts[0]!);
+      const text = fs.readFileSync(script, 'utf8');
+      // The job name is on directive lines only, on one line each.
+      // (Elsewhere, e.g. the script's own file name, only a sanitised form may appear.)
+      for (const line of text.split('\n')) if (/\$\(touch canary|`touch canary|canary-part\)|touch canary-bank/.test(line)) expect(line.startsWith('#'), line).toBe(true);
+      expect(spawnSync('bash', ['-n', script]).status).toBe(0);
+      // Run the whole script body here with bash (no scheduler: directives are comments).
+      const env = { ...process.env, CI: 'true' };
+      for (const k of Object.keys(env)) if (/^(SLURM|LSB|LSF|FLUX|PMI)_/.test(k)) delete env[k];
+      const r = spawnSync('bash', [script], { cwd: root, env, encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`${VALUES.length} successful`));
+      const runs = fs.readdirSync(path.join(root, `runs-${scheduler}`)).sort();
+      expect(runs.length).toBe(VALUES.length);
+      for (const name of runs) {
+        const id = Number(name.slice(0, 2));
+        const v = VALUES[id - 1]!;
+        expect(name).toBe(`${String(id).padStart(2, '0')}-${dirName(v)}`);
+        const dir = path.join(root, `runs-${scheduler}`, name);
+        // Exact bytes: in the deck (raw), through the shell (quoted word), as argv.
+        expect(fs.readFileSync(path.join(dir, 'deck.in'), 'utf8')).toBe(`label=${v}\nnote=../../${v}/$(touch canary-note-${id - 1})\nend\n`);
+        expect(fs.readFileSync(path.join(dir, 'label.out'), 'utf8')).toBe(v);
+        const argv = fs.readFileSync(path.join(dir, 'args.out'), 'utf8').split('\0').slice(0, -1);
+        expect(argv).toEqual(['--flag', v, `$(touch canary-args-${id - 1})`]);
+      }
+      const canaries = allFiles(root).filter((p) => path.basename(p).startsWith('canary'));
+      expect(canaries).toEqual([]);
+      expect(fs.readdirSync('/tmp').filter((n) => n.startsWith('canary-'))).toEqual([]);
+    },
+    150_000,
+  );
 });

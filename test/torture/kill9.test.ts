@@ -108,106 +108,110 @@ function claimBreakHeld(e: Ensemble): boolean {
 
 describe.concurrent('kill -9 of packers at random moments', () => {
   const seeds = Array.from({ length: TRIALS }, (_, i) => ({ i, kind: STRACE ? KINDS[i % KINDS.length]! : 'random', seed: SEED + i }));
-  it.each(seeds)('trial $i ($kind, seed $seed): a successor finishes, nothing lost or run twice', async ({ i, kind, seed }) => {
-    const r = rng(seed);
-    const T0 = Date.now();
-    const dbg = (m: string) => process.env.THEMIS_TORTURE_DEBUG && console.log(`[${i} ${Date.now() - T0}ms] ${m}`);
-    const e = genLedgerEnsemble(RUNS, 0.15);
-    dbg(`gen ${e.root}`);
-    const started = () => readLedger(e.ledger).pids.length;
-    if (kind === 'random') {
-      const a = startPacker(e.setupDir);
-      await sleep(Math.floor(r() * 1400));
-      await killPacker(a);
-      bump(figures.faults, 'kill -9 packer (random moment)');
-    } else if (kind === 'status-write') {
-      const a = startPacker(e.setupDir, { strace: DELAY_WRITE });
-      // Kill during the k-th status write we see in flight (its temp file exists, rename held).
-      // The writer's pid comes from the temp file's name: .status.json.tmp-<pid>-<hex>.
-      const k = 1 + Math.floor(r() * 8);
-      const seen = new Set<string>();
-      let pid: number | null = null;
-      const t0 = Date.now();
-      while (seen.size < k && Date.now() - t0 < 15_000 && a.child.exitCode === null) {
-        for (const f of tempFiles(e, null)) {
-          seen.add(f);
-          pid = Number(/\.tmp-(\d+)-/.exec(f)![1]);
+  it.each(seeds)(
+    'trial $i ($kind, seed $seed): a successor finishes, nothing lost or run twice',
+    async ({ i, kind, seed }) => {
+      const r = rng(seed);
+      const T0 = Date.now();
+      const dbg = (m: string) => process.env.THEMIS_TORTURE_DEBUG && console.log(`[${i} ${Date.now() - T0}ms] ${m}`);
+      const e = genLedgerEnsemble(RUNS, 0.15);
+      dbg(`gen ${e.root}`);
+      const started = () => readLedger(e.ledger).pids.length;
+      if (kind === 'random') {
+        const a = startPacker(e.setupDir);
+        await sleep(Math.floor(r() * 1400));
+        await killPacker(a);
+        bump(figures.faults, 'kill -9 packer (random moment)');
+      } else if (kind === 'status-write') {
+        const a = startPacker(e.setupDir, { strace: DELAY_WRITE });
+        // Kill during the k-th status write we see in flight (its temp file exists, rename held).
+        // The writer's pid comes from the temp file's name: .status.json.tmp-<pid>-<hex>.
+        const k = 1 + Math.floor(r() * 8);
+        const seen = new Set<string>();
+        let pid: number | null = null;
+        const t0 = Date.now();
+        while (seen.size < k && Date.now() - t0 < 15_000 && a.child.exitCode === null) {
+          for (const f of tempFiles(e, null)) {
+            seen.add(f);
+            pid = Number(/\.tmp-(\d+)-/.exec(f)![1]);
+          }
+          await sleep(3);
         }
-        await sleep(3);
-      }
-      if (pid !== null && isPacker(pid)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
+        if (pid !== null && isPacker(pid)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
         }
+        await killPacker(a);
+        bump(figures.faults, 'kill -9 packer (status write, renames delayed)');
+        dbg(`pid=${pid} seen ${[...seen].join(' ')} k=${k} left=${JSON.stringify(leftovers(e, pid))} exit=${a.child.exitCode}`);
+        if (leftovers(e, pid).tmp > 0) bump(figures.landed, 'mid atomic write (temp file left)');
+      } else {
+        const a = startPacker(e.setupDir);
+        await waitFor(() => started() >= 2 + Math.floor(r() * 4), 20_000, 'runs started');
+        await killPacker(a);
+        bump(figures.faults, 'kill -9 packer (random moment)');
+        const b = startPacker(e.setupDir, { strace: DELAY_BREAK });
+        const t0 = Date.now();
+        while (!claimBreakHeld(e) && Date.now() - t0 < 8000 && b.child.exitCode === null) await sleep(2);
+        const pid = b.pid();
+        dbg(`break seen=${claimBreakHeld(e)} exit=${b.child.exitCode}`);
+        await killPacker(b);
+        bump(figures.faults, 'kill -9 packer (breaking a stale claim)');
+        const left = leftovers(e, pid);
+        if (left.breakMutex > 0) bump(figures.landed, 'inside claim-break mutex');
+        if (left.tmp > 0) bump(figures.landed, 'mid atomic write (temp file left)');
       }
-      await killPacker(a);
-      bump(figures.faults, 'kill -9 packer (status write, renames delayed)');
-      dbg(`pid=${pid} seen ${[...seen].join(' ')} k=${k} left=${JSON.stringify(leftovers(e, pid))} exit=${a.child.exitCode}`);
-      if (leftovers(e, pid).tmp > 0) bump(figures.landed, 'mid atomic write (temp file left)');
-    } else {
-      const a = startPacker(e.setupDir);
-      await waitFor(() => started() >= 2 + Math.floor(r() * 4), 20_000, 'runs started');
-      await killPacker(a);
-      bump(figures.faults, 'kill -9 packer (random moment)');
-      const b = startPacker(e.setupDir, { strace: DELAY_BREAK });
-      const t0 = Date.now();
-      while (!claimBreakHeld(e) && Date.now() - t0 < 8000 && b.child.exitCode === null) await sleep(2);
-      const pid = b.pid();
-      dbg(`break seen=${claimBreakHeld(e)} exit=${b.child.exitCode}`);
-      await killPacker(b);
-      bump(figures.faults, 'kill -9 packer (breaking a stale claim)');
-      const left = leftovers(e, pid);
-      if (left.breakMutex > 0) bump(figures.landed, 'inside claim-break mutex');
-      if (left.tmp > 0) bump(figures.landed, 'mid atomic write (temp file left)');
-    }
-    if (i % 3 === 2) {
-      // Doctor explains, then repairs; the repair's own outcome must be clean once the lease passed.
-      await sleep(1100);
-      const d = themis(['doctor', '--lease', '1', '--json'], e.root);
-      expect(d.stderr).toBe('');
-      expect(d.stdout, d.stderr).not.toBe('');
-      const report = JSON.parse(d.stdout) as { findings: { kind: string; problem: string }[] };
-      expect(report.findings.filter((f) => f.kind === 'unreadable-status')).toEqual([]);
-      const fix = themis(['doctor', '--repair', '--lease', '1', '--json'], e.root);
-      expect(fix.stdout, fix.stderr).not.toBe('');
-      const fixed = JSON.parse(fix.stdout) as { findings: { kind: string; outcome?: string; note?: string }[] };
-      expect(fixed.findings.filter((f) => f.outcome === 'failed')).toEqual([]);
-      bump(figures.faults, 'doctor --repair after kill');
-    }
-    dbg('finisher');
-    const fin = startPacker(e.setupDir);
-    const res = await fin.done;
-    dbg('finisher done');
-    expect(res.code, res.stderr).toBe(0);
-    // A successor waits out an owner-less claim (a claimer killed between mkdir claim/ and writing
-    // owner.json) instead of exiting with that run still queued.
-    expect(unfinished(e), 'runs left unfinished by a successor that exited 0').toEqual([]);
-    await sleep(50);
-    const expectDone = Array.from({ length: RUNS }, (_, k) => k + 1);
-    let c = checkConsistency(e.setupDir, { ledger: e.ledger, leaseMs: 1000, expectDone });
-    if (c.deadClaimsOnCompleted.length > 0) {
-      // A packer killed after a run's final status but before its release leaves a dead claim on a
-      // completed run; packers never revisit completed runs, doctor --repair breaks it.
-      bump(figures.faults, 'dead claim left on a completed run (cleared by doctor --repair)', c.deadClaimsOnCompleted.length);
-      const fix = themis(['doctor', '--repair', '--lease', '1', '--json'], e.root);
-      expect(fix.stdout).toContain('stale-claim');
-      c = checkConsistency(e.setupDir, { ledger: e.ledger, leaseMs: 1000, expectDone });
-      expect(c.deadClaimsOnCompleted).toEqual([]);
-    }
-    recordTrial(figures, c);
-    expect(c.problems, e.root).toEqual([]);
-    expect(c.counts.successful).toBe(RUNS);
-    if (i % 3 === 2) {
-      // Doctor finds nothing it cannot fix once the work is done (leftovers older than the lease are swept).
-      const after = themis(['doctor', '--repair', '--lease', '1', '--json'], e.root);
-      expect(after.stdout, after.stderr).not.toBe('');
-      const rep = JSON.parse(after.stdout) as { findings: { kind: string; severity: string; outcome?: string }[] };
-      expect(rep.findings.filter((f) => f.severity === 'problem' && f.outcome !== 'repaired')).toEqual([]);
-    }
-    fs.rmSync(e.root, { recursive: true, force: true });
-  }, 90_000);
+      if (i % 3 === 2) {
+        // Doctor explains, then repairs; the repair's own outcome must be clean once the lease passed.
+        await sleep(1100);
+        const d = themis(['doctor', '--lease', '1', '--json'], e.root);
+        expect(d.stderr).toBe('');
+        expect(d.stdout, d.stderr).not.toBe('');
+        const report = JSON.parse(d.stdout) as { findings: { kind: string; problem: string }[] };
+        expect(report.findings.filter((f) => f.kind === 'unreadable-status')).toEqual([]);
+        const fix = themis(['doctor', '--repair', '--lease', '1', '--json'], e.root);
+        expect(fix.stdout, fix.stderr).not.toBe('');
+        const fixed = JSON.parse(fix.stdout) as { findings: { kind: string; outcome?: string; note?: string }[] };
+        expect(fixed.findings.filter((f) => f.outcome === 'failed')).toEqual([]);
+        bump(figures.faults, 'doctor --repair after kill');
+      }
+      dbg('finisher');
+      const fin = startPacker(e.setupDir);
+      const res = await fin.done;
+      dbg('finisher done');
+      expect(res.code, res.stderr).toBe(0);
+      // A successor waits out an owner-less claim (a claimer killed between mkdir claim/ and writing
+      // owner.json) instead of exiting with that run still queued.
+      expect(unfinished(e), 'runs left unfinished by a successor that exited 0').toEqual([]);
+      await sleep(50);
+      const expectDone = Array.from({ length: RUNS }, (_, k) => k + 1);
+      let c = checkConsistency(e.setupDir, { ledger: e.ledger, leaseMs: 1000, expectDone });
+      if (c.deadClaimsOnCompleted.length > 0) {
+        // A packer killed after a run's final status but before its release leaves a dead claim on a
+        // completed run; packers never revisit completed runs, doctor --repair breaks it.
+        bump(figures.faults, 'dead claim left on a completed run (cleared by doctor --repair)', c.deadClaimsOnCompleted.length);
+        const fix = themis(['doctor', '--repair', '--lease', '1', '--json'], e.root);
+        expect(fix.stdout).toContain('stale-claim');
+        c = checkConsistency(e.setupDir, { ledger: e.ledger, leaseMs: 1000, expectDone });
+        expect(c.deadClaimsOnCompleted).toEqual([]);
+      }
+      recordTrial(figures, c);
+      expect(c.problems, e.root).toEqual([]);
+      expect(c.counts.successful).toBe(RUNS);
+      if (i % 3 === 2) {
+        // Doctor finds nothing it cannot fix once the work is done (leftovers older than the lease are swept).
+        const after = themis(['doctor', '--repair', '--lease', '1', '--json'], e.root);
+        expect(after.stdout, after.stderr).not.toBe('');
+        const rep = JSON.parse(after.stdout) as { findings: { kind: string; severity: string; outcome?: string }[] };
+        expect(rep.findings.filter((f) => f.severity === 'problem' && f.outcome !== 'repaired')).toEqual([]);
+      }
+      fs.rmSync(e.root, { recursive: true, force: true });
+    },
+    90_000,
+  );
 });
 
 describe('kill -9 windows', () => {

@@ -89,55 +89,59 @@ describe('symlinks planted where themis writes', () => {
 });
 
 describe('file modes follow the umask', () => {
-  it.each(['022', '077', '002'])('umask %s: every file and directory themis creates (gen, pack, locks, logs) is within the umask, none world-writable', async (mask) => {
-    const root = makeTempDir('themis-umask-');
-    const samples = path.join(root, 's.csv');
-    fs.writeFileSync(samples, 'x\n1\n2\n3\n');
-    const ledger = path.join(root, 'ledger');
-    const sh = (cmd: string) => spawnSync('sh', ['-c', `umask ${mask}; ${cmd}`], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
-    const node = JSON.stringify(process.execPath);
-    const bin = JSON.stringify(path.resolve('dist/bin/themis.js'));
-    // World-writable sources to parse and copy: their copies must still follow the umask.
-    const src = makeTempDir('themis-umask-src-');
-    fs.writeFileSync(path.join(src, 'deck.in'), 'x=%%x%%\n', { mode: 0o666 });
-    fs.writeFileSync(path.join(src, 'data.bin'), Buffer.alloc(2_000_000, 7), { mode: 0o666 });
-    fs.writeFileSync(path.join(src, 'small.txt'), 'small\n', { mode: 0o777 });
-    for (const f of ['deck.in', 'data.bin', 'small.txt']) fs.chmodSync(path.join(src, f), f === 'small.txt' ? 0o777 : 0o666);
-    const g = sh(
-      `${node} ${bin} gen ${JSON.stringify(LEDGER_APP)} s.csv --no-batch-script -a "${ledger} 0.3" --scheduler local --parse ${src}/deck.in --copy ${src}/data.bin --copy ${src}/small.txt`,
-    );
-    expect(g.status, g.stderr).toBe(0);
-    // Look at the claims and heartbeat files while the packer holds them, then at the rest.
-    const p = startPacker(path.join(root, '.themis_setup'), { shell: `umask ${mask}` });
-    const seen = new Map<string, number>();
-    const t0 = Date.now();
-    while (p.child.exitCode === null && Date.now() - t0 < 20_000) {
-      for (const f of allFiles(root)) {
-        try {
-          seen.set(f, fs.lstatSync(f).mode);
-        } catch {
-          /* gone meanwhile */
+  it.each(['022', '077', '002'])(
+    'umask %s: every file and directory themis creates (gen, pack, locks, logs) is within the umask, none world-writable',
+    async (mask) => {
+      const root = makeTempDir('themis-umask-');
+      const samples = path.join(root, 's.csv');
+      fs.writeFileSync(samples, 'x\n1\n2\n3\n');
+      const ledger = path.join(root, 'ledger');
+      const sh = (cmd: string) => spawnSync('sh', ['-c', `umask ${mask}; ${cmd}`], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
+      const node = JSON.stringify(process.execPath);
+      const bin = JSON.stringify(path.resolve('dist/bin/themis.js'));
+      // World-writable sources to parse and copy: their copies must still follow the umask.
+      const src = makeTempDir('themis-umask-src-');
+      fs.writeFileSync(path.join(src, 'deck.in'), 'x=%%x%%\n', { mode: 0o666 });
+      fs.writeFileSync(path.join(src, 'data.bin'), Buffer.alloc(2_000_000, 7), { mode: 0o666 });
+      fs.writeFileSync(path.join(src, 'small.txt'), 'small\n', { mode: 0o777 });
+      for (const f of ['deck.in', 'data.bin', 'small.txt']) fs.chmodSync(path.join(src, f), f === 'small.txt' ? 0o777 : 0o666);
+      const g = sh(
+        `${node} ${bin} gen ${JSON.stringify(LEDGER_APP)} s.csv --no-batch-script -a "${ledger} 0.3" --scheduler local --parse ${src}/deck.in --copy ${src}/data.bin --copy ${src}/small.txt`,
+      );
+      expect(g.status, g.stderr).toBe(0);
+      // Look at the claims and heartbeat files while the packer holds them, then at the rest.
+      const p = startPacker(path.join(root, '.themis_setup'), { shell: `umask ${mask}` });
+      const seen = new Map<string, number>();
+      const t0 = Date.now();
+      while (p.child.exitCode === null && Date.now() - t0 < 20_000) {
+        for (const f of allFiles(root)) {
+          try {
+            seen.set(f, fs.lstatSync(f).mode);
+          } catch {
+            /* gone meanwhile */
+          }
         }
+        await new Promise((r) => setTimeout(r, 50));
       }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const r = await p.done;
-    expect(r.code, r.stderr).toBe(0);
-    for (const f of allFiles(root)) seen.set(f, fs.lstatSync(f).mode);
-    const m = parseInt(mask, 8);
-    const bad: string[] = [];
-    let claims = 0;
-    for (const [f, mode] of seen) {
-      if ((mode & fs.constants.S_IFMT) === fs.constants.S_IFLNK) continue;
-      if (f === ledger || f === samples || path.basename(f) === 'packers.err') continue;
-      if (f.includes(`${path.sep}claim`)) claims++;
-      if ((mode & 0o777 & m) !== 0 || (mode & 0o002) !== 0) bad.push(`${path.relative(root, f)} ${(mode & 0o777).toString(8)}`);
-    }
-    bump(figures.faults, `umask ${mask}`);
-    expect(bad).toEqual([]);
-    expect(claims, 'claims were observed while held').toBeGreaterThan(0);
-    const c = checkConsistency(path.join(root, '.themis_setup'), { ledger, expectDone: [1, 2, 3] });
-    recordTrial(figures, c);
-    expect(c.problems).toEqual([]);
-  }, 60_000);
+      const r = await p.done;
+      expect(r.code, r.stderr).toBe(0);
+      for (const f of allFiles(root)) seen.set(f, fs.lstatSync(f).mode);
+      const m = parseInt(mask, 8);
+      const bad: string[] = [];
+      let claims = 0;
+      for (const [f, mode] of seen) {
+        if ((mode & fs.constants.S_IFMT) === fs.constants.S_IFLNK) continue;
+        if (f === ledger || f === samples || path.basename(f) === 'packers.err') continue;
+        if (f.includes(`${path.sep}claim`)) claims++;
+        if ((mode & 0o777 & m) !== 0 || (mode & 0o002) !== 0) bad.push(`${path.relative(root, f)} ${(mode & 0o777).toString(8)}`);
+      }
+      bump(figures.faults, `umask ${mask}`);
+      expect(bad).toEqual([]);
+      expect(claims, 'claims were observed while held').toBeGreaterThan(0);
+      const c = checkConsistency(path.join(root, '.themis_setup'), { ledger, expectDone: [1, 2, 3] });
+      recordTrial(figures, c);
+      expect(c.problems).toEqual([]);
+    },
+    60_000,
+  );
 });

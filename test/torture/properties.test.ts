@@ -42,7 +42,45 @@ function themisOrValue<T>(f: () => T): T | ThemisError {
 // unicode (including astral and combining characters), BOMs, NUL and control characters.
 const nasty = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 30 }),
-  fc.string({ unit: fc.constantFrom('"', "'", ',', ';', '\n', '\r', '\t', ' ', '$', '(', ')', '`', '*', '?', '[', ']', '{', '}', '%', '\\', '|', '&', '<', '>', '#', '~', '!', '\u0000', '\ufeff', 'é', '😀', '\u0301', 'a', '1'), maxLength: 30 }),
+  fc.string({
+    unit: fc.constantFrom(
+      '"',
+      "'",
+      ',',
+      ';',
+      '\n',
+      '\r',
+      '\t',
+      ' ',
+      '$',
+      '(',
+      ')',
+      '`',
+      '*',
+      '?',
+      '[',
+      ']',
+      '{',
+      '}',
+      '%',
+      '\\',
+      '|',
+      '&',
+      '<',
+      '>',
+      '#',
+      '~',
+      '!',
+      '\u0000',
+      '\ufeff',
+      'é',
+      '😀',
+      '\u0301',
+      'a',
+      '1',
+    ),
+    maxLength: 30,
+  }),
   fc.constantFrom('$(touch canary)', '`touch canary`', "'; touch canary; '", '"; touch canary; "', '*', '../../etc/passwd', '%%x%%', '{run_id}', '\n#SBATCH --wrap=x', '-rf /', ''),
 );
 
@@ -53,7 +91,9 @@ function csvField(s: string): string {
 describe('CSV sample reader', () => {
   it('round trip: quoted fields keep every character (quotes, commas, newlines, unicode)', () => {
     const key = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 8 }).filter((k) => k.trim() === k && k.length > 0 && !/[\r\n\0\ufeff]/.test(k) && k !== '__proto__');
-    const value = fc.string({ unit: fc.oneof(fc.constantFrom('"', ',', '\n', ' ', '$', '`', ';', '*', 'é', '😀', '\t'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 })), maxLength: 20 }).filter((v) => !/[\r\0]/.test(v));
+    const value = fc
+      .string({ unit: fc.oneof(fc.constantFrom('"', ',', '\n', ' ', '$', '`', ';', '*', 'é', '😀', '\t'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 })), maxLength: 20 })
+      .filter((v) => !/[\r\0]/.test(v));
     fc.assert(
       fc.property(fc.uniqueArray(key, { minLength: 1, maxLength: 5 }), fc.array(fc.array(value, { minLength: 5, maxLength: 5 }), { minLength: 1, maxLength: 6 }), (keys, rows) => {
         const text = [keys.map(csvField).join(','), ...rows.map((r) => keys.map((_, c) => csvField(r[c]!)).join(','))].join('\n') + '\n';
@@ -67,7 +107,10 @@ describe('CSV sample reader', () => {
   });
 
   it('arbitrary text (CSV, JSON, JSONL): a result or a ThemisError, never a crash', () => {
-    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.array(nasty, { maxLength: 12 }).map((a) => a.join(fc.sample(fc.constantFrom(',', '\n', '"', ''), 1)[0]!)));
+    const text = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 200 }),
+      fc.array(nasty, { maxLength: 12 }).map((a) => a.join(fc.sample(fc.constantFrom(',', '\n', '"', ''), 1)[0]!)),
+    );
     for (const file of ['s.csv', 's.json', 's.jsonl']) {
       fc.assert(
         fc.property(text, (t) => {
@@ -124,7 +167,14 @@ describe('run-directory naming', () => {
     const template = fc.constantFrom('runs/{k}', '{k}', 'runs/{run_id:04}-{k}', '{k}/{j}', '../{k}', 'runs/{k}/../..', '/abs/{k}', 'runs/{j}{k}');
     fc.assert(
       fc.property(template, fc.array(fc.record({ k: nasty, j: nasty }), { minLength: 1, maxLength: 5 }), (tpl, samples) => {
-        const got = themisOrValue(() => planRunDirs(compileRunDirTemplate(tpl), root, setup, samples.map((sample, i) => ({ id: i + 1, sample }))));
+        const got = themisOrValue(() =>
+          planRunDirs(
+            compileRunDirTemplate(tpl),
+            root,
+            setup,
+            samples.map((sample, i) => ({ id: i + 1, sample })),
+          ),
+        );
         if (got instanceof ThemisError) return;
         for (const d of got) {
           if (tpl.startsWith('/abs') || tpl.startsWith('..')) continue; // outside the root by the user's own choice
@@ -138,11 +188,16 @@ describe('run-directory naming', () => {
   });
 
   it('round trip: safe values name the directory exactly', () => {
-    const safe = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.é😀 -]{0,10}$/).filter((s) => s !== '.' && s !== '..');
+    const safe = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.é😀 -]{0,10}$/u).filter((s) => s !== '.' && s !== '..');
     fc.assert(
       fc.property(fc.uniqueArray(safe, { minLength: 1, maxLength: 6 }), (vals) => {
-        const dirs = planRunDirs(compileRunDirTemplate('runs/{run_id:03}-{k}'), root, setup, vals.map((k, i) => ({ id: i + 1, sample: { k } })));
-        dirs.forEach((d, i) => expect(d).toBe(`${root}/runs/${String(i + 1).padStart(3, '0')}-${vals[i]}`));
+        const dirs = planRunDirs(
+          compileRunDirTemplate('runs/{run_id:03}-{k}'),
+          root,
+          setup,
+          vals.map((k, i) => ({ id: i + 1, sample: { k } })),
+        );
+        for (const [i, d] of dirs.entries()) expect(d).toBe(`${root}/runs/${String(i + 1).padStart(3, '0')}-${vals[i]}`);
       }),
       params('run-dir round trip'),
     );

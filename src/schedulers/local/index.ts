@@ -4,7 +4,11 @@ import type { AllocationInfo, JobState, SchedulerAdapter } from '../adapter.js';
 /** GPU ids this machine offers: CUDA_VISIBLE_DEVICES when set (even empty = none), else `nvidia-smi -L`. */
 export function localGpus(env: NodeJS.ProcessEnv, run: (argv: string[]) => string | null): string[] {
   const cvd = env.CUDA_VISIBLE_DEVICES;
-  if (cvd !== undefined) return cvd.split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'NoDevFiles' && x !== '-1');
+  if (cvd !== undefined)
+    return cvd
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '' && x !== 'NoDevFiles' && x !== '-1');
   const listed = run(['nvidia-smi', '-L']) ?? '';
   const ids: string[] = [];
   for (const line of listed.split('\n')) {

@@ -39,7 +39,10 @@ export function parseHostfile(text: string): [string, number][] {
 }
 
 function gpusFromEnv(env: NodeJS.ProcessEnv): string[] {
-  return (env.CUDA_VISIBLE_DEVICES ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'NoDevFiles');
+  return (env.CUDA_VISIBLE_DEVICES ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '' && x !== 'NoDevFiles');
 }
 
 /** The LSF adapter; `launcher` picks jsrun (IBM CSM) or lrun (LLNL's wrapper around it). */

@@ -25,7 +25,11 @@ const RUNNING = new Set(['RUNNING', 'COMPLETING', 'STAGE_OUT', 'SIGNALING', 'RES
 
 /** GPU ids for one node: the scheduler's names when it gives them, else 0..n-1. */
 function gpuIds(env: NodeJS.ProcessEnv): string[] {
-  const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'NoDevFiles');
+  const list = (v: string | undefined) =>
+    (v ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '' && x !== 'NoDevFiles');
   const named = list(env.SLURM_JOB_GPUS).length > 0 ? list(env.SLURM_JOB_GPUS) : list(env.CUDA_VISIBLE_DEVICES);
   const count = Number(env.SLURM_GPUS_ON_NODE);
   if (Number.isInteger(count) && count > 0) {
@@ -57,16 +61,7 @@ export const slurmAdapter: SchedulerAdapter = {
     // neighbours (seen on the test cluster); a per-node --gres gives each step its own GPUs.
     const gpusPerNode = Math.max(0, ...placement.nodes.map((n) => n.gpus.length));
     const gres = step.gpusPerTask > 0 ? [`--gres=gpu:${gpusPerNode > 0 ? gpusPerNode : step.gpusPerTask}`] : [];
-    return [
-      'srun',
-      '--exact',
-      '-N',
-      String(names.length),
-      ...resourceFlags({ ...step, gpusPerTask: 0 }),
-      ...gres,
-      `--nodelist=${names.join(',')}`,
-      ...timeFlags(step),
-    ];
+    return ['srun', '--exact', '-N', String(names.length), ...resourceFlags({ ...step, gpusPerTask: 0 }), ...gres, `--nodelist=${names.join(',')}`, ...timeFlags(step)];
   },
 
   scriptDirectives(ctx) {
