@@ -7,7 +7,7 @@ import { RUN_LOG, runPaths } from '../store/layout.js';
 import { readStatus, writeResult, writeStatus, type StatusRecord } from '../store/records.js';
 import type { Effect, EffectOf, PackerEvent } from './events.js';
 import type { Hooks } from './hooks.js';
-import type { Launcher } from './launcher.js';
+import type { Launchers } from './node-launchers.js';
 import { spawnRequest, type LaunchSetup } from './launch-policy.js';
 import { settleOrphan } from './orphan.js';
 import type { PoolState } from './pool.js';
@@ -21,7 +21,7 @@ export interface Shell {
   readonly graceMs: number;
   readonly launch: LaunchSetup;
   readonly hooks: Hooks;
-  readonly launcher: Launcher;
+  readonly launchers: Launchers;
   readonly pool: PoolState;
   log(line: string): void;
   /** Hand an answer to the core now (a synchronous effect's) or when it comes (an asynchronous one's). */
@@ -98,10 +98,16 @@ export function carryOut(e: Effect, sh: Shell): void {
       releaseClaim(e.claim);
       return;
     case 'spawn':
-      sh.launcher.spawn(spawnRequest(sh.launch, sh.pool, e.slot, { key: e.key, runId: e.runId, runDir: e.dir, setupDir: sh.setupDir, stepIndex: e.stepIndex, attempt: e.attempt, step: e.step }));
+      sh.launchers.spawn(
+        e.route,
+        spawnRequest(sh.launch, sh.pool, e.slot, { key: e.key, runId: e.runId, runDir: e.dir, setupDir: sh.setupDir, stepIndex: e.stepIndex, attempt: e.attempt, step: e.step, route: e.route }),
+      );
       return;
     case 'kill':
-      sh.launcher.kill(e.key, e.reason);
+      sh.launchers.kill(e.key, e.reason);
+      return;
+    case 'clean-node':
+      sh.launchers.clean(e.node, e.pids);
       return;
     case 'kill-group':
       try {

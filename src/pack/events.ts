@@ -1,6 +1,7 @@
 import type { StepSpec } from '../model/step.js';
 import type { Claim, ClaimOwner } from '../store/claim.js';
 import type { RunRecord, StatusRecord } from '../store/records.js';
+import type { Route } from './launch-policy.js';
 import type { ExitRecord, StopReason } from './launcher-protocol.js';
 import type { OrphanOutcome } from './orphan.js';
 import type { Slot } from './pool.js';
@@ -59,7 +60,14 @@ export type PackerEvent =
   | { type: 'interrupt'; cause: StopCause }
   | { type: 'signal'; signal: string }
   /** The launcher process died on its own: every step it had is gone or orphaned. */
-  | { type: 'launcher-lost'; why: string };
+  | { type: 'launcher-lost'; why: string }
+  /**
+   * The launcher of another node died (killed, its job step ended, the node lost). `exits`: what
+   * its journal says of the steps it had that ended; the others were stopped with it.
+   */
+  | { type: 'node-lost'; node: number; why: string; exits: { key: string; exit: ExitRecord }[] }
+  /** A step could not be started for a reason of the infrastructure (its node's launcher did not start). */
+  | { type: 'spawn-refused'; key: string; why: string };
 
 /** What the transitions ask the world to do, as plain values; `effects.ts` carries them out. */
 export type Effect =
@@ -80,7 +88,9 @@ export type Effect =
   | { type: 'append-log'; dir: string; cwd: string; text: string }
   | { type: 'clear-dequeue'; dir: string }
   | { type: 'release-claim'; claim: Claim }
-  | { type: 'spawn'; key: string; runId: number; dir: string; slot: Slot; stepIndex: number; attempt: number; step: StepSpec }
+  | { type: 'spawn'; key: string; runId: number; dir: string; slot: Slot; route: Route; stepIndex: number; attempt: number; step: StepSpec }
+  /** Stop what is left of these process groups on a node whose launcher died (one job step). */
+  | { type: 'clean-node'; node: number; pids: number[] }
   | { type: 'kill'; key: string; reason: StopReason }
   /** SIGKILL a step's process group (its launcher is gone, so nobody else will). */
   | { type: 'kill-group'; pid: number }

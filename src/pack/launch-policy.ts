@@ -11,16 +11,24 @@ import { toPlacement, type PoolState, type Slot } from './pool.js';
 export type LauncherMode = 'auto' | 'direct' | 'srun' | 'jsrun' | 'lrun' | 'flux';
 export const LAUNCHER_MODES: readonly LauncherMode[] = ['auto', 'direct', 'srun', 'jsrun', 'lrun', 'flux'];
 
+/** What decides how steps start: fixed for the packer's life. */
 export interface LaunchSetup {
   mode: LauncherMode;
   scheduler: SchedulerName;
   jobId: string | null;
-  /** Index of the node the packer runs on (steps there start directly). */
+  /** Index of the node the packer runs on (its own launcher forks there). */
   ownNode: number;
   bind: boolean;
-  /** Steps launched through the scheduler so far (Slurm caps them per job). */
-  schedulerSteps: number;
+  /** The scheduler can start a launcher on each other node of the allocation (`nodeLauncher`). */
+  nodeLaunchers: boolean;
 }
+
+/**
+ * Where a step starts: forked by the launcher of one node (the packer's own, or that node's
+ * long-lived launcher), or through the scheduler's launcher (`srun --exact`, `jsrun`, `flux run`),
+ * itself started by the packer's own launcher.
+ */
+export type Route = { kind: 'node'; node: number } | { kind: 'scheduler' };
 
 function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName): SchedulerAdapter {
   switch (mode) {
@@ -38,25 +46,29 @@ function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName): SchedulerA
 }
 
 /**
- * Direct launch (a plain fork by the launcher child) for steps on the packer's own node that are
- * one task, or batch scripts that launch their own tasks; the scheduler's launcher (srun --exact,
- * jsrun, flux run) for steps on other nodes or multi-task steps. Each srun costs ~0.2 s and loads
- * the controller, and Slurm caps steps per job, so direct is preferred wherever it is equivalent.
+ * The route of a step, pure. A step on one node that is one task (or a batch script that launches
+ * its own tasks) is forked by that node's launcher: no job step per run, so no `srun` cost (~0.2 s
+ * and a controller round trip each) and no run into Slurm's step limit. Steps whose tasks must be
+ * started together (several tasks, or tasks on several nodes: MPI) go through the scheduler's
+ * launcher. `--launcher direct` forks everything on the packer's node; a named launcher
+ * (`--launcher srun`, …) starts every step through it.
  */
-export function isDirect(setup: LaunchSetup, slot: Slot, step: StepSpec): boolean {
-  if (setup.mode === 'direct' || setup.scheduler === 'local') return setup.mode === 'auto' || setup.mode === 'direct';
-  if (setup.mode !== 'auto') return false;
-  const onOwnNode = slot.nodes.length === 1 && slot.nodes[0]!.node === setup.ownNode;
-  return onOwnNode && (step.tasks === 1 || step.batchScript);
+export function routeOf(setup: LaunchSetup, slot: Slot, step: StepSpec): Route {
+  if (setup.mode === 'direct' || setup.scheduler === 'local') {
+    return setup.mode === 'auto' || setup.mode === 'direct' ? { kind: 'node', node: setup.ownNode } : { kind: 'scheduler' };
+  }
+  if (setup.mode !== 'auto' || slot.nodes.length !== 1 || !(step.tasks === 1 || step.batchScript)) return { kind: 'scheduler' };
+  const node = slot.nodes[0]!.node;
+  // Without launchers on other nodes, a step there goes through the scheduler, one job step each.
+  return node === setup.ownNode || setup.nodeLaunchers ? { kind: 'node', node } : { kind: 'scheduler' };
 }
 
-/** The argv and extra environment for one step placed in `slot`. */
-export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step: StepSpec, runDir: string): { argv: string[]; env: Record<string, string>; direct: boolean } {
+/** The argv and extra environment for one step placed in `slot` and started by `route`. */
+export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step: StepSpec, runDir: string, route: Route): { argv: string[]; env: Record<string, string> } {
   // A batch-script step runs the copy `gen` parsed into the run directory.
   const program = step.batchScript ? [path.join(runDir, path.basename(step.args[0]!)), ...step.args.slice(1)] : [...step.args];
   const env: Record<string, string> = { OMP_NUM_THREADS: String(coresPerTask(step)) };
-  const direct = isDirect(setup, slot, step);
-  if (direct) {
+  if (route.kind === 'node') {
     const part = slot.nodes[0]!;
     const node = pool.nodes[part.node]!;
     if (node.gpus.length > 0) {
@@ -66,12 +78,11 @@ export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step
       env.HIP_VISIBLE_DEVICES = ids;
     }
     const bind = setup.bind && part.cores.length > 0 ? ['taskset', '-c', part.cores.join(',')] : [];
-    return { argv: [...bind, ...program], env, direct };
+    return { argv: [...bind, ...program], env };
   }
-  setup.schedulerSteps++;
   const adapter = forcedAdapter(setup.mode, setup.scheduler);
   const prefix = adapter.placedLaunch(step, toPlacement(pool, slot), setup.jobId);
-  return { argv: [...prefix, ...program], env, direct };
+  return { argv: [...prefix, ...program], env };
 }
 
 /** The launcher's request for one step: argv, cwd, environment, log, timeout. */
@@ -79,9 +90,9 @@ export function spawnRequest(
   setup: LaunchSetup,
   pool: PoolState,
   slot: Slot,
-  r: { key: string; runId: number; runDir: string; setupDir: string; stepIndex: number; attempt: number; step: StepSpec },
+  r: { key: string; runId: number; runDir: string; setupDir: string; stepIndex: number; attempt: number; step: StepSpec; route: Route },
 ): SpawnRequest {
-  const { argv, env } = launchArgv(setup, pool, slot, r.step, r.runDir);
+  const { argv, env } = launchArgv(setup, pool, slot, r.step, r.runDir, r.route);
   // Run directories are absolute and normalized (the index resolves them): `.` needs no resolve.
   const cwd = r.step.cwd === '.' || r.step.cwd === '' ? r.runDir : path.resolve(r.runDir, r.step.cwd);
   return {

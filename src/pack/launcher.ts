@@ -49,22 +49,56 @@ export interface LauncherEvents {
   lost(reason: string): void;
 }
 
+/** How to start a launcher somewhere other than here, through the scheduler (a node launcher). */
+export interface LauncherPlacement {
+  /** The prefix that runs the launcher on its node (`srun --overlap … --nodelist=n2`). */
+  via: string[];
+  /** For messages: `n2`. */
+  label: string;
+  /** Give up when it has not said it is ready by then (a scheduler that queues the step forever). */
+  startTimeoutMs: number;
+}
+
+/** How much of a node launcher's stderr (the scheduler's complaints) a start failure quotes. */
+const STDERR_KEPT = 2000;
+
 /** Start one launcher process and wait for its `R` line; rejects when it cannot start. */
-function startProcess(kind: 'native' | 'node'): Promise<{ child: ChildProcess; pid: number; lines: LineReader }> {
-  const child =
-    kind === 'native'
-      ? spawn(nativeSpawnerPath()!, [], { stdio: ['pipe', 'pipe', 'inherit'] })
-      : // A small heap forks faster: the launcher allocates little, so a tiny young generation is enough.
-        spawn(process.execPath, ['--max-old-space-size=64', '--max-semi-space-size=1', childPath()], { stdio: ['pipe', 'pipe', 'inherit'] });
+function startProcess(kind: 'native' | 'node', where: LauncherPlacement | null): Promise<{ child: ChildProcess; pid: number; lines: LineReader }> {
+  // A small heap forks faster: the launcher allocates little, so a tiny young generation is enough.
+  const command = kind === 'native' ? [nativeSpawnerPath()!] : [process.execPath, '--max-old-space-size=64', '--max-semi-space-size=1', childPath()];
+  const argv = where ? [...where.via, ...command] : command;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', where ? 'pipe' : 'inherit'] });
   // A launcher that died makes writes fail with EPIPE; its 'exit' event says what happened.
   child.stdin!.on('error', () => {});
+  let stderr = '';
+  // What the scheduler says about a node launcher goes to our stderr too, and the last of it into a start failure.
+  child.stderr?.on('data', (b: Buffer) => {
+    process.stderr.write(b);
+    stderr = (stderr + b.toString('utf8')).slice(-STDERR_KEPT);
+  });
   const lines = new LineReader(child);
+  const what = where ? `themis launcher (${kind}) on ${where.label}` : `themis launcher (${kind})`;
   return new Promise((resolve, reject) => {
-    const onExit = (code: number | null, signal: string | null) => reject(new ThemisError('IO', `themis launcher (${kind}) exited at start (${signal ?? `code ${code}`})`));
+    const said = () => (stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : '');
+    const onExit = (code: number | null, signal: string | null) => {
+      clearTimeout(timer);
+      reject(new ThemisError('IO', `${what} exited at start (${signal ?? `code ${code}`})${said()}`));
+    };
+    const timer = where
+      ? setTimeout(() => {
+          child.off('exit', onExit);
+          child.kill('SIGKILL');
+          reject(new ThemisError('IO', `${what} did not start within ${where.startTimeoutMs / 1000} s${said()}`));
+        }, where.startTimeoutMs)
+      : undefined;
     child.once('exit', onExit);
-    child.once('error', (e) => reject(new ThemisError('IO', `themis launcher (${kind}) cannot start: ${e.message}`, { cause: e })));
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new ThemisError('IO', `${what} cannot start: ${e.message}`, { cause: e }));
+    });
     lines.onMessage = (m) => {
       if (m.t !== 'ready') return;
+      clearTimeout(timer);
       child.off('exit', onExit);
       lines.onMessage = null;
       resolve({ child, pid: m.pid, lines });
@@ -107,8 +141,11 @@ export class Launcher {
     readonly kind: 'native' | 'node',
   ) {}
 
-  /** `journal`: the packer's journal file, where the launcher records each step's start and exit. */
-  static async start(graceMs: number, events: LauncherEvents, journal: string | null = null): Promise<Launcher> {
+  /**
+   * `journal`: the file where this launcher records each step's start and exit (the packer's own,
+   * or its node's). `where`: start it on another node through the scheduler (null: here).
+   */
+  static async start(graceMs: number, events: LauncherEvents, journal: string | null = null, where: LauncherPlacement | null = null): Promise<Launcher> {
     if (journal !== null) {
       try {
         fs.mkdirSync(path.dirname(journal), { recursive: true });
@@ -121,7 +158,7 @@ export class Launcher {
     let kind: 'native' | 'node' = 'node';
     if (want !== 'node' && nativeSpawnerPath() !== null) {
       try {
-        started = await startProcess('native');
+        started = await startProcess('native', where);
         kind = 'native';
       } catch (e) {
         // Built for another machine, or not runnable here: the Node launcher does the same job.
@@ -130,7 +167,7 @@ export class Launcher {
     } else if (want === 'native') {
       throw new ThemisError('NOT_FOUND', `${LAUNCHER_ENV}=native but the native launcher was not built (no C compiler at \`npm run build\`?)`);
     }
-    started ??= await startProcess('node');
+    started ??= await startProcess('node', where);
     const { child, pid, lines } = started;
     const l = new Launcher(child, pid, kind);
     lines.onMessage = (m) => {

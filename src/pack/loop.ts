@@ -1,12 +1,13 @@
 import { heartbeatClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
 import { readStop } from '../store/ensemble-state.js';
-import { journalFile, removeJournal } from '../store/journal.js';
+import { removePackerJournals } from '../store/journal.js';
 import { setupPaths } from '../store/layout.js';
 import { carryOut, type Shell } from './effects.js';
 import type { Effect, PackerEvent } from './events.js';
 import type { Hooks } from './hooks.js';
-import { Launcher } from './launcher.js';
+import { Launchers } from './node-launchers.js';
+import type { SchedulerAdapter } from '../schedulers/adapter.js';
 import type { LaunchSetup } from './launch-policy.js';
 import type { PoolState } from './pool.js';
 import { dequeueRequested } from './queue.js';
@@ -29,7 +30,7 @@ export class PackLoop implements Shell {
   /** Who claims: all this packer's claims link to one owner file in the setup dir's packers/. */
   readonly who: OwnerInput;
   private readonly queue: RunQueue;
-  private launcherHandle: Launcher | null = null;
+  readonly launchers: Launchers;
   private resolveDone!: (reason: string) => void;
   private readonly intervals: NodeJS.Timeout[] = [];
   private readonly timeouts = new Set<NodeJS.Timeout>();
@@ -48,6 +49,7 @@ export class PackLoop implements Shell {
     pool: PoolState,
     readonly launch: LaunchSetup,
     initialStop: StopCause | null,
+    adapter: SchedulerAdapter | null = null,
   ) {
     this.state = createState(core, pool, initialStop);
     this.setupDir = cfg.setupDir;
@@ -56,10 +58,16 @@ export class PackLoop implements Shell {
     this.claimOpts = { leaseMs: cfg.leaseMs, now: () => fileServerNow(cfg.setupDir) };
     this.who = { jobId: cfg.jobId, packerId: core.packerId, ownerDir: setupPaths(cfg.setupDir).packersDir };
     this.queue = new RunQueue(cfg, this.claimOpts, windowFor(pool.nodes.reduce((n, x) => n + x.cores, 0)));
-  }
-
-  get launcher(): Launcher {
-    return this.launcherHandle!;
+    this.launchers = new Launchers({
+      setupDir: cfg.setupDir,
+      packerId: core.packerId,
+      graceMs: cfg.graceMs,
+      nodes: pool.nodes,
+      ownNode: launch.ownNode,
+      adapter,
+      dispatch: (ev) => this.dispatch(ev),
+      log: (line) => this.log(line),
+    });
   }
 
   get pool(): PoolState {
@@ -68,15 +76,7 @@ export class PackLoop implements Shell {
 
   /** Start the launcher and the timers, and scan the queue once (its errors are the caller's). */
   async start(): Promise<void> {
-    this.launcherHandle = await Launcher.start(
-      this.cfg.graceMs,
-      {
-        exit: (key, exit) => this.dispatch({ type: 'step-exited', key, exit }),
-        started: (key, pid) => this.dispatch({ type: 'step-started', key, pid }),
-        lost: (why) => this.dispatch({ type: 'launcher-lost', why }),
-      },
-      journalFile(this.cfg.setupDir, this.state.cfg.packerId),
-    );
+    await this.launchers.start();
     this.every(this.cfg.heartbeatMs, () => this.heartbeat());
     this.every(this.cfg.rescanMs, () => {
       if (this.queue.due(this.cfg.rescanMs)) this.dispatch({ type: 'rescan-due' });
@@ -87,7 +87,7 @@ export class PackLoop implements Shell {
       await this.scanning;
     } catch (e) {
       this.stopTimers();
-      await this.launcher.close();
+      await this.launchers.close();
       throw e;
     }
     this.started = true;
@@ -96,7 +96,10 @@ export class PackLoop implements Shell {
   /** Hand an event to the core and carry out what it asks, in order (answers are handled as they come). */
   dispatch(ev: PackerEvent): void {
     // A stop before the launcher is up (a signal during start-up) waits until it is.
-    if (this.launcherHandle === null) return void this.early.push(ev);
+    if (!this.launchers.started) {
+      this.early.push(ev);
+      return;
+    }
     let effects: Effect[];
     try {
       effects = transition(this.state, ev, moment(this.cfg.now()));
@@ -190,8 +193,8 @@ export class PackLoop implements Shell {
 
   finish(reason: string, keepJournal: boolean): void {
     this.stopTimers();
-    void this.launcher.close().then(() => {
-      if (!keepJournal) removeJournal(this.cfg.setupDir, this.state.cfg.packerId);
+    void this.launchers.close().then(() => {
+      if (!keepJournal) removePackerJournals(this.cfg.setupDir, this.state.cfg.packerId);
       this.resolveDone(reason);
     });
   }

@@ -1,5 +1,5 @@
 import { coresPerTask, sameResources, type StepResources } from '../model/resources.js';
-import { allocate, findSlot, neverFits, type PoolState, type Slot } from './pool.js';
+import { allocate, findSlot, liveNodes, neverFits, type PoolState, type Slot } from './pool.js';
 
 /** A run waiting to start (or to start its next step), in run order. */
 export interface QueueItem {
@@ -65,7 +65,7 @@ export function nextLaunches(queue: readonly QueueItem[], pool: PoolState, runni
     const key = shapeKey(item.need);
     let why = never.get(key);
     if (why === undefined) {
-      why = neverFits(p.nodes, item.need);
+      why = neverFits(liveNodes(p), item.need);
       never.set(key, why);
     }
     if (why !== null) {
@@ -107,7 +107,7 @@ function blockedBeyond(queue: readonly QueueItem[], pool: PoolState, never: Map<
       const key = shapeKey(n);
       why = never.get(key);
       if (why === undefined) {
-        why = neverFits(pool.nodes, n);
+        why = neverFits(liveNodes(pool), n);
         never.set(key, why);
       }
       last = n;
@@ -123,6 +123,7 @@ function reserveFor(pool: PoolState, need: StepResources): Set<number> {
   let best = -1;
   let bestFree = -1;
   pool.nodes.forEach((node, i) => {
+    if (pool.down.has(i)) return;
     const fitsEmpty = node.cores >= need.tasks * cpt && node.gpus.length >= need.tasks * need.gpusPerTask;
     if (!fitsEmpty) return;
     const free = pool.freeCores[i]!.length + pool.freeGpus[i]!.length * 1000;
@@ -132,5 +133,5 @@ function reserveFor(pool: PoolState, need: StepResources): Set<number> {
     }
   });
   if (best >= 0) return new Set([best]);
-  return new Set(pool.nodes.map((_, i) => i));
+  return new Set(pool.nodes.map((_, i) => i).filter((i) => !pool.down.has(i)));
 }

@@ -12,6 +12,8 @@ export interface PoolState {
   readonly freeCores: readonly (readonly number[])[];
   /** Free GPU indices (into `nodes[i].gpus`) per node, ascending. */
   readonly freeGpus: readonly (readonly number[])[];
+  /** Nodes the packer stopped placing steps on (their launcher is gone for good): nothing there is free. */
+  readonly down: ReadonlySet<number>;
 }
 
 /** Where a step was placed, by index: per node, its tasks, core indices and GPU indices. */
@@ -24,7 +26,23 @@ export function createPool(nodes: readonly NodeInfo[]): PoolState {
     nodes,
     freeCores: nodes.map((n) => range(n.cores)),
     freeGpus: nodes.map((n) => range(n.gpus.length)),
+    down: new Set(),
   };
+}
+
+/** The nodes steps may still be placed on. */
+export function liveNodes(pool: PoolState): readonly NodeInfo[] {
+  return pool.down.size === 0 ? pool.nodes : pool.nodes.filter((_, i) => !pool.down.has(i));
+}
+
+/** Stop placing steps on node i: its free cores and GPUs go, and what its steps give back is dropped. */
+export function markDown(pool: PoolState, i: number): PoolState {
+  if (pool.down.has(i)) return pool;
+  const freeCores = pool.freeCores.slice();
+  const freeGpus = pool.freeGpus.slice();
+  freeCores[i] = [];
+  freeGpus[i] = [];
+  return { nodes: pool.nodes, freeCores, freeGpus, down: new Set([...pool.down, i]) };
 }
 
 function range(n: number): number[] {
@@ -77,7 +95,7 @@ export function allocate(pool: PoolState, slot: Slot): PoolState {
     freeCores[part.node] = without(freeCores[part.node]!, part.cores, 'core', pool.nodes[part.node]!.name);
     freeGpus[part.node] = without(freeGpus[part.node]!, part.gpus, 'GPU', pool.nodes[part.node]!.name);
   }
-  return { nodes: pool.nodes, freeCores, freeGpus };
+  return { nodes: pool.nodes, freeCores, freeGpus, down: pool.down };
 }
 
 /** Give a slot's cores and GPUs back. Throws if any of them was already free (released twice). */
@@ -85,10 +103,11 @@ export function release(pool: PoolState, slot: Slot): PoolState {
   const freeCores = pool.freeCores.slice();
   const freeGpus = pool.freeGpus.slice();
   for (const part of slot.nodes) {
+    if (pool.down.has(part.node)) continue;
     freeCores[part.node] = withAdded(freeCores[part.node]!, part.cores, 'core', pool.nodes[part.node]!.name);
     freeGpus[part.node] = withAdded(freeGpus[part.node]!, part.gpus, 'GPU', pool.nodes[part.node]!.name);
   }
-  return { nodes: pool.nodes, freeCores, freeGpus };
+  return { nodes: pool.nodes, freeCores, freeGpus, down: pool.down };
 }
 
 function without(free: readonly number[], taken: readonly number[], what: string, node: string): number[] {
@@ -118,6 +137,7 @@ function withAdded(free: readonly number[], given: readonly number[], what: stri
 export function checkPoolInvariant(pool: PoolState, held: readonly Slot[]): string[] {
   const problems: string[] = [];
   pool.nodes.forEach((node, i) => {
+    if (pool.down.has(i)) return;
     const cores = new Map<number, number>();
     const gpus = new Map<number, number>();
     for (const c of pool.freeCores[i]!) cores.set(c, (cores.get(c) ?? 0) + 1);

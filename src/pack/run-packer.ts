@@ -3,6 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError } from '../model/errors.js';
+import type { SchedulerAdapter } from '../schedulers/adapter.js';
+import { readSchedulerOutput } from '../schedulers/commands.js';
+import { getAdapter } from '../schedulers/index.js';
 import { writeJsonAtomicSync } from '../store/atomic.js';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, dropSharedOwner } from '../store/claim.js';
 import { readStop, removePacker, writePackerHeartbeat } from '../store/ensemble-state.js';
@@ -82,8 +85,14 @@ export interface PackerSummary {
   blocked: { id: number; reason: string }[];
   ensembleComplete: boolean;
   resubmitted: Resubmission | null;
-  /** Steps started through the scheduler's launcher (srun …) rather than directly. */
+  /** Steps started through the scheduler's launcher (srun …) rather than by a node's launcher. */
   schedulerSteps: number;
+  /** Launchers started on other nodes of the allocation (one job step each). */
+  nodeLaunchers: number;
+  /** Job steps the packer created in all, and the allocation's limit (null: none known). */
+  jobSteps: { used: number; limit: number | null };
+  /** Nodes it stopped placing steps on (their launcher died twice, or could not start). */
+  nodesDown: string[];
 }
 
 /** The packer's clock: THEMIS_CLOCK_OFFSET_MS (ISO time or epoch ms) says what "now" is at start. */
@@ -94,6 +103,13 @@ function makeClock(env: NodeJS.ProcessEnv): () => number {
   if (!Number.isFinite(target)) throw new ThemisError('USAGE', `${ENV.clock}=${raw}: give an ISO time or epoch milliseconds`);
   const offset = target - Date.now();
   return () => Date.now() + offset;
+}
+
+/** The most job steps this allocation may create, as the scheduler is configured (or its default). */
+function jobStepLimit(adapter: SchedulerAdapter | null): number | null {
+  if (!adapter?.stepLimitCommand || !adapter.parseStepLimit) return null;
+  const out = readSchedulerOutput(adapter.stepLimitCommand);
+  return (out !== null ? adapter.parseStepLimit(out) : null) ?? adapter.defaultStepLimit ?? null;
 }
 
 /** The signals that stop a packer: its steps stop and their runs go back to the queue. */
@@ -121,7 +137,17 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     0,
     info.nodes.findIndex((n) => n.name === os.hostname() || n.name === os.hostname().split('.')[0]),
   );
-  const launch: LaunchSetup = { mode: opts.launcher ?? 'auto', scheduler: info.scheduler, jobId: info.jobId, ownNode: ownIndex, bind: opts.bind ?? false, schedulerSteps: 0 };
+  const adapter = info.scheduler === 'local' ? null : getAdapter(info.scheduler);
+  const mode = opts.launcher ?? 'auto';
+  const launch: LaunchSetup = {
+    mode,
+    scheduler: info.scheduler,
+    jobId: info.jobId,
+    ownNode: ownIndex,
+    bind: opts.bind ?? false,
+    nodeLaunchers: mode === 'auto' && info.nodes.length > 1 && typeof adapter?.nodeLauncher === 'function',
+  };
+  const stepLimit = info.jobId !== null ? jobStepLimit(adapter) : null;
   let loop: PackLoop | null = null;
   const cfg: PackerConfig = {
     setupDir,
@@ -191,8 +217,10 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
       hasPostRun: hooks.has('postRun'),
       planOptions: cfg.planOptions,
       heartbeatMs,
+      launch,
+      stepLimit,
     };
-    const l = new PackLoop(cfg, core, hooks, createPool(info.nodes), launch, initialStop);
+    const l = new PackLoop(cfg, core, hooks, createPool(info.nodes), launch, initialStop, adapter);
     loop = l;
     if (walltimeEnd !== null) {
       const endAt = walltimeEnd - cfg.graceMs - 2000 - now();
@@ -229,7 +257,10 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
       blocked: [...s.blocked].map(([id, r]) => ({ id, reason: r })),
       ensembleComplete,
       resubmitted,
-      schedulerSteps: launch.schedulerSteps,
+      schedulerSteps: s.steps.scheduler,
+      nodeLaunchers: s.steps.nodeLaunchers,
+      jobSteps: { used: s.steps.used, limit: stepLimit },
+      nodesDown: [...s.pool.down].map((i) => s.pool.nodes[i]!.name),
     };
     const p = setupPaths(setupDir);
     fs.mkdirSync(p.logsDir, { recursive: true });

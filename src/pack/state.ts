@@ -1,5 +1,6 @@
 import type { Claim } from '../store/claim.js';
 import type { RunRecord, StatusRecord } from '../store/records.js';
+import type { Route, LaunchSetup } from './launch-policy.js';
 import type { ExitRecord } from './launcher-protocol.js';
 import type { PlanOptions } from './plan.js';
 import type { StepResources } from '../model/resources.js';
@@ -55,9 +56,9 @@ export type Phase =
   /** prepRun is running before the run's first step. */
   | { kind: 'prepping'; slot: Slot }
   /** The `running` status naming this launch is being written; the spawn follows. */
-  | { kind: 'starting'; slot: Slot; key: string; status: StatusRecord }
-  /** The step is running under `key`; `pid` once the launcher said it started (0 before). */
-  | { kind: 'running'; slot: Slot; key: string; pid: number }
+  | { kind: 'starting'; slot: Slot; key: string; route: Route; status: StatusRecord }
+  /** The step is running under `key`, started by `route`; `pid` once the launcher said it started (0 before). */
+  | { kind: 'running'; slot: Slot; key: string; route: Route; pid: number }
   /**
    * The step died of a signal a scheduler sends a whole job: if the packer is told to stop within
    * a short window, it was the allocation ending (back to the queue), not the step failing.
@@ -71,7 +72,7 @@ export type Phase =
    * The claim was lost (broken by another packer, or its heartbeat failed for half a lease): its
    * status is never written again. The run is dropped once what it `awaits` is over.
    */
-  | { kind: 'lost'; awaits: 'exit' | 'hook' | 'recovery' | 'write'; slot: Slot | null; key: string | null; pid: number };
+  | { kind: 'lost'; awaits: 'exit' | 'hook' | 'recovery' | 'write'; slot: Slot | null; key: string | null; route: Route | null; pid: number };
 
 /** A run this packer holds the claim of. */
 export interface HeldRun {
@@ -102,6 +103,18 @@ export interface CoreConfig {
   planOptions: PlanOptions;
   /** How often the packer heartbeats (ms): look for new work at most this often when idle. */
   heartbeatMs: number;
+  /** How steps start (routes, see `launch-policy.ts`). */
+  launch: LaunchSetup;
+  /** The most job steps the allocation may create (Slurm's MaxStepCount); null = no limit known. */
+  stepLimit: number | null;
+}
+
+/** What the packer knows of one node's launcher (nodes other than its own). */
+export interface NodeLauncherState {
+  /** `up`: started (or starting) for a step routed there; `none`: the next step there starts one. */
+  launcher: 'none' | 'up';
+  /** How often its launcher died; the second time the node is given up. */
+  losses: number;
 }
 
 /** Everything the packer holds. Changed only by the transitions (`transitions.ts`). */
@@ -148,6 +161,10 @@ export interface PackerState {
   };
   /** The end was decided: nothing happens after it. */
   finished: string | null;
+  /** Per node of the pool. */
+  readonly nodes: NodeLauncherState[];
+  /** Job steps created: through the scheduler's launcher, node launchers, cleanups. */
+  readonly steps: { used: number; scheduler: number; nodeLaunchers: number };
 }
 
 export function createState(cfg: CoreConfig, pool: PoolState, initialStop: StopCause | null = null): PackerState {
@@ -169,6 +186,8 @@ export function createState(cfg: CoreConfig, pool: PoolState, initialStop: StopC
     changes: 0,
     scan: { running: false, changesAtStart: 0, dirty: true, pending: -1, suspects: 0, contested: new Set(), recheckPending: false },
     finished: null,
+    nodes: pool.nodes.map(() => ({ launcher: 'none', losses: 0 })),
+    steps: { used: 0, scheduler: 0, nodeLaunchers: 0 },
   };
 }
 

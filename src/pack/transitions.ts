@@ -4,7 +4,8 @@ import type { ExitRecord } from './launcher-protocol.js';
 import { afterStepExit, EXTERNAL_STOP_SETTLE_MS, hookFailure, mayBeJobWideStop, type LifecyclePolicy, type Next } from './lifecycle.js';
 import { nextLaunches, type QueueItem } from './plan.js';
 import { resourcesOf, sameResources, type StepResources } from '../model/resources.js';
-import { release, type Slot } from './pool.js';
+import { routeOf, type Route } from './launch-policy.js';
+import { markDown, release, type Slot } from './pool.js';
 import type { LoadedCandidate } from './queue.js';
 import { describeStop, type HeldRun, type PackerState, type StopCause } from './state.js';
 
@@ -85,6 +86,12 @@ export function transition(s: PackerState, ev: PackerEvent, at: At): Effect[] {
       break;
     case 'launcher-lost':
       t.launcherLost(ev.why);
+      break;
+    case 'node-lost':
+      t.nodeLost(ev.node, ev.why, ev.exits);
+      break;
+    case 'spawn-refused':
+      t.spawnRefused(ev.key, ev.why);
       break;
   }
   return out;
@@ -301,6 +308,9 @@ class Core {
   private launchStep(a: HeldRun, slot: Slot): void {
     const s = this.s;
     const stepIndex = a.status.step;
+    const route = routeOf(s.cfg.launch, slot, a.record.steps[stepIndex]!);
+    if (!this.takeJobStep(a, slot, route)) return;
+    const remote = route.kind === 'node' && route.node !== s.cfg.launch.ownNode ? s.pool.nodes[route.node]!.name : null;
     // A key no other launch of this packer has (a requeued run counts attempts from 0 again): the
     // status names it, so a successor finds this launch's start and exit in our journal.
     const key = `${a.id}:${stepIndex}:${a.status.attempt}:${++s.launchSeq}`;
@@ -315,14 +325,125 @@ class Core {
         host: s.cfg.host,
         jobId: s.cfg.jobId,
         reason: null,
-        launch: { packer: s.cfg.packerId, key },
+        launch: remote ? { packer: s.cfg.packerId, key, node: remote } : { packer: s.cfg.packerId, key },
       },
       'started',
       `step ${stepIndex} attempt ${a.status.attempt}`,
       this.at.iso,
     );
-    a.phase = { kind: 'starting', slot, key, status };
+    a.phase = { kind: 'starting', slot, key, route, status };
     this.out.push({ type: 'write-status', runId: a.id, dir: a.dir, claim: a.claim, status });
+  }
+
+  /**
+   * The job step a launch needs, if any, within the step limit: one per launch through the
+   * scheduler, and one for the first launch on each other node (its launcher). Past the limit a
+   * scheduler launch blocks the run here, and a node without a launcher yet is given up; the run
+   * goes back to the queue with why, no restart used. False when it does not launch.
+   */
+  private takeJobStep(a: HeldRun, slot: Slot, route: Route): boolean {
+    const s = this.s;
+    const remoteNode = route.kind === 'node' && route.node !== s.cfg.launch.ownNode ? route.node : null;
+    const needs = route.kind === 'scheduler' || (remoteNode !== null && s.nodes[remoteNode]!.launcher === 'none');
+    if (!needs) return true;
+    const limit = s.cfg.stepLimit;
+    // One step is kept for the cleanup after a node launcher dies.
+    if (limit !== null && s.steps.used + 1 > limit - 1) {
+      const why = `the allocation's job steps are used up (${s.steps.used} of the step limit ${limit}, MaxStepCount)`;
+      this.giveBack(slot);
+      if (remoteNode !== null) {
+        this.nodeDown(remoteNode, `${why}: no launcher can start there`);
+        this.requeue(a, `not started: ${why}`);
+      } else {
+        s.blocked.set(a.id, why);
+        this.log(`run ${a.id} step ${a.status.step} cannot start: ${why}`);
+        this.requeue(a, `blocked: ${why}`);
+      }
+      return false;
+    }
+    s.steps.used++;
+    if (route.kind === 'scheduler') s.steps.scheduler++;
+    else {
+      s.steps.nodeLaunchers++;
+      s.nodes[remoteNode!]!.launcher = 'up';
+    }
+    return true;
+  }
+
+  /** Place nothing more on node `n`: its cores and GPUs leave the pool, and the packer says why. */
+  private nodeDown(n: number, why: string): void {
+    const s = this.s;
+    if (s.pool.down.has(n)) return;
+    s.pool = markDown(s.pool, n);
+    this.log(`stopping placing steps on node ${s.pool.nodes[n]!.name}: ${why}`);
+    this.out.push({ type: 'decide-soon' });
+  }
+
+  /**
+   * The launcher of node `n` died. Steps whose exit its journal holds are settled from it; the
+   * others died with it (or are stopped now, `clean-node`) and go back to the queue, no restart
+   * used. The node gets a new launcher with its next step; after a second loss it is given up.
+   */
+  nodeLost(n: number, why: string, journaled: { key: string; exit: ExitRecord }[]): void {
+    const s = this.s;
+    const st = s.nodes[n];
+    if (!st) return;
+    st.losses++;
+    st.launcher = 'none';
+    const name = s.pool.nodes[n]!.name;
+    const exits = new Map(journaled.map((j) => [j.key, j.exit]));
+    const pids: number[] = [];
+    for (const [key, a] of [...s.byKey]) {
+      const p = a.phase;
+      if (p.kind !== 'running' && p.kind !== 'lost') continue;
+      if (p.route?.kind !== 'node' || p.route.node !== n) continue;
+      if (p.pid > 0 && !exits.has(key)) pids.push(p.pid);
+      if (p.kind === 'lost') {
+        this.dropLost(a);
+        continue;
+      }
+      const exit: ExitRecord = exits.get(key) ?? {
+        format: 1,
+        runId: a.id,
+        step: a.status.step,
+        attempt: a.status.attempt,
+        code: null,
+        signal: 'SIGKILL',
+        stoppedBy: 'interrupt',
+        startedAt: this.at.iso,
+        endedAt: this.at.iso,
+        host: name,
+        pid: p.pid,
+      };
+      this.settleExit(a, p.slot, key, exit);
+    }
+    this.log(`the launcher on node ${name} died (${why}); ${st.losses < 2 ? 'its runs go back to the queue and the next step there starts a new one' : 'its runs go back to the queue'}`);
+    if (pids.length > 0 && (s.cfg.stepLimit === null || s.steps.used < s.cfg.stepLimit)) {
+      s.steps.used++;
+      this.out.push({ type: 'clean-node', node: n, pids });
+    }
+    if (st.losses >= 2) this.nodeDown(n, `its launcher died ${st.losses} times (last: ${why})`);
+  }
+
+  /** A launch that never started (its node's launcher could not start): back to the queue, no restart used. */
+  spawnRefused(key: string, why: string): void {
+    const s = this.s;
+    const a = s.byKey.get(key);
+    if (!a) return;
+    const p = a.phase;
+    if (p.kind === 'lost') {
+      this.dropLost(a);
+      return;
+    }
+    if (p.kind !== 'running') return;
+    s.byKey.delete(key);
+    this.giveBack(p.slot);
+    if (p.route.kind === 'node' && p.route.node !== s.cfg.launch.ownNode) {
+      s.nodes[p.route.node]!.launcher = 'none';
+      this.nodeDown(p.route.node, why);
+    }
+    this.log(`run ${a.id} step ${a.status.step} not started: ${why}`);
+    this.requeue(a, `not started: ${why}`);
   }
 
   // --- hooks ---
@@ -548,12 +669,13 @@ class Core {
     }
     a.status = p.status;
     if (p.kind === 'starting') {
-      a.phase = { kind: 'running', slot: p.slot, key: p.key, pid: 0 };
+      a.phase = { kind: 'running', slot: p.slot, key: p.key, route: p.route, pid: 0 };
       s.byKey.set(p.key, a);
       s.counts.started++;
       this.out.push({ type: 'changed' });
       const step = a.record.steps[a.status.step]!;
-      return void this.out.push({ type: 'spawn', key: p.key, runId: a.id, dir: a.dir, slot: p.slot, stepIndex: a.status.step, attempt: a.status.attempt, step });
+      this.out.push({ type: 'spawn', key: p.key, runId: a.id, dir: a.dir, slot: p.slot, route: p.route, stepIndex: a.status.step, attempt: a.status.attempt, step });
+      return;
     }
     if (p.purpose === 'requeue') s.counts.requeued++;
     else {
@@ -617,10 +739,10 @@ class Core {
     switch (p.kind) {
       case 'running':
         this.out.push({ type: 'kill', key: p.key, reason: 'lost-claim' });
-        a.phase = { kind: 'lost', awaits: 'exit', slot: p.slot, key: p.key, pid: p.pid };
+        a.phase = { kind: 'lost', awaits: 'exit', slot: p.slot, key: p.key, route: p.route, pid: p.pid };
         return;
       case 'exited':
-        a.phase = { kind: 'lost', awaits: 'exit', slot: p.slot, key: p.key, pid: 0 };
+        a.phase = { kind: 'lost', awaits: 'exit', slot: p.slot, key: p.key, route: null, pid: 0 };
         this.dropLost(a);
         return;
       case 'waiting':
@@ -628,17 +750,17 @@ class Core {
         this.drop(a, true);
         return;
       case 'prepping':
-        a.phase = { kind: 'lost', awaits: 'hook', slot: p.slot, key: null, pid: 0 };
+        a.phase = { kind: 'lost', awaits: 'hook', slot: p.slot, key: null, route: null, pid: 0 };
         return;
       case 'post-run':
-        a.phase = { kind: 'lost', awaits: 'hook', slot: null, key: null, pid: 0 };
+        a.phase = { kind: 'lost', awaits: 'hook', slot: null, key: null, route: null, pid: 0 };
         return;
       case 'recovering':
-        a.phase = { kind: 'lost', awaits: 'recovery', slot: p.slot, key: null, pid: 0 };
+        a.phase = { kind: 'lost', awaits: 'recovery', slot: p.slot, key: null, route: null, pid: 0 };
         return;
       case 'starting':
       case 'writing':
-        a.phase = { kind: 'lost', awaits: 'write', slot: p.kind === 'starting' ? p.slot : null, key: null, pid: 0 };
+        a.phase = { kind: 'lost', awaits: 'write', slot: p.kind === 'starting' ? p.slot : null, key: null, route: null, pid: 0 };
         return;
       case 'lost':
         return;

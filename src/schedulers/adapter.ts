@@ -81,6 +81,23 @@ export interface SchedulerAdapter {
   launchPrefix(step: StepLaunch): string[];
   /** The launcher argv for a step the packer placed (prefix to the step's own argv); [] for none; cores as above. */
   placedLaunch(step: StepLaunch, placement: Placement, jobId: string | null): string[];
+  /**
+   * The prefix that starts one long-lived process on `node` inside the allocation (the packer's
+   * launcher for that node), holding the node's cores and GPUs so the steps it forks may use them,
+   * without keeping later job steps off them (Slurm: `srun --overlap`). Its stdin and stdout must
+   * reach the process unbuffered. Absent: the scheduler has no other nodes to reach (local).
+   */
+  nodeLauncher?(node: NodeInfo): string[];
+  /** The prefix that runs one short command on `node` in the allocation (cleanup after its launcher died). */
+  nodeCommand?(node: NodeInfo): string[];
+  /**
+   * The most job steps one job may create, and how to learn it: a command whose stdout
+   * `parseStepLimit` reads (`scontrol show config`: MaxStepCount). Absent: no such limit.
+   */
+  readonly stepLimitCommand?: string[];
+  parseStepLimit?(stdout: string): number | null;
+  /** The limit when the configuration cannot be read (Slurm's default MaxStepCount, 40,000). */
+  readonly defaultStepLimit?: number;
   /** Header directive lines for a batch script (`#SBATCH …`), each value already quoted; [] for none. */
   scriptDirectives(ctx: ScriptContext): string[];
   /** How to submit a rendered script (absolute path): the argv, and the script as stdin if the tool reads it there. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type ClaimOptions, type ClaimOwner } from './claim.js';
 import { fileServerNow } from './clock.js';
 import { listPackers, readStop, removePacker } from './ensemble-state.js';
-import { listJournals, removeJournal, stepRecords } from './journal.js';
+import { journalId, journalPacker, listJournals, removeJournal, stepRecords } from './journal.js';
 import { runPaths, setupPaths } from './layout.js';
 import { aliveHere, hostName, samePidSpace } from './proc.js';
 import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
@@ -131,7 +131,7 @@ function checkRun(setupDir: string, id: number, dir: string, opts: ClaimOptions,
     return;
   }
   const now = opts.now();
-  if (state.status?.status === 'running' && state.status.launch) journals.add(state.status.launch.packer);
+  if (state.status?.status === 'running' && state.status.launch) journals.add(journalId(state.status.launch.packer, state.status.launch.node));
   const claim = names.includes('claim') ? inspectClaim(dir, opts) : null;
   if (state.status?.status === 'running' && (claim === null || claim.stale)) {
     const s = state.status;
@@ -235,7 +235,8 @@ function readIndexLeniently(setupDir: string, root: string, findings: Finding[])
  * for a lease (a dead packer's launcher journals the exits of the steps it stops for a while).
  */
 function journalUnused(setupDir: string, packerId: string, opts: ClaimOptions, packers = listPackers(setupDir, opts)): boolean {
-  if (packers.some((p) => p.packerId === packerId && p.alive)) return false;
+  const owner = journalPacker(packerId);
+  if (packers.some((p) => p.packerId === owner && p.alive)) return false;
   const a = age(setupPaths(setupDir).packerJournal(packerId), opts.now());
   return a !== null && a > opts.leaseMs;
 }

@@ -182,13 +182,28 @@ export function forgetJournal(file?: string): void {
   else cache.delete(file);
 }
 
-export function journalFile(setupDir: string, packerId: string): string {
-  return setupPaths(setupDir).packerJournal(packerId);
+/**
+ * A journal's id: the packer's own (`<packer>`), or that of its launcher on another node
+ * (`<packer>+<node>`). Each journal has exactly one writer, so appends never interleave, also on
+ * file systems where O_APPEND is not atomic between clients (NFS).
+ */
+export function journalId(packerId: string, node?: string | null): string {
+  return node ? `${packerId}+${node}` : packerId;
+}
+
+/** The packer a journal id belongs to. */
+export function journalPacker(id: string): string {
+  const plus = id.indexOf('+');
+  return plus < 0 ? id : id.slice(0, plus);
+}
+
+export function journalFile(setupDir: string, packerId: string, node?: string | null): string {
+  return setupPaths(setupDir).packerJournal(journalId(packerId, node));
 }
 
 /** The journal record of one launch; both null when nothing was journaled (yet). */
 export function launchEntry(setupDir: string, launch: LaunchRef): JournalEntry {
-  return readJournalEntry(journalFile(setupDir, launch.packer), launch.key) ?? { start: null, exit: null };
+  return readJournalEntry(journalFile(setupDir, launch.packer, launch.node), launch.key) ?? { start: null, exit: null };
 }
 
 /**
@@ -214,7 +229,7 @@ export function stepRecords(setupDir: string, runDir: string, status: StatusReco
   };
 }
 
-/** Packer ids that have a journal in the setup directory. */
+/** Ids of the journals in the setup directory (`<packer>` and `<packer>+<node>`). */
 export function listJournals(setupDir: string): string[] {
   try {
     return fs
@@ -227,13 +242,18 @@ export function listJournals(setupDir: string): string[] {
   }
 }
 
-/** Remove a packer's journal (its packer ended cleanly, or nothing refers to it any more). */
-export function removeJournal(setupDir: string, packerId: string): void {
-  const file = journalFile(setupDir, packerId);
+/** Remove one journal by id (its packer ended cleanly, or nothing refers to it any more). */
+export function removeJournal(setupDir: string, id: string): void {
+  const file = setupPaths(setupDir).packerJournal(id);
   forgetJournal(file);
   try {
     fs.unlinkSync(file);
   } catch {
     /* already gone */
   }
+}
+
+/** Remove a packer's journals: its own and those of its launchers on other nodes. */
+export function removePackerJournals(setupDir: string, packerId: string): void {
+  for (const id of listJournals(setupDir)) if (journalPacker(id) === packerId) removeJournal(setupDir, id);
 }

@@ -96,6 +96,11 @@ export interface LaunchRef {
   packer: string;
   /** Unique for the packer's whole life: `<runId>:<step>:<attempt>:<seq>`. */
   key: string;
+  /**
+   * The node whose launcher started the step and journals it (`packers/<packer>+<node>.journal`);
+   * absent when the packer's own launcher did (`packers/<packer>.journal`).
+   */
+  node?: string;
 }
 
 /** Why the launcher stopped a step (null: it ended on its own). */

@@ -48,6 +48,8 @@ export class CoreHarness {
       hasPostRun: false,
       planOptions: DEFAULT_PLAN_OPTIONS,
       heartbeatMs: 1000,
+      launch: { mode: 'auto', scheduler: 'local', jobId: 'j1', ownNode: 0, bind: false, nodeLaunchers: false },
+      stepLimit: null,
       ...opts.core,
     };
     this.state = createState(core, createPool(nodes), opts.initialStop ?? null);

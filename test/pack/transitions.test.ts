@@ -448,3 +448,108 @@ function endOf(h: CoreHarness, pending = h.state.scan.pending): PackerEnd {
   const s = h.state;
   return { interrupted: s.interrupted, stopStarting: s.stopStarting, error: s.error, signal: s.signal, pending, blocked: s.blocked.size };
 }
+
+describe('packer core: launchers on other nodes and the step limit (in process)', () => {
+  const slurm = (more: Partial<{ nodeLaunchers: boolean; stepLimit: number | null }> = {}) =>
+    new CoreHarness({
+      nodes: 3,
+      cores: 1,
+      core: { launch: { mode: 'auto', scheduler: 'slurm', jobId: 'j1', ownNode: 0, bind: false, nodeLaunchers: more.nodeLaunchers ?? true }, stepLimit: more.stepLimit ?? null },
+    });
+
+  it("a single-node step goes to its node's launcher: the status names that node's journal; one job step per node, not per run", () => {
+    const h = slurm();
+    for (let id = 1; id <= 3; id++) h.addRun(id);
+    const fx = h.decide();
+    const spawns = h.of('spawn', fx);
+    expect(spawns.map((e) => e.route)).toEqual([
+      { kind: 'node', node: 0 },
+      { kind: 'node', node: 1 },
+      { kind: 'node', node: 2 },
+    ]);
+    expect(h.written(1)[0]!.launch).toEqual({ packer: 'p1', key: h.keyOf(1) });
+    expect(h.written(2)[0]!.launch).toEqual({ packer: 'p1', key: h.keyOf(2), node: 'n1' });
+    expect(h.state.steps).toEqual({ used: 2, scheduler: 0, nodeLaunchers: 2 });
+    h.exited(2, 0);
+    h.addRun(4, [{}]);
+    h.decide();
+    expect(h.state.steps.used).toBe(2); // n1's launcher is up: run 4 costs no step
+  });
+
+  it('multi-task steps go through the scheduler, one job step each; without node launchers so do steps on other nodes', () => {
+    const h = slurm({ nodeLaunchers: false });
+    h.addRun(1);
+    h.addRun(2, [{ tasks: 2 }]);
+    const fx = h.decide();
+    expect(h.of('spawn', fx).map((e) => e.route.kind)).toEqual(['node', 'scheduler']);
+    h.addRun(3);
+    h.exited(1, 0);
+    expect(h.of('spawn').at(-1)!.route).toEqual({ kind: 'node', node: 0 });
+    expect(h.state.steps.scheduler).toBe(1);
+  });
+
+  it('at the step limit a scheduler step is not started: the run is blocked here and requeued with why; a node without a launcher is given up', () => {
+    const h = slurm({ stepLimit: 2 });
+    h.addRun(1, [{ tasks: 2 }]); // needs 2 nodes: the scheduler
+    h.decide();
+    expect(h.state.steps.used).toBe(1);
+    h.exited(1, 0);
+    h.addRun(2, [{ tasks: 2 }]);
+    const fx = h.decide();
+    expect(h.of('spawn', fx)).toHaveLength(0);
+    expect(h.diskStatus.get(2)).toMatchObject({ status: 'queued', restarts: 0 });
+    expect(h.diskStatus.get(2)!.reason).toMatch(/^requeued: blocked: the allocation's job steps are used up \(1 of the step limit 2/);
+    expect(h.state.blocked.has(2)).toBe(true);
+    const g = slurm({ stepLimit: 2 });
+    g.addRun(1);
+    g.addRun(2);
+    g.addRun(3);
+    g.decide(); // n1's launcher takes the one step left; n2 cannot get one
+    expect(g.state.pool.down).toEqual(new Set([2]));
+    expect(g.logs().some((l) => /stopping placing steps on node n2: the allocation's job steps are used up/.test(l))).toBe(true);
+    expect(g.diskStatus.get(3)).toMatchObject({ status: 'queued', restarts: 0 });
+    expect(g.poolProblems()).toEqual([]);
+  });
+
+  it('a node launcher that dies: journaled exits count, the rest go back to the queue without a restart, its leftovers are stopped; a second loss gives the node up', () => {
+    const h = new CoreHarness({
+      nodes: 2,
+      cores: 2,
+      core: { maxRestarts: 0, launch: { mode: 'auto', scheduler: 'slurm', jobId: 'j1', ownNode: 0, bind: false, nodeLaunchers: true }, stepLimit: null },
+    });
+    for (let id = 1; id <= 4; id++) h.addRun(id);
+    h.decide();
+    const onN1 = [...h.state.byKey.values()].filter((a) => a.phase.kind === 'running' && a.phase.route.kind === 'node' && a.phase.route.node === 1).map((a) => a.id);
+    expect(onN1).toEqual([3, 4]);
+    h.started(3, 303);
+    h.started(4, 404);
+    const k3 = h.keyOf(3);
+    const journaled = { format: 1, runId: 3, step: 0, attempt: 0, code: 0, signal: null, stoppedBy: null, startedAt: 'a', endedAt: 'b', host: 'n1', pid: 303 };
+    const fx = h.send({ type: 'node-lost', node: 1, why: 'launcher exited unexpectedly (SIGKILL)', exits: [{ key: k3, exit: journaled }] });
+    expect(h.diskStatus.get(3)!.status).toBe('successful');
+    expect(h.diskStatus.get(4)).toMatchObject({ status: 'queued', restarts: 0, attempt: 1 });
+    expect(h.of('clean-node', fx)).toEqual([{ type: 'clean-node', node: 1, pids: [404] }]);
+    expect(h.state.pool.down.size).toBe(0);
+    expect(h.state.nodes[1]).toEqual({ launcher: 'none', losses: 1 });
+    h.addRun(5);
+    h.addRun(6);
+    h.decide();
+    const second = h.send({ type: 'node-lost', node: 1, why: 'gone again', exits: [] });
+    expect(h.logs(second).some((l) => l.startsWith('stopping placing steps on node n1: its launcher died 2 times'))).toBe(true);
+    expect(h.state.pool.down).toEqual(new Set([1]));
+    expect(h.poolProblems()).toEqual([]);
+  });
+
+  it("a launch its node's launcher could not start goes back to the queue, no restart used, and the node is given up", () => {
+    const h = slurm();
+    h.addRun(1);
+    h.addRun(2);
+    h.decide();
+    const fx = h.send({ type: 'spawn-refused', key: h.keyOf(2), why: 'the launcher on node n1 did not start: srun: error: Unable to create step for job 1: Step limit reached for this job' });
+    expect(h.diskStatus.get(2)).toMatchObject({ status: 'queued', restarts: 0 });
+    expect(h.diskStatus.get(2)!.reason).toContain('Step limit reached');
+    expect(h.state.pool.down).toEqual(new Set([1]));
+    expect(h.logs(fx).some((l) => l.startsWith('run 2 step 0 not started'))).toBe(true);
+    expect(h.poolProblems()).toEqual([]);
+  });
+});

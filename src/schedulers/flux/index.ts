@@ -54,6 +54,16 @@ export const fluxAdapter: SchedulerAdapter = {
     return ['flux', 'run', '-N', String(names.length), ...resourceFlags(step), `--requires=host:${names.join(',')}`, ...timeFlags(step)];
   },
 
+  nodeLauncher(node) {
+    // One task of the batch instance on that host, holding its cores and GPUs for the steps it forks.
+    const gpus = node.gpus.length > 0 ? [`--gpus-per-task=${node.gpus.length}`] : [];
+    return ['flux', 'run', '--nodes=1', '--ntasks=1', `--cores-per-task=${node.cores}`, ...gpus, `--requires=host:${node.name}`, '--setopt=cpu-affinity=off', `--job-name=themis-launcher`];
+  },
+
+  nodeCommand(node) {
+    return ['flux', 'run', '--nodes=1', '--ntasks=1', `--requires=host:${node.name}`];
+  },
+
   scriptDirectives(ctx) {
     const s = ctx.settings;
     const lines = [`# flux: -N ${s.nodes}`];

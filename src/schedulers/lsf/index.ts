@@ -64,6 +64,15 @@ export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapte
       return launcher === 'lrun' ? ['lrun', '-N', String(placement.nodes.length), ...resourceFlags(step)] : ['jsrun', ...resourceFlags(step)];
     },
 
+    nodeLauncher(node) {
+      // blaunch starts a task on one of the job's hosts, inside the job (classic LSF and IBM LSF alike).
+      return ['blaunch', '-z', node.name];
+    },
+
+    nodeCommand(node) {
+      return ['blaunch', '-z', node.name];
+    },
+
     scriptDirectives(ctx) {
       const s = ctx.settings;
       const lines = [`#BSUB -J ${quoteDirective(`${s.name}-${ctx.allocation}`)}`, `#BSUB -nnodes ${s.nodes}`];

@@ -64,6 +64,38 @@ export const slurmAdapter: SchedulerAdapter = {
     return ['srun', '--exact', '-N', String(names.length), ...resourceFlags({ ...step, gpusPerTask: 0 }), ...gres, `--nodelist=${names.join(',')}`, ...timeFlags(step)];
   },
 
+  nodeLauncher(node) {
+    // One task holding the whole node (its CPUs, GPUs and memory) for the steps it forks; --overlap
+    // lets later multi-node steps share them; unbuffered so each protocol line arrives at once.
+    const gres = node.gpus.length > 0 ? [`--gres=gpu:${node.gpus.length}`] : [];
+    return [
+      'srun',
+      '--overlap',
+      '--nodes=1',
+      '--ntasks=1',
+      `--nodelist=${node.name}`,
+      `--cpus-per-task=${node.cores}`,
+      ...gres,
+      '--mem=0',
+      '--unbuffered',
+      '--kill-on-bad-exit=1',
+      '--quiet',
+      '--job-name=themis-launcher',
+    ];
+  },
+
+  nodeCommand(node) {
+    return ['srun', '--overlap', '--nodes=1', '--ntasks=1', `--nodelist=${node.name}`, '--quiet'];
+  },
+
+  stepLimitCommand: ['scontrol', 'show', 'config'],
+  defaultStepLimit: 40_000,
+
+  parseStepLimit(stdout) {
+    const m = /^\s*MaxStepCount\s*=\s*(\d+)/m.exec(stdout);
+    return m ? Number(m[1]) : null;
+  },
+
   scriptDirectives(ctx) {
     const s = ctx.settings;
     const lines = [`#SBATCH --job-name=${quoteDirective(`${s.name}-${ctx.allocation}`)}`, `#SBATCH --nodes=${s.nodes}`];

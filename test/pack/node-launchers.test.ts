@@ -1,0 +1,147 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { writeScript } from '../helpers/cli.js';
+import { alive, makeEnsemble, readLedger, sleep, startPack, statuses, waitFor } from './helpers.js';
+
+/**
+ * A fake `srun` (no Slurm here): it records its argv, then runs what follows its options on this
+ * machine with `SLURMD_NODENAME` set to its `--nodelist`, as a step on that node would see it. A
+ * node launcher started through it really speaks the protocol over the fake's stdin and stdout.
+ */
+function fakeSrun(bin: string, log: string): string {
+  return writeScript(
+    path.join(bin, 'srun'),
+    `#!/bin/sh
+echo "$$ $*" >> "${log}"
+node=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodelist=*) node="\${1#--nodelist=}"; shift ;;
+    -N|-n|-c|-t|--time) shift 2 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+export SLURMD_NODENAME="$node"
+exec "$@"
+`,
+  );
+}
+
+const slurmEnv = (bin: string, nodes: string) => ({
+  PATH: `${bin}:${process.env.PATH}`,
+  SLURM_JOB_ID: '77',
+  SLURM_JOB_NODELIST: nodes,
+  SLURM_JOB_CPUS_PER_NODE: `2(x${nodes.split(',').length})`,
+});
+
+function ledgerOnNode(dir: string, body: string): string {
+  return writeScript(
+    path.join(dir, 'app.sh'),
+    `#!/bin/sh
+echo "start $THEMIS_RUN_ID $(date +%s%3N) \${SLURMD_NODENAME:--} $THEMIS_STEP $$" >> "$1"
+${body}
+echo "end $THEMIS_RUN_ID $(date +%s%3N) \${SLURMD_NODENAME:--} $THEMIS_STEP $$" >> "$1"
+`,
+  );
+}
+
+describe('a launcher per node (fake srun running them here; no Slurm)', () => {
+  it('single-node steps on other nodes are forked by one long-lived launcher there: one srun per node, none per run', async () => {
+    const e = makeEnsemble([]);
+    const bin = path.join(e.root, 'bin');
+    const srunLog = path.join(e.root, 'srun.log');
+    fakeSrun(bin, srunLog);
+    const ledger = path.join(e.root, 'ledger');
+    const app = ledgerOnNode(e.root, 'sleep 0.2');
+    const n = 24;
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, () => ({ steps: [{ args: [app, ledger] }] })),
+      { root: e.root, scheduler: 'slurm' },
+    );
+    const r = await startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2'], slurmEnv(bin, 'n1,n2,n3')).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(e2.root, n).every((s) => s.status === 'successful')).toBe(true);
+    const starts = readLedger(ledger).filter((l) => l.kind === 'start');
+    expect(starts).toHaveLength(n);
+    const perNode = new Map<string, number>();
+    for (const s of starts) perNode.set(s.gpus, (perNode.get(s.gpus) ?? 0) + 1);
+    // The packer's own node (n1: this host is none of the names) forks directly; n2 and n3 through their launchers.
+    expect([...perNode.keys()].sort()).toEqual(['-', 'n2', 'n3']);
+    for (const count of perNode.values()) expect(count).toBeGreaterThanOrEqual(4);
+    const sruns = fs.readFileSync(srunLog, 'utf8').trim().split('\n');
+    expect(sruns).toHaveLength(2);
+    for (const line of sruns) expect(line).toMatch(/--overlap --nodes=1 --ntasks=1 --nodelist=n[23] --cpus-per-task=2 --mem=0 --unbuffered/);
+    const summary = JSON.parse(
+      fs.readFileSync(
+        fs
+          .readdirSync(path.join(e2.setupDir, 'logs'))
+          .map((f) => path.join(e2.setupDir, 'logs', f))
+          .find((f) => f.endsWith('.summary.json'))!,
+        'utf8',
+      ),
+    );
+    expect(summary).toMatchObject({ schedulerSteps: 0, nodeLaunchers: 2, jobSteps: { used: 2, limit: 40_000 }, nodesDown: [] });
+    // A clean end removes every journal, the node launchers' too.
+    expect(fs.readdirSync(path.join(e2.setupDir, 'packers')).filter((f) => f.endsWith('.journal'))).toEqual([]);
+  }, 60_000);
+
+  it('kill -9 of a node launcher mid-run: its steps are stopped, their runs run again (no restart used), none completes twice', async () => {
+    const e = makeEnsemble([]);
+    const bin = path.join(e.root, 'bin');
+    const srunLog = path.join(e.root, 'srun.log');
+    fakeSrun(bin, srunLog);
+    const ledger = path.join(e.root, 'ledger');
+    const app = ledgerOnNode(e.root, 'sleep 1.5');
+    const n = 8;
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, () => ({ steps: [{ args: [app, ledger] }] })),
+      { root: e.root, scheduler: 'slurm', maxRestarts: 0 },
+    );
+    const p = startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2', '--grace', '1'], slurmEnv(bin, 'n1,n2'));
+    // The node launcher is the fake srun process itself (it execs the launcher).
+    await waitFor(() => fs.existsSync(srunLog) && readLedger(ledger).some((l) => l.kind === 'start' && l.gpus === 'n2'), 20_000, 'a step on n2');
+    const launcherPid = Number(fs.readFileSync(srunLog, 'utf8').trim().split('\n')[0]!.split(' ')[0]);
+    const victims = readLedger(ledger).filter((l) => l.kind === 'start' && l.gpus === 'n2');
+    expect(victims.length).toBeGreaterThan(0);
+    process.kill(launcherPid, 'SIGKILL');
+    const r = await p.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/the launcher on node n2 died/);
+    const st = statuses(e2.root, n);
+    expect(st.map((s) => s.status)).toEqual(Array(n).fill('successful'));
+    expect(st.every((s) => s.restarts === 0)).toBe(true);
+    const ends = readLedger(ledger).filter((l) => l.kind === 'end');
+    for (let id = 1; id <= n; id++) expect(ends.filter((l) => l.id === id)).toHaveLength(1);
+    // The steps the dead launcher had were stopped (by the cleanup step), not left running.
+    await sleep(200);
+    for (const v of victims) expect(alive(v.pid), `step of run ${v.id} (pid ${v.pid})`).toBe(false);
+    for (const v of victims) expect(ends.some((l) => l.pid === v.pid)).toBe(false);
+    // One srun for the first launcher on n2, one for the cleanup there, one for its replacement.
+    const sruns = fs.readFileSync(srunLog, 'utf8').trim().split('\n');
+    expect(sruns.filter((l) => / kill -KILL -- /.test(l))).toHaveLength(1);
+    expect(sruns.filter((l) => /--job-name=themis-launcher/.test(l)).length).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+
+  it('a node whose launcher cannot start is given up; its runs run elsewhere, none counted as failed', async () => {
+    const e = makeEnsemble([]);
+    const bin = path.join(e.root, 'bin');
+    const srunLog = path.join(e.root, 'srun.log');
+    writeScript(path.join(bin, 'srun'), `#!/bin/sh\necho "$$ $*" >> "${srunLog}"\necho "srun: error: Unable to create step for job 77: Step limit reached for this job" >&2\nexit 1\n`);
+    const ledger = path.join(e.root, 'ledger');
+    const app = ledgerOnNode(e.root, 'sleep 0.1');
+    const n = 6;
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, () => ({ steps: [{ args: [app, ledger] }] })),
+      { root: e.root, scheduler: 'slurm', maxRestarts: 0 },
+    );
+    const r = await startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2'], slurmEnv(bin, 'n1,n2')).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/stopping placing steps on node n2: the launcher on node n2 did not start: .*Step limit reached/);
+    const st = statuses(e2.root, n);
+    expect(st.map((s) => s.status)).toEqual(Array(n).fill('successful'));
+    expect(st.every((s) => s.restarts === 0)).toBe(true);
+    expect(readLedger(ledger).every((l) => l.gpus === '-')).toBe(true);
+  }, 60_000);
+});
