@@ -49,6 +49,8 @@ export interface PackerStatus {
   heartbeatAgeSeconds: number;
   alive: boolean;
   running: number[];
+  /** Nodes it places no more steps on (their launcher died twice or could not start). */
+  nodesDown: string[];
   note: string | null;
 }
 
@@ -152,6 +154,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
       heartbeatAgeSeconds: Math.max(0, Math.round(p.ageMs / 100) / 10),
       alive: p.alive,
       running: p.running,
+      nodesDown: p.nodesDown ?? [],
       note: p.note ?? null,
     })),
     allocations: inp.allocations,
@@ -228,6 +231,7 @@ export function renderStatusReport(r: StatusReport): string {
       ).map((l) => `  ${l}`),
     );
   }
+  for (const p of live) if (p.nodesDown.length > 0) lines.push(`  ${p.packerId} places no more steps on ${p.nodesDown.join(', ')} (their launcher died or could not start; see its log)`);
   const stale = r.packers.length - live.length;
   if (stale > 0) lines.push(`  (${stale} stale heartbeat file${stale === 1 ? '' : 's'} of packers that are gone)`);
   if (r.allocations.length > 0) {

@@ -67,7 +67,7 @@ export type PackerEvent =
    */
   | { type: 'node-lost'; node: number; why: string; exits: { key: string; exit: ExitRecord }[] }
   /** A step could not be started for a reason of the infrastructure (its node's launcher did not start). */
-  | { type: 'spawn-refused'; key: string; why: string };
+  | { type: 'spawn-refused'; key: string; why: string; limitReached?: boolean };
 
 /** What the transitions ask the world to do, as plain values; `effects.ts` carries them out. */
 export type Effect =

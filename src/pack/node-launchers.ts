@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { NodeInfo, SchedulerAdapter } from '../schedulers/adapter.js';
 import { journalFile, readJournalEntry } from '../store/journal.js';
 import type { PackerEvent } from './events.js';
@@ -43,6 +45,8 @@ export class Launchers {
   private readonly remote = new Map<number, NodeLauncher>();
   /** The node a launch was routed to, for launches on other nodes. */
   private readonly nodeOf = new Map<string, number>();
+  /** The log of each launch through the scheduler, read when it fails: did the scheduler refuse the step? */
+  private readonly schedulerLogs = new Map<string, string>();
 
   constructor(private readonly setup: LaunchersSetup) {}
 
@@ -52,7 +56,7 @@ export class Launchers {
     this.own = await Launcher.start(
       s.graceMs,
       {
-        exit: (key, exit) => s.dispatch({ type: 'step-exited', key, exit }),
+        exit: (key, exit) => this.ownExit(key, exit),
         started: (key, pid) => s.dispatch({ type: 'step-started', key, pid }),
         lost: (why) => s.dispatch({ type: 'launcher-lost', why }),
       },
@@ -66,6 +70,7 @@ export class Launchers {
 
   spawn(route: Route, req: SpawnRequest): void {
     if (route.kind === 'scheduler' || route.node === this.setup.ownNode) {
+      if (route.kind === 'scheduler' && this.setup.adapter?.refusedStep) this.schedulerLogs.set(req.key, path.join(req.cwd, req.logName));
       this.own!.spawn(req);
       return;
     }
@@ -128,6 +133,26 @@ export class Launchers {
     await Promise.all(all.map((l) => l.close()));
   }
 
+  /**
+   * A step of the packer's own launcher ended. One started through the scheduler that failed at
+   * once with the scheduler's refusal in its log never ran: an infrastructure failure, not the run's.
+   */
+  private ownExit(key: string, exit: ExitRecord): void {
+    const s = this.setup;
+    const log = this.schedulerLogs.get(key);
+    if (log !== undefined) {
+      this.schedulerLogs.delete(key);
+      if (exit.code !== 0 && exit.code !== null && exit.stoppedBy === null) {
+        const refused = s.adapter?.refusedStep?.(tail(log));
+        if (refused) {
+          s.dispatch({ type: 'spawn-refused', key, why: refused.why, limitReached: refused.limitReached });
+          return;
+        }
+      }
+    }
+    s.dispatch({ type: 'step-exited', key, exit });
+  }
+
   private forget(key: string, r: NodeLauncher): void {
     this.nodeOf.delete(key);
     r.keys.delete(key);
@@ -139,9 +164,11 @@ export class Launchers {
     const via = s.adapter?.nodeLauncher?.(node);
     const refuse = (why: string) => {
       if (this.remote.get(n) === r) this.remote.delete(n);
+      // The scheduler's complaint is in the message, its lines joined by ' / ' (see launcher.ts).
+      const limitReached = s.adapter?.refusedStep?.(why.split(/ \/ |: (?=srun:)/).join('\n'))?.limitReached ?? false;
       for (const req of r.queue.splice(0)) {
         this.forget(req.key, r);
-        s.dispatch({ type: 'spawn-refused', key: req.key, why });
+        s.dispatch({ type: 'spawn-refused', key: req.key, why, limitReached });
       }
     };
     if (!via) {
@@ -183,5 +210,22 @@ export class Launchers {
     }
     r.keys.clear();
     s.dispatch({ type: 'node-lost', node: n, why, exits });
+  }
+}
+
+/** The last few KB of a step's log (where srun's complaint is), or '' when it cannot be read. */
+function tail(file: string): string {
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    const len = Math.min(size, 4096);
+    const buf = Buffer.alloc(len);
+    fs.readSync(fd, buf, 0, len, size - len);
+    return buf.toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
   }
 }

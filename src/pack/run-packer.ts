@@ -178,6 +178,7 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     startedAt,
     heartbeatAt: new Date().toISOString(),
     running: loop ? [...loop.state.held.keys()] : [],
+    nodesDown: loop ? [...loop.state.pool.down].map((i) => loop!.state.pool.nodes[i]!.name) : [],
   });
   log(`packer ${packerId} on ${describeResources(info)}${info.jobId ? `, job ${info.jobId}` : ''}`);
 

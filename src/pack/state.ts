@@ -164,7 +164,7 @@ export interface PackerState {
   /** Per node of the pool. */
   readonly nodes: NodeLauncherState[];
   /** Job steps created: through the scheduler's launcher, node launchers, cleanups. */
-  readonly steps: { used: number; scheduler: number; nodeLaunchers: number };
+  readonly steps: { used: number; scheduler: number; nodeLaunchers: number; exhausted: boolean };
 }
 
 export function createState(cfg: CoreConfig, pool: PoolState, initialStop: StopCause | null = null): PackerState {
@@ -187,7 +187,7 @@ export function createState(cfg: CoreConfig, pool: PoolState, initialStop: StopC
     scan: { running: false, changesAtStart: 0, dirty: true, pending: -1, suspects: 0, contested: new Set(), recheckPending: false },
     finished: null,
     nodes: pool.nodes.map(() => ({ launcher: 'none', losses: 0 })),
-    steps: { used: 0, scheduler: 0, nodeLaunchers: 0 },
+    steps: { used: 0, scheduler: 0, nodeLaunchers: 0, exhausted: false },
   };
 }
 

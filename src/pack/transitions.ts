@@ -91,6 +91,7 @@ export function transition(s: PackerState, ev: PackerEvent, at: At): Effect[] {
       t.nodeLost(ev.node, ev.why, ev.exits);
       break;
     case 'spawn-refused':
+      if (ev.limitReached) s.steps.exhausted = true;
       t.spawnRefused(ev.key, ev.why);
       break;
   }
@@ -348,8 +349,10 @@ class Core {
     if (!needs) return true;
     const limit = s.cfg.stepLimit;
     // One step is kept for the cleanup after a node launcher dies.
-    if (limit !== null && s.steps.used + 1 > limit - 1) {
-      const why = `the allocation's job steps are used up (${s.steps.used} of the step limit ${limit}, MaxStepCount)`;
+    if (s.steps.exhausted || (limit !== null && s.steps.used + 1 > limit - 1)) {
+      const why = s.steps.exhausted
+        ? "the allocation's job steps are used up (the scheduler refused a step: its step limit was reached)"
+        : `the allocation's job steps are used up (${s.steps.used} of the step limit ${limit}, MaxStepCount)`;
       this.giveBack(slot);
       if (remoteNode !== null) {
         this.nodeDown(remoteNode, `${why}: no launcher can start there`);

@@ -98,6 +98,12 @@ export interface SchedulerAdapter {
   parseStepLimit?(stdout: string): number | null;
   /** The limit when the configuration cannot be read (Slurm's default MaxStepCount, 40,000). */
   readonly defaultStepLimit?: number;
+  /**
+   * Did the scheduler refuse to create a step started through `placedLaunch` (its complaint in
+   * the tail of the step's log), rather than the step failing? `limitReached`: no step can be
+   * created in this job any more. null: the step itself ran and failed.
+   */
+  refusedStep?(logTail: string): { why: string; limitReached: boolean } | null;
   /** Header directive lines for a batch script (`#SBATCH …`), each value already quoted; [] for none. */
   scriptDirectives(ctx: ScriptContext): string[];
   /** How to submit a rendered script (absolute path): the argv, and the script as stdin if the tool reads it there. */

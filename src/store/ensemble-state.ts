@@ -142,6 +142,8 @@ export interface PackerInfo {
   startedAt: string;
   heartbeatAt: string;
   running: number[];
+  /** Nodes of its allocation it places no more steps on (their launcher died twice or did not start). */
+  nodesDown?: string[];
   note?: string;
   /** The packer's pid namespace (its pid is judged only from inside it). */
   pidNs?: string | null;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { writeScript } from '../helpers/cli.js';
+import { runThemis, writeScript } from '../helpers/cli.js';
 import { alive, makeEnsemble, readLedger, sleep, startPack, statuses, waitFor } from './helpers.js';
 
 /**
@@ -130,18 +130,92 @@ describe('a launcher per node (fake srun running them here; no Slurm)', () => {
     const srunLog = path.join(e.root, 'srun.log');
     writeScript(path.join(bin, 'srun'), `#!/bin/sh\necho "$$ $*" >> "${srunLog}"\necho "srun: error: Unable to create step for job 77: Step limit reached for this job" >&2\nexit 1\n`);
     const ledger = path.join(e.root, 'ledger');
-    const app = ledgerOnNode(e.root, 'sleep 0.1');
+    const app = ledgerOnNode(e.root, 'sleep 0.6');
     const n = 6;
     const e2 = makeEnsemble(
       Array.from({ length: n }, () => ({ steps: [{ args: [app, ledger] }] })),
       { root: e.root, scheduler: 'slurm', maxRestarts: 0 },
     );
-    const r = await startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2'], slurmEnv(bin, 'n1,n2')).done;
+    const p = startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2'], slurmEnv(bin, 'n1,n2'));
+    // While it runs, `themis status` names the node it gave up.
+    const packers = path.join(e2.setupDir, 'packers');
+    const downInHeartbeat = () =>
+      fs.existsSync(packers) &&
+      fs
+        .readdirSync(packers)
+        .filter((f) => f.endsWith('.json'))
+        .some((f) => {
+          try {
+            return JSON.parse(fs.readFileSync(path.join(packers, f), 'utf8')).nodesDown?.includes('n2');
+          } catch {
+            return false;
+          }
+        });
+    await waitFor(downInHeartbeat, 20_000, 'nodesDown in the heartbeat');
+    const status = runThemis(['status', '--setup-dir', e2.setupDir, '--no-allocations'], { cwd: e.root });
+    expect(status.stdout).toMatch(/places no more steps on n2 \(their launcher died or could not start/);
+    const r = await p.done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/stopping placing steps on node n2: the launcher on node n2 did not start: .*Step limit reached/);
     const st = statuses(e2.root, n);
     expect(st.map((s) => s.status)).toEqual(Array(n).fill('successful'));
     expect(st.every((s) => s.restarts === 0)).toBe(true);
     expect(readLedger(ledger).every((l) => l.gpus === '-')).toBe(true);
+  }, 60_000);
+});
+
+describe('the step limit (fake srun and scontrol; no Slurm)', () => {
+  const multiTask = (app: string, ledger: string) => ({ steps: [{ args: [app, ledger], tasks: 2 }] });
+  const oneTask = (app: string, ledger: string) => ({ steps: [{ args: [app, ledger] }] });
+
+  it('a MaxStepCount known from scontrol is never run into: multi-task runs past it are blocked here, with why, none failed', async () => {
+    const e = makeEnsemble([]);
+    const bin = path.join(e.root, 'bin');
+    const srunLog = path.join(e.root, 'srun.log');
+    fakeSrun(bin, srunLog);
+    writeScript(path.join(bin, 'scontrol'), `#!/bin/sh\nprintf 'Configuration data as of now\\nMaxJobCount             = 10000\\nMaxStepCount            = 3\\n'\n`);
+    const ledger = path.join(e.root, 'ledger');
+    const app = ledgerOnNode(e.root, '');
+    const e2 = makeEnsemble([multiTask(app, ledger), multiTask(app, ledger), multiTask(app, ledger), oneTask(app, ledger), oneTask(app, ledger)], { root: e.root, scheduler: 'slurm' });
+    const r = await startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2', '--max-concurrency', '1'], slurmEnv(bin, 'n1')).done;
+    expect(r.code, r.stderr).toBe(3);
+    const st = statuses(e2.root, 5);
+    // 3 steps allowed, one kept for a cleanup: two multi-task runs go through srun, the third is blocked.
+    expect(st.map((s) => s.status)).toEqual(['successful', 'successful', 'queued', 'successful', 'successful']);
+    expect(st[2]!.reason).toMatch(/blocked: the allocation's job steps are used up \(2 of the step limit 3, MaxStepCount\)/);
+    expect(st[2]!.restarts).toBe(0);
+    expect(fs.readFileSync(srunLog, 'utf8').trim().split('\n')).toHaveLength(2);
+  }, 60_000);
+
+  it('srun refusing a step ("Step limit reached") is the infrastructure, not the run: requeued without a restart, no more such steps tried', async () => {
+    const e = makeEnsemble([]);
+    const bin = path.join(e.root, 'bin');
+    const count = path.join(e.root, 'count');
+    writeScript(
+      path.join(bin, 'srun'),
+      `#!/bin/sh
+n=$(cat "${count}" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "${count}"
+if [ $n -gt 2 ]; then echo "srun: error: Unable to create step for job 77: Step limit reached for this job" >&2; exit 1; fi
+while [ $# -gt 0 ]; do case "$1" in -N|-n|-c) shift 2 ;; -*) shift ;; *) break ;; esac; done
+exec "$@"
+`,
+    );
+    const ledger = path.join(e.root, 'ledger');
+    const app = ledgerOnNode(e.root, '');
+    const e2 = makeEnsemble([multiTask(app, ledger), multiTask(app, ledger), multiTask(app, ledger), multiTask(app, ledger), oneTask(app, ledger)], {
+      root: e.root,
+      scheduler: 'slurm',
+      maxRestarts: 0,
+    });
+    const r = await startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2', '--max-concurrency', '1'], slurmEnv(bin, 'n1')).done;
+    expect(r.code, r.stderr).toBe(3);
+    const st = statuses(e2.root, 5);
+    expect(st.map((s) => s.status)).toEqual(['successful', 'successful', 'queued', 'queued', 'successful']);
+    // Run 3 was refused by srun (back in the queue), then blocked like run 4 when claimed again.
+    expect(st[2]!.history.map((h) => h.detail ?? '')).toContain('not started: srun: Unable to create step for job 77: Step limit reached for this job');
+    for (const i of [2, 3]) expect(st[i]!.reason).toMatch(/^requeued: blocked: the allocation's job steps are used up \(the scheduler refused a step/);
+    expect(st.every((s) => s.restarts === 0)).toBe(true);
+    // The refused one, then nothing more: 3 srun calls in all.
+    expect(fs.readFileSync(count, 'utf8').trim()).toBe('3');
   }, 60_000);
 });

@@ -196,3 +196,55 @@ describe('launch commands through fake launchers (no real LSF/Flux here)', () =>
     expect(lines[0].env).toEqual({ FLUX_URI: 'local:///tmp/x' });
   });
 });
+
+describe('node launchers and the step limit (argv and parsing; Flux and LSF against no real engine)', () => {
+  const node = { name: 'n7', cores: 128, gpus: ['0', '1', '2', '3'] };
+  it('Slurm: one task holding the whole node, --overlap so later steps share it, unbuffered; MaxStepCount parsed, 40,000 by default', () => {
+    const slurm = getAdapter('slurm');
+    expect(slurm.nodeLauncher!(node)).toEqual([
+      'srun',
+      '--overlap',
+      '--nodes=1',
+      '--ntasks=1',
+      '--nodelist=n7',
+      '--cpus-per-task=128',
+      '--gres=gpu:4',
+      '--mem=0',
+      '--unbuffered',
+      '--kill-on-bad-exit=1',
+      '--quiet',
+      '--job-name=themis-launcher',
+    ]);
+    expect(slurm.nodeLauncher!({ ...node, gpus: [] })).not.toContain('--gres=gpu:0');
+    expect(slurm.nodeCommand!(node)).toEqual(['srun', '--overlap', '--nodes=1', '--ntasks=1', '--nodelist=n7', '--quiet']);
+    expect(slurm.parseStepLimit!('MaxJobCount             = 10000\nMaxStepCount            = 25\nMaxTasksPerNode = 512\n')).toBe(25);
+    expect(slurm.parseStepLimit!('nothing here')).toBeNull();
+    expect(slurm.defaultStepLimit).toBe(40_000);
+  });
+  it("Slurm: srun's refusals are told apart from a step that ran and failed", () => {
+    const slurm = getAdapter('slurm');
+    expect(slurm.refusedStep!('srun: error: Unable to create step for job 1: Step limit reached for this job\n')).toEqual({
+      why: 'srun: Unable to create step for job 1: Step limit reached for this job',
+      limitReached: true,
+    });
+    expect(slurm.refusedStep!('srun: Job 5 step creation temporarily disabled, retrying\nsrun: error: Unable to create step for job 5: Job/step already completing or completed\n')!.limitReached).toBe(
+      false,
+    );
+    expect(slurm.refusedStep!('Segmentation fault (core dumped)\nsrun: error: n1: task 0: Exited with exit code 139\n')).toBeNull();
+  });
+  it('Flux (no real Flux here): flux run of one task on that host with its cores and GPUs; LSF (no real LSF here): blaunch -z HOST', () => {
+    expect(getAdapter('flux').nodeLauncher!(node)).toEqual([
+      'flux',
+      'run',
+      '--nodes=1',
+      '--ntasks=1',
+      '--cores-per-task=128',
+      '--gpus-per-task=4',
+      '--requires=host:n7',
+      '--setopt=cpu-affinity=off',
+      '--job-name=themis-launcher',
+    ]);
+    expect(getAdapter('lsf').nodeLauncher!(node)).toEqual(['blaunch', '-z', 'n7']);
+    expect(getAdapter('local').nodeLauncher).toBeUndefined();
+  });
+});

@@ -88,6 +88,14 @@ export const slurmAdapter: SchedulerAdapter = {
     return ['srun', '--overlap', '--nodes=1', '--ntasks=1', `--nodelist=${node.name}`, '--quiet'];
   },
 
+  refusedStep(logTail) {
+    // What srun prints when slurmctld would not create the step (the program never started).
+    const m = /^srun: error: (Unable to create step for job .*|.*Step limit reached.*|.*[Ss]tep creation (?:temporarily )?disabled.*|.*Requested node configuration is not available.*)$/m.exec(
+      logTail,
+    );
+    return m ? { why: `srun: ${m[1]!.trim()}`, limitReached: /Step limit reached/.test(m[1]!) } : null;
+  },
+
   stepLimitCommand: ['scontrol', 'show', 'config'],
   defaultStepLimit: 40_000,
 
