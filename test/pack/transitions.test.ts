@@ -469,7 +469,7 @@ describe('packer core: launchers on other nodes and the step limit (in process)'
     ]);
     expect(h.written(1)[0]!.launch).toEqual({ packer: 'p1', key: h.keyOf(1) });
     expect(h.written(2)[0]!.launch).toEqual({ packer: 'p1', key: h.keyOf(2), node: 'n1' });
-    expect(h.state.steps).toEqual({ used: 2, scheduler: 0, nodeLaunchers: 2 });
+    expect(h.state.steps).toEqual({ used: 2, scheduler: 0, nodeLaunchers: 2, exhausted: false });
     h.exited(2, 0);
     h.addRun(4, [{}]);
     h.decide();
@@ -551,5 +551,22 @@ describe('packer core: launchers on other nodes and the step limit (in process)'
     expect(h.state.pool.down).toEqual(new Set([1]));
     expect(h.logs(fx).some((l) => l.startsWith('run 2 step 0 not started'))).toBe(true);
     expect(h.poolProblems()).toEqual([]);
+  });
+});
+
+describe('packer core: a step the scheduler refused (in process)', () => {
+  it('goes back to the queue with why; with the limit reached no scheduler step is tried again, and the run is blocked here', () => {
+    const h = new CoreHarness({ nodes: 1, cores: 4, core: { launch: { mode: 'auto', scheduler: 'slurm', jobId: 'j1', ownNode: 0, bind: false, nodeLaunchers: true }, stepLimit: null } });
+    h.addRun(1, [{ tasks: 2 }]);
+    h.addRun(2, [{ tasks: 2 }]);
+    h.decide();
+    h.send({ type: 'spawn-refused', key: h.keyOf(1), why: 'srun: Unable to create step for job 1: Step limit reached for this job', limitReached: true });
+    expect(h.diskStatus.get(1)).toMatchObject({ status: 'queued', restarts: 0, reason: 'requeued: not started: srun: Unable to create step for job 1: Step limit reached for this job' });
+    expect(h.state.steps.exhausted).toBe(true);
+    h.exited(2, 0);
+    h.addRun(3, [{ tasks: 2 }]);
+    const fx = h.decide();
+    expect(h.of('spawn', fx)).toHaveLength(0);
+    expect(h.state.blocked.get(3)).toMatch(/the scheduler refused a step: its step limit was reached/);
   });
 });
