@@ -14,7 +14,7 @@ import path from 'node:path';
 import { ROOT, THEMIS, machine, rm, settle } from './lib.mjs';
 import { genInputs, genInto } from './cases/gen.mjs';
 
-export const CASES = ['gen', 'launch', 'large', 'memory', 'status', 'packing', 'idle', 'srun'];
+export const CASES = ['gen', 'launch', 'large', 'memory', 'status', 'packing', 'idle', 'srun', 'scale'];
 
 function parseArgs(argv) {
   const o = { quick: false, cases: [], cores: null, out: null, keep: false, runs: null };

@@ -1,5 +1,6 @@
 import { coresPerTask, sameResources, type StepResources } from '../model/resources.js';
-import { allocate, findSlot, liveNodes, neverFits, type PoolState, type Slot } from './pool.js';
+import type { NodeInfo } from '../schedulers/adapter.js';
+import { allocate, findSlot, freeCoresOf, freeGpusOf, liveNodes, neverFits, type PoolState, type Slot } from './pool.js';
 
 /** A run waiting to start (or to start its next step), in run order. */
 export interface QueueItem {
@@ -48,14 +49,14 @@ function shapeKey(need: StepResources): string {
 export function nextLaunches(queue: readonly QueueItem[], pool: PoolState, running: number, now: number, opts: PlanOptions = DEFAULT_PLAN_OPTIONS): Decision {
   let p = pool;
   let budget = opts.maxConcurrency - running;
-  let freeCores = p.freeCores.reduce((s, c) => s + c.length, 0);
+  let freeCores = p.freeCoreCount;
   const launches: Decision['launches'] = [];
   const blocked: Decision['blocked'] = [];
   const misses: { index: number; runId: number }[] = [];
   // A shape that did not fit will not fit later in the same decision: the pool only shrinks and
   // the reserved set only grows. Remembering it keeps a long uniform queue cheap to scan.
   const failed = new Set<string>();
-  const never = new Map<string, string | null>();
+  const never = neverFitsCache(pool);
   let avoid = new Set<number>();
   let reservedFor: number | null = null;
   let lastLaunch = -1;
@@ -95,6 +96,22 @@ export function nextLaunches(queue: readonly QueueItem[], pool: PoolState, runni
   return { launches, blocked: blocked.concat(blockedBeyond(queue, p, never, launches.length + blocked.length + misses.length)), passedOver, pool: p, reservedFor };
 }
 
+/**
+ * What `neverFits` said per shape, kept across decisions: it depends only on the nodes steps may
+ * go to, which stay the same array while no node is given up (`liveNodes`), and it walks every
+ * node, which a decision per launch on 1,024 nodes must not do.
+ */
+const neverFitsByNodes = new WeakMap<readonly NodeInfo[], Map<string, string | null>>();
+function neverFitsCache(pool: PoolState): Map<string, string | null> {
+  if (pool.down.size > 0) return new Map();
+  let m = neverFitsByNodes.get(pool.nodes);
+  if (!m) {
+    m = new Map();
+    neverFitsByNodes.set(pool.nodes, m);
+  }
+  return m;
+}
+
 function blockedBeyond(queue: readonly QueueItem[], pool: PoolState, never: Map<string, string | null>, from: number): Decision['blocked'] {
   const out: Decision['blocked'] = [];
   // Only distinct shapes cost anything; runs of equal needs in a row reuse the last answer.
@@ -126,7 +143,7 @@ function reserveFor(pool: PoolState, need: StepResources): Set<number> {
     if (pool.down.has(i)) return;
     const fitsEmpty = node.cores >= need.tasks * cpt && node.gpus.length >= need.tasks * need.gpusPerTask;
     if (!fitsEmpty) return;
-    const free = pool.freeCores[i]!.length + pool.freeGpus[i]!.length * 1000;
+    const free = freeCoresOf(pool, i).length + freeGpusOf(pool, i).length * 1000;
     if (free > bestFree) {
       best = i;
       bestFree = free;

@@ -571,10 +571,12 @@ class Core {
     // may hit max_failed_runs, a postRun that may stop the ensemble, a next step that keeps its
     // priority for the cores) is settled before deciding, as usual.
     const plainSuccess = exit.code === 0 && exit.signal === null && exit.stoppedBy === null && !s.cfg.hasPostRun;
-    if (plainSuccess && a.status.step === a.record.steps.length - 1 && !s.interrupted) this.out.push({ type: 'decide-now' });
+    const decidedFirst = plainSuccess && a.status.step === a.record.steps.length - 1 && !s.interrupted;
+    if (decidedFirst) this.out.push({ type: 'decide-now' });
     this.applyExit(a, exit, false);
-    // A postRun that may stop the ensemble is settled before deciding (see `postRunOver`).
-    if (a.phase.kind !== 'post-run') this.out.push({ type: 'decide-soon' });
+    // Decided already (the bookkeeping frees nothing more), or a postRun that may stop the
+    // ensemble is settled before deciding (see `postRunOver`).
+    if (!decidedFirst && a.phase.kind !== 'post-run') this.out.push({ type: 'decide-soon' });
   }
 
   /** `recovered`: the exit of a dead packer's launch, found in its journal. */
