@@ -133,10 +133,9 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
   // A lease of fewer than three heartbeats would let one slow heartbeat lose every claim.
   const leaseMs = Math.max(heartbeatMs * 3, (opts.leaseSeconds ?? DEFAULT_LEASE_MS / 1000) * 1000);
   const hooks = await Hooks.load(ens.interface, setupDir, `packer ${hostName()}:${process.pid}`, opts.openThemis ?? null);
-  const ownIndex = Math.max(
-    0,
-    info.nodes.findIndex((n) => n.name === os.hostname() || n.name === os.hostname().split('.')[0]),
-  );
+  // This node: as Slurm names it (emulated nodes share one host name), else by its host name.
+  const here = [env.SLURMD_NODENAME, os.hostname(), os.hostname().split('.')[0]].filter((n): n is string => !!n);
+  const ownIndex = Math.max(0, here.map((h) => info.nodes.findIndex((n) => n.name === h)).find((i) => i >= 0) ?? 0);
   const adapter = info.scheduler === 'local' ? null : getAdapter(info.scheduler);
   const mode = opts.launcher ?? 'auto';
   const launch: LaunchSetup = {

@@ -87,6 +87,25 @@ describe('a launcher per node (fake srun running them here; no Slurm)', () => {
     expect(fs.readdirSync(path.join(e2.setupDir, 'packers')).filter((f) => f.endsWith('.journal'))).toEqual([]);
   }, 60_000);
 
+  it("the packer's own node is the one Slurm names (SLURMD_NODENAME): steps there are forked by its own launcher", async () => {
+    const e = makeEnsemble([]);
+    const bin = path.join(e.root, 'bin');
+    const srunLog = path.join(e.root, 'srun.log');
+    fakeSrun(bin, srunLog);
+    const ledger = path.join(e.root, 'ledger');
+    const app = ledgerOnNode(e.root, 'sleep 0.2');
+    const e2 = makeEnsemble(
+      Array.from({ length: 8 }, () => ({ steps: [{ args: [app, ledger] }] })),
+      { root: e.root, scheduler: 'slurm' },
+    );
+    const r = await startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2'], { ...slurmEnv(bin, 'n1,n2'), SLURMD_NODENAME: 'n2' }).done;
+    expect(r.code, r.stderr).toBe(0);
+    const sruns = fs.readFileSync(srunLog, 'utf8').trim().split('\n');
+    expect(sruns).toHaveLength(1);
+    expect(sruns[0]).toMatch(/--nodelist=n1 /);
+    expect(new Set(readLedger(ledger).map((l) => l.gpus))).toEqual(new Set(['n1', 'n2']));
+  }, 60_000);
+
   it('kill -9 of a node launcher mid-run: its steps are stopped, their runs run again (no restart used), none completes twice', async () => {
     const e = makeEnsemble([]);
     const bin = path.join(e.root, 'bin');
