@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { quoteArgv } from '../model/quote.js';
 import { coresPerTask } from '../model/resources.js';
 import type { StepSpec } from '../model/step.js';
 import type { SchedulerAdapter } from '../schedulers/adapter.js';
@@ -38,16 +39,30 @@ function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName): SchedulerA
 }
 
 /**
- * Direct launch (a plain fork by the launcher child) for steps on the packer's own node that are
- * one task, or batch scripts that launch their own tasks; the scheduler's launcher (srun --exact,
- * jsrun, flux run) for steps on other nodes or multi-task steps. Each srun costs ~0.2 s and loads
- * the controller, and Slurm caps steps per job, so direct is preferred wherever it is equivalent.
+ * Direct launch (a plain fork by the launcher child) for single-task steps on the packer's own
+ * node; the scheduler's launcher (srun --exact, jsrun, flux run) for steps on other nodes or
+ * multi-task steps. Each srun costs ~0.2 s and loads the controller, and Slurm caps steps per
+ * job, so direct is preferred wherever it is equivalent. A batch-script step runs exactly once
+ * (its script starts its own tasks through THEMIS_LAUNCH): directly when its first placed node is
+ * the packer's, or when the scheduler cannot start one task on that node (`onceLaunch` null).
  */
 export function isDirect(setup: LaunchSetup, slot: Slot, step: StepSpec): boolean {
   if (setup.mode === 'direct' || setup.scheduler === 'local') return setup.mode === 'auto' || setup.mode === 'direct';
+  // Whether the scheduler has a one-task launcher at all does not depend on the node's name.
+  if (step.batchScript) return slot.nodes[0]!.node === setup.ownNode || onceLauncher(setup, step, '') === null;
   if (setup.mode !== 'auto') return false;
-  const onOwnNode = slot.nodes.length === 1 && slot.nodes[0]!.node === setup.ownNode;
-  return onOwnNode && (step.tasks === 1 || step.batchScript);
+  return slot.nodes.length === 1 && slot.nodes[0]!.node === setup.ownNode && step.tasks === 1;
+}
+
+/** The scheduler's one-task launcher on node `name` for a batch-script step, or null when it has none. */
+function onceLauncher(setup: LaunchSetup, step: StepSpec, name: string): string[] | null {
+  return forcedAdapter(setup.mode, setup.scheduler).onceLaunch(name, step, setup.jobId);
+}
+
+/** The GPU variables for a step given `gpus` (ids as the scheduler names them); empty for a CPU-only step. */
+function gpuEnv(gpus: readonly string[]): Record<string, string> {
+  const ids = gpus.join(',');
+  return { CUDA_VISIBLE_DEVICES: ids, ROCR_VISIBLE_DEVICES: ids, HIP_VISIBLE_DEVICES: ids };
 }
 
 /** The argv and extra environment for one step placed in `slot`. */
@@ -55,21 +70,27 @@ export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step
   // A batch-script step runs the copy `gen` parsed into the run directory.
   const program = step.batchScript ? [path.join(runDir, path.basename(step.args[0]!)), ...step.args.slice(1)] : [...step.args];
   const env: Record<string, string> = { OMP_NUM_THREADS: String(coresPerTask(step)) };
+  const adapter = forcedAdapter(setup.mode, setup.scheduler);
+  // The script's %%themis_launch%% starts its tasks on exactly the nodes and cores placed here.
+  if (step.batchScript) env[ENV.launch] = quoteArgv(adapter.placedLaunch(step, toPlacement(pool, slot), setup.jobId));
   const direct = isDirect(setup, slot, step);
+  const part = slot.nodes[0]!;
+  const node = pool.nodes[part.node]!;
   if (direct) {
-    const part = slot.nodes[0]!;
-    const node = pool.nodes[part.node]!;
-    if (node.gpus.length > 0) {
-      const ids = part.gpus.map((g) => node.gpus[g]!).join(',');
-      env.CUDA_VISIBLE_DEVICES = ids;
-      env.ROCR_VISIBLE_DEVICES = ids;
-      env.HIP_VISIBLE_DEVICES = ids;
-    }
-    const bind = setup.bind && part.cores.length > 0 ? ['taskset', '-c', part.cores.join(',')] : [];
+    // A batch script run here for a step placed elsewhere holds no GPU or core of this node.
+    const here = part.node === setup.ownNode || setup.scheduler === 'local' || setup.mode === 'direct';
+    if (node.gpus.length > 0) Object.assign(env, gpuEnv(here ? part.gpus.map((g) => node.gpus[g]!) : []));
+    const bind = here && setup.bind && part.cores.length > 0 ? ['taskset', '-c', part.cores.join(',')] : [];
     return { argv: [...bind, ...program], env, direct };
   }
   setup.schedulerSteps++;
-  const adapter = forcedAdapter(setup.mode, setup.scheduler);
+  if (step.batchScript) {
+    // One task on the first placed node. The scheduler sets the GPU variables of a task itself
+    // (Slurm: every GPU of the node for an --overlap step): env puts back the ones placed here.
+    const once = onceLauncher(setup, step, node.name)!;
+    const gpus = node.gpus.length > 0 ? Object.entries(gpuEnv(part.gpus.map((g) => node.gpus[g]!))).map(([k, v]) => `${k}=${v}`) : [];
+    return { argv: [...once, ...(gpus.length > 0 ? ['env', ...gpus] : []), ...program], env, direct };
+  }
   const prefix = adapter.placedLaunch(step, toPlacement(pool, slot), setup.jobId);
   return { argv: [...prefix, ...program], env, direct };
 }
