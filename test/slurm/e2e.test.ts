@@ -251,8 +251,9 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
     await withDiagnostics(
       () => e,
       async () => {
-        // 2 tasks x 4 cores cannot fit one 4-CPU node: one task per node.
-        e = gen('e2e-multi', 1, 1, ['-N', '2', '-t', '5', '-n', '2', '-c', '4']);
+        // 2 tasks x 4 cores cannot fit one 4-CPU node: one task per node. A program step, not a batch
+        // script: a batch-script step runs once and starts its own tasks (%%themis_launch%%, issue 13).
+        e = gen('e2e-multi', 1, 1, ['-N', '2', '-t', '5', '-n', '2', '-c', '4', '--no-batch-script']);
         const job = submit(e);
         await waitJobGone(job, 90_000);
         expect(countWhere(e, 'successful')).toBe(1);
