@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runThemis } from '../helpers/cli.js';
+import { type RunStatus, readStatuses, runDirs, type SuiteEnsemble, safeList, withDiagnostics, readLedger, type LedgerLine } from './ensembles.js';
 import { markerProcessesWithEnv, probeCluster, sbatch, sh, slurmRequired, waitFor, waitJobGone, waitJobRunning } from './cluster.js';
 
 const START = 'bash test/slurm/cluster.sh start /tmp/slurm4 --nodes 4 --max-steps 25 --mpi; export THEMIS_SLURM4_PREFIX=/tmp/slurm4';
@@ -35,10 +36,7 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-interface Ensemble {
-  dir: string;
-  ledger: string;
-  name: string;
+interface Ensemble extends SuiteEnsemble {
   script: string;
 }
 
@@ -78,39 +76,7 @@ function submit(e: Ensemble): string {
   return sbatch(e.script, { cwd: e.dir, env: { ...ENV4, [MARKER]: e.dir } as Record<string, string> });
 }
 
-function safeList(d: string): string[] {
-  try {
-    return fs.readdirSync(d);
-  } catch {
-    return [];
-  }
-}
-
-/** Run directories by id, from the index. */
-function runDirs(e: Ensemble): Map<number, string> {
-  const out = new Map<number, string>();
-  const idx = path.join(e.dir, '.themis_setup', 'index');
-  for (const f of safeList(idx).sort()) {
-    for (const line of fs.readFileSync(path.join(idx, f), 'utf8').split('\n')) {
-      if (line.trim() === '') continue;
-      const rec = JSON.parse(line) as { id: number; dir: string };
-      out.set(rec.id, path.resolve(e.dir, rec.dir));
-    }
-  }
-  return out;
-}
-
-function statuses(e: Ensemble): Map<number, { status: string; restarts: number }> {
-  const out = new Map<number, { status: string; restarts: number }>();
-  for (const [id, d] of runDirs(e)) {
-    try {
-      out.set(id, JSON.parse(fs.readFileSync(path.join(d, '.themis', 'status.json'), 'utf8')));
-    } catch {
-      out.set(id, { status: 'missing', restarts: 0 });
-    }
-  }
-  return out;
-}
+const statuses = readStatuses;
 
 /** Every run successful, with no restart used (an infrastructure failure is never the run's). */
 function expectAllSuccessful(e: Ensemble, n: number): void {
@@ -121,7 +87,7 @@ function expectAllSuccessful(e: Ensemble, n: number): void {
   for (const [id, s] of st) expect(s.restarts, `run ${id} restarts`).toBe(0);
 }
 
-function firstFailedLog(e: Ensemble, st: Map<number, { status: string }>): string {
+function firstFailedLog(e: Ensemble, st: Map<number, RunStatus>): string {
   const id = [...st].find(([, s]) => s.status !== 'successful')?.[0];
   if (id === undefined) return '(none)';
   try {
@@ -136,25 +102,7 @@ function firstFailedLog(e: Ensemble, st: Map<number, { status: string }>): strin
   }
 }
 
-interface LedgerLine {
-  kind: string;
-  id: number;
-  job: string;
-  at: number;
-  node: string;
-  gpus: string;
-  step: string;
-}
-function ledger(e: Ensemble): LedgerLine[] {
-  return fs
-    .readFileSync(e.ledger, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => {
-      const [kind, id, job, at, node, gpus, step] = l.split(' ');
-      return { kind: kind!, id: Number(id), job: job!, at: Number(at), node: node!, gpus: gpus!, step: step! };
-    });
-}
+const ledger = readLedger;
 
 /** Each id's lines of one kind, counted. */
 function countById(lines: LedgerLine[], kind: string): Map<number, number> {
@@ -235,32 +183,6 @@ function nodeLaunchers(e: Ensemble, job: string, node: string) {
 
 /** The srun clients of the job with --overlap on their command line (the node launchers' steps). */
 const overlapSruns = (e: Ensemble, job: string) => jobProcesses(e, job).filter((p) => /(?:^|\/)srun\s/.test(p.cmd) && /\s--overlap(?:\s|=|$)/.test(p.cmd));
-
-/** On failure, print what the job and packer said. */
-async function withDiagnostics(e: () => Ensemble | undefined, body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (err) {
-    const ens = e();
-    if (ens) {
-      const lines: string[] = [`--- diagnostics for ${ens.name} in ${ens.dir}`];
-      for (const sub of ['logs', 'batch']) {
-        const d = path.join(ens.dir, '.themis_setup', sub);
-        for (const f of safeList(d)) {
-          const p = path.join(d, f);
-          if (fs.statSync(p).isFile()) lines.push(`== ${sub}/${f}\n${fs.readFileSync(p, 'utf8').split('\n').slice(-30).join('\n')}`);
-        }
-      }
-      const st = [...statuses(ens)];
-      const counts = new Map<string, number>();
-      for (const [, s] of st) counts.set(s.status, (counts.get(s.status) ?? 0) + 1);
-      lines.push(`== statuses ${JSON.stringify([...counts])}`);
-      lines.push(`== ledger (last 20)\n${fs.readFileSync(ens.ledger, 'utf8').split('\n').slice(-21).join('\n')}`);
-      console.error(lines.join('\n'));
-    }
-    throw err;
-  }
-}
 
 describe.runIf(available)('real Slurm, 4 nodes, MaxStepCount=25: one launcher per node (issue 13)', () => {
   it('1. one 4-node job drains 200 one-core runs: all successful, every node a fair share, a few job steps per node', async () => {
