@@ -6,7 +6,8 @@ import type { Sample, StepSpec } from '../model/step.js';
 import { getAdapter } from '../schedulers/index.js';
 import { FORMAT_VERSION, LOG_SPARE, RUN_META_DIR, STATUS_SPARE } from '../store/layout.js';
 import { newStatus, type RunRecord, type SchedulerName } from '../store/records.js';
-import { quoteArgv, quoteShell } from '../model/quote.js';
+import { quoteShell } from '../model/quote.js';
+import { renderLaunchToken } from './launch-token.js';
 import { resolveProgram } from './program.js';
 import { compileRunDirTemplate, isInside, planRunDirs } from './run-dirs.js';
 import { loadRunFiles, loadScriptTemplate, type RunFiles } from './sources.js';
@@ -137,7 +138,7 @@ export function prepareRuns(ctx: RenderContext, runs: readonly AnyRun[], ids: re
         tpl = loadScriptTemplate(src);
         loaded.set(src, tpl);
       }
-      const launch = tpl.template.names.includes(LAUNCH_TOKEN) ? quoteArgv(getAdapter(ctx.scheduler).launchPrefix(step)) : '';
+      const launch = tpl.template.names.includes(LAUNCH_TOKEN) ? renderLaunchToken(getAdapter(ctx.scheduler).launchPrefix(step), tpl.template.parts[0]!) : '';
       const base = path.basename(src);
       let name = base;
       let use: ScriptUse | undefined;

@@ -104,6 +104,15 @@ export interface SchedulerAdapter {
    * created in this job any more. null: the step itself ran and failed.
    */
   refusedStep?(logTail: string): { why: string; limitReached: boolean } | null;
+  /**
+   * The launcher argv that runs a program exactly once, as one task, on the named node of the
+   * allocation, holding none of the resources the packer placed the step on: for a batch-script
+   * step placed away from the packer's node, whose script starts its own tasks through
+   * `THEMIS_LAUNCH` (those tasks hold the cores and GPUs). null when the scheduler cannot start
+   * such a task on a named node: the packer then runs the script on its own node (still once; its
+   * tasks still go where they were placed).
+   */
+  onceLaunch(node: string, step: StepLaunch, jobId: string | null): string[] | null;
   /** Header directive lines for a batch script (`#SBATCH …`), each value already quoted; [] for none. */
   scriptDirectives(ctx: ScriptContext): string[];
   /** How to submit a rendered script (absolute path): the argv, and the script as stdin if the tool reads it there. */

@@ -15,6 +15,11 @@ export const ENV = {
   runDir: 'THEMIS_RUN_DIR',
   setupDir: 'THEMIS_SETUP_DIR',
   step: 'THEMIS_STEP',
+  /**
+   * Batch-script steps only: the launcher (one line of words) that starts the step's tasks on the
+   * nodes and cores the packer placed it on; `%%themis_launch%%` reads it (render/launch-token.ts).
+   */
+  launch: 'THEMIS_LAUNCH',
   /** The packer's clock override for tests: ISO time or epoch ms that "now" starts at. */
   clock: 'THEMIS_CLOCK_OFFSET_MS',
 } as const;

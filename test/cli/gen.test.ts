@@ -247,7 +247,8 @@ describe('themis gen: more options', () => {
     expect(b.steps[0]).toMatchObject({ args: [path.join(abs, 'b-0002/job.sh')], tasks: 4, coresPerTask: 2, timeout: 1.5 });
     expect(a.sample).toEqual({ x: 'a', tasks: '2', args: '-v --n 1', timeout: '' });
     const script = fs.readFileSync(path.join(abs, 'a-0001/job.sh'), 'utf8');
-    expect(script).toMatch(/^#!\/bin\/sh\n(jsrun|lrun) .*\.\/a\.out a %%nope%%\n$/);
+    // %%themis_launch%% reads the packer's THEMIS_LAUNCH, with the LSF prefix as the fallback.
+    expect(script).toMatch(/^#!\/bin\/sh\n\$\{THEMIS_LAUNCH-(jsrun|lrun) [^}]*\} \.\/a\.out a %%nope%%\n$/);
     expect(fs.statSync(path.join(abs, 'a-0001/job.sh')).mode & 0o777).toBe(0o750);
     expect(fs.readlinkSync(path.join(abs, 'b-0002/lib'))).toBe(path.join(root, 'lib'));
     expect(fs.readFileSync(path.join(root, '.themis_setup/index/000001.jsonl'), 'utf8')).toBe('{"id":1,"dir":"abs-runs/a-0001"}\n{"id":2,"dir":"abs-runs/b-0002"}\n');
@@ -277,6 +278,16 @@ describe('themis gen: one script in two steps of a run', () => {
     expect(rec.steps.map((s: { args: string[] }) => path.basename(s.args[0]!))).toEqual(['job.sh', '2-job.sh', 'job.sh']);
     expect(fs.readFileSync(path.join(root, 'runs/1/job.sh'), 'utf8')).toMatch(/-n 1 /);
     expect(fs.readFileSync(path.join(root, 'runs/1/2-job.sh'), 'utf8')).toMatch(/-n 8 /);
+  });
+});
+
+describe('themis gen: %%themis_launch%% in shell and non-shell batch scripts', () => {
+  it('a POSIX shell script (sh, env -S bash) reads ${THEMIS_LAUNCH-prefix}; a Python script gets the prefix as text', () => {
+    const root = workspace('launch-token');
+    const r = gen(root, ['--steps', 'steps.csv', 'samples.csv', '--scheduler', 'slurm']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    golden('launch-token/expected-runs.txt', snapshot(path.join(root, 'runs'), root, /\.themis\//));
   });
 });
 

@@ -87,6 +87,24 @@ describe('launch commands', () => {
     expect(getAdapter('local').launchPrefix(step({ tasks: 4 }))).toEqual([]);
     expect(getAdapter('local').placedLaunch(step(), twoNodes, null)).toEqual([]);
   });
+
+  it('onceLaunch: Slurm runs a batch script as one --overlap task on the named node; Flux, LSF and local have none', () => {
+    expect(getAdapter('slurm').onceLaunch('n2', step({ tasks: 4, coresPerTask: 2, gpusPerTask: 1, timeout: 1.5 }), '9')).toEqual([
+      'srun',
+      '-N',
+      '1',
+      '-n',
+      '1',
+      '--overlap',
+      '--nodelist=n2',
+      '-t',
+      '2',
+    ]);
+    expect(getAdapter('flux').onceLaunch('n2', step(), null)).toBeNull();
+    expect(getAdapter('lsf').onceLaunch('n2', step(), null)).toBeNull();
+    expect(getAdapter('lsf', { lsfLauncher: 'lrun' }).onceLaunch('n2', step(), null)).toBeNull();
+    expect(getAdapter('local').onceLaunch('n2', step(), null)).toBeNull();
+  });
 });
 
 describe('job ids and job states', () => {

@@ -1,31 +1,59 @@
 #!/usr/bin/env bash
 # A throw-away Slurm cluster on this machine, for themis's end-to-end tests and CI.
 #
-#   bash test/slurm/cluster.sh start PREFIX   # install if missing, configure, start, wait until idle
+#   bash test/slurm/cluster.sh start PREFIX [OPTIONS]  # install if missing, configure, start, wait until idle
 #   bash test/slurm/cluster.sh status PREFIX  # exit 0 when the controller answers and nodes are up
 #   bash test/slurm/cluster.sh stop PREFIX    # cancel jobs, shut down, kill leftovers by pid/marker
 #
-# Two emulated nodes n[1-2] x 4 CPUs with 2 fake GPUs each (char devices cloned from /dev/null),
+# Options of `start` (defaults: the 2-node cluster of the e2e suite):
+#   --nodes N       emulated nodes n[1-N] (default 2)
+#   --cpus N        CPUs per node (default 4)
+#   --gpus N        fake GPUs per node (default 2)
+#   --max-steps N   MaxStepCount: job steps one job may create (default: Slurm's, 40,000)
+#   --mpi           MpiDefault=pmix with Debian's OpenMPI (openmpi-bin libopenmpi-dev libpmix-dev,
+#                   installed if missing, before any slurmd starts: Slurm's pmix plugin dlopens
+#                   libpmix.so) and a TmpFS per node (pmix's per-step directories collide otherwise)
+# The many-node suite's cluster:  cluster.sh start /tmp/slurm4 --nodes 4 --max-steps 25 --mpi
+# Two clusters with different prefixes run side by side (own ports, state, daemons).
+#
+# Emulated nodes of CPUS CPUs with GPUS fake GPUs each (char devices cloned from /dev/null),
 # auth/none + cred/none on loopback, all state, spool, logs and pid files under PREFIX.
 # Every daemon carries THEMIS_SLURM_MARKER=<PREFIX> in its environment so `stop` can find what is
 # left (a slurmstepd may outlive its slurmd) without matching processes by name.
 # Clients use it through PREFIX/env.sh (SLURM_CONF, THEMIS_SLURM_PREFIX).
 set -euo pipefail
 
-NODES=(n1 n2)
+NODE_COUNT=2
 CPUS=4
 GPUS=2
+MAX_STEPS=
+MPI=0
 KILL_WAIT=10
 IDLE_TIMEOUT=${THEMIS_SLURM_IDLE_TIMEOUT:-60}
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 log() { echo "cluster.sh: $*" >&2; }
 
-usage() { die "usage: cluster.sh start|stop|status PREFIX"; }
+usage() { die "usage: cluster.sh start PREFIX [--nodes N] [--cpus N] [--gpus N] [--max-steps N] [--mpi] | stop PREFIX | status PREFIX"; }
 
-[[ $# -eq 2 ]] || usage
+[[ $# -ge 2 ]] || usage
 CMD=$1
 PREFIX=$2
+shift 2
+count() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 wants a positive number, got '$2'"; echo "$2"; }
+while [[ $# -gt 0 ]]; do
+  [[ $CMD == start ]] || usage
+  case $1 in
+    --nodes) [[ $# -ge 2 ]] || usage; NODE_COUNT=$(count "$1" "$2"); shift 2 ;;
+    --cpus) [[ $# -ge 2 ]] || usage; CPUS=$(count "$1" "$2"); shift 2 ;;
+    --gpus) [[ $# -ge 2 ]] || usage; GPUS=$(count "$1" "$2"); shift 2 ;;
+    --max-steps) [[ $# -ge 2 ]] || usage; MAX_STEPS=$(count "$1" "$2"); shift 2 ;;
+    --mpi) MPI=1; shift ;;
+    *) usage ;;
+  esac
+done
+NODES=()
+for ((i = 1; i <= NODE_COUNT; i++)); do NODES+=("n$i"); done
 mkdir -p "$PREFIX"
 PREFIX=$(cd "$PREFIX" && pwd -P)
 CONF=$PREFIX/etc/slurm.conf
@@ -50,6 +78,20 @@ install_packages() {
     { tail -40 "$PREFIX/apt.log" >&2; die "apt-get install failed"; }
   command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null ||
     die "slurm binaries still missing after install (see $PREFIX/apt.log)"
+}
+
+# Slurm's pmix plugin dlopens the unversioned libpmix.so (libpmix-dev): without it every MPI step
+# times out. Debian's OpenMPI starts under srun only through PMIx.
+pmix_present() { compgen -G '/usr/lib/*/libpmix.so' >/dev/null || compgen -G '/usr/lib/libpmix.so' >/dev/null; }
+
+install_mpi() {
+  command -v mpicc >/dev/null && pmix_present && return 0
+  log "installing openmpi-bin libopenmpi-dev libpmix-dev (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >"$PREFIX/apt-mpi.log" 2>&1 || { cat "$PREFIX/apt-mpi.log" >&2; die "apt-get update failed"; }
+  apt-get install -y -qq --no-install-recommends openmpi-bin libopenmpi-dev libpmix-dev >>"$PREFIX/apt-mpi.log" 2>&1 ||
+    { tail -40 "$PREFIX/apt-mpi.log" >&2; die "apt-get install of OpenMPI failed"; }
+  command -v mpicc >/dev/null && pmix_present || die "mpicc or libpmix.so still missing after install (see $PREFIX/apt-mpi.log)"
 }
 
 # Is TCP port $1 in use (listening or connected) on this machine? Reads /proc, forks nothing.
@@ -79,9 +121,19 @@ pick_ports() {
 
 write_config() {
   local base=$1 n first_port last_port
-  rm -rf "$PREFIX/state" "$PREFIX/spool" "$PREFIX/log" "$PREFIX/run"
+  rm -rf "$PREFIX/state" "$PREFIX/spool" "$PREFIX/log" "$PREFIX/run" "$PREFIX/tmp"
   mkdir -p "$PREFIX/etc" "$PREFIX/state" "$PREFIX/log" "$PREFIX/run" "$PREFIX/dev"
   for n in "${NODES[@]}"; do mkdir -p "$PREFIX/spool/$n"; done
+  local mpi_lines="MpiDefault=none"
+  if [[ $MPI -eq 1 ]]; then
+    # One TmpFS per node: pmix puts each step's directory there, and nodes sharing /tmp collide.
+    for n in "${NODES[@]}"; do mkdir -p "$PREFIX/tmp/$n"; done
+    chmod 1777 "$PREFIX/tmp" "$PREFIX"/tmp/*
+    mpi_lines="MpiDefault=pmix
+TmpFS=$PREFIX/tmp/%n"
+  fi
+  local step_line=""
+  [[ -n $MAX_STEPS ]] && step_line="MaxStepCount=$MAX_STEPS"
   for i in $(seq 0 $((GPUS - 1))); do
     [[ -c $PREFIX/dev/nvidia$i ]] || { rm -f "$PREFIX/dev/nvidia$i"; mknod "$PREFIX/dev/nvidia$i" c 1 3; }
   done
@@ -110,7 +162,8 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
-MpiDefault=none
+$mpi_lines
+$step_line
 SwitchType=switch/none
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0
@@ -220,6 +273,7 @@ cmd_start() {
     cmd_stop
   fi
   install_packages
+  [[ $MPI -eq 1 ]] && install_mpi
   local base
   base=$(pick_ports)
   write_config "$base"

@@ -21,8 +21,13 @@ export function slurmPrefix(env: NodeJS.ProcessEnv = process.env): string | null
 /** CI sets THEMIS_SLURM_REQUIRED=1: there the suite must run, never skip. */
 export const slurmRequired = process.env.THEMIS_SLURM_REQUIRED === '1';
 
-function sh(argv: string[], timeoutMs = 10_000): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: timeoutMs, env: process.env });
+/** The clients' environment for the cluster under `prefix` (its SLURM_CONF), for a second cluster beside SLURM_CONF's. */
+export function clusterEnv(prefix: string): NodeJS.ProcessEnv {
+  return { ...process.env, SLURM_CONF: path.join(prefix, 'etc', 'slurm.conf'), THEMIS_SLURM_PREFIX: prefix };
+}
+
+export function sh(argv: string[], timeoutMs = 10_000, env: NodeJS.ProcessEnv = process.env): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: timeoutMs, env });
   const err = r.error ? String(r.error.message) : '';
   return { code: r.status ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') + err };
 }
@@ -44,6 +49,30 @@ export function probeSlurm(): { ok: true; nodes: string } | { ok: false; why: st
   const usable = r.stdout.split('\n').filter((l) => /\s(idle|mixed|allocated|completing)\S*$/.test(l.trim()));
   if (usable.length < 2) return { ok: false, why: `the e2e tests need 2 usable nodes; sinfo says: ${r.stdout.trim() || '(nothing)'}` };
   return { ok: true, nodes: usable.join(', ') };
+}
+
+/**
+ * Probe the cluster under `prefix` (not SLURM_CONF's): configured, `sinfo` answering with at least
+ * `nodes` usable nodes, and each `conf` line (`MaxStepCount=25`) in its slurm.conf, so a suite
+ * never runs against a cluster of another shape. Returns why not, for the skip message.
+ */
+export function probeCluster(prefix: string | undefined, want: { nodes: number; conf: string[]; start: string }): { ok: true; env: NodeJS.ProcessEnv } | { ok: false; why: string } {
+  if (!prefix) return { ok: false, why: `no cluster prefix given (start one: ${want.start})` };
+  const env = clusterEnv(prefix);
+  let conf: string;
+  try {
+    conf = fs.readFileSync(env.SLURM_CONF!, 'utf8');
+  } catch {
+    return { ok: false, why: `${env.SLURM_CONF} does not exist (start one: ${want.start})` };
+  }
+  const lines = new Set(conf.split('\n').map((l) => l.trim()));
+  const missing = want.conf.filter((c) => !lines.has(c));
+  if (missing.length > 0) return { ok: false, why: `${env.SLURM_CONF} lacks ${missing.join(', ')} (start it as: ${want.start})` };
+  const r = sh(['sinfo', '-h', '-N', '-o', '%N %T'], 5000, env);
+  if (r.code !== 0) return { ok: false, why: `sinfo failed (${r.code}): ${r.stderr.trim()}` };
+  const usable = r.stdout.split('\n').filter((l) => /\s(idle|mixed|allocated|completing)\S*$/.test(l.trim()));
+  if (usable.length < want.nodes) return { ok: false, why: `${want.nodes} usable nodes needed; sinfo says: ${r.stdout.trim() || '(nothing)'}` };
+  return { ok: true, env };
 }
 
 let cached: ReturnType<typeof probeSlurm> | null = null;
@@ -72,13 +101,13 @@ export function sbatch(script: string, opts: { cwd: string; env?: Record<string,
   return out.split(';')[0]!;
 }
 
-export function scancel(jobId: string): void {
-  sh(['scancel', jobId]);
+export function scancel(jobId: string, env: NodeJS.ProcessEnv = process.env): void {
+  sh(['scancel', jobId], 10_000, env);
 }
 
 /** squeue's %T for a job ('' when squeue no longer knows it). */
-export function jobState(jobId: string): string {
-  const r = sh(['squeue', '-h', '-j', jobId, '-t', 'all', '-o', '%T'], 5000);
+export function jobState(jobId: string, env: NodeJS.ProcessEnv = process.env): string {
+  const r = sh(['squeue', '-h', '-j', jobId, '-t', 'all', '-o', '%T'], 5000, env);
   return r.code === 0 ? r.stdout.trim() : '';
 }
 
@@ -86,10 +115,10 @@ const ACTIVE = new Set(['PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSP
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Poll squeue every 0.5 s until the job has left the queue (ended); returns its last state. */
-export async function waitJobGone(jobId: string, timeoutMs: number): Promise<string> {
+export async function waitJobGone(jobId: string, timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const st = jobState(jobId);
+    const st = jobState(jobId, env);
     if (!ACTIVE.has(st)) return st || 'GONE';
     if (Date.now() > deadline) throw new Error(`job ${jobId} still ${st} after ${timeoutMs / 1000} s`);
     await sleep(500);
@@ -97,10 +126,10 @@ export async function waitJobGone(jobId: string, timeoutMs: number): Promise<str
 }
 
 /** Poll until the job is RUNNING (or has already ended). */
-export async function waitJobRunning(jobId: string, timeoutMs: number): Promise<string> {
+export async function waitJobRunning(jobId: string, timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const st = jobState(jobId);
+    const st = jobState(jobId, env);
     if (st !== 'PENDING' && st !== 'CONFIGURING') return st;
     if (Date.now() > deadline) throw new Error(`job ${jobId} still ${st} after ${timeoutMs / 1000} s`);
     await sleep(500);
@@ -127,8 +156,13 @@ export function readJobOutput(file: string): string {
 
 /** Live (non-zombie) processes whose environment holds NAME=value, with their command lines. */
 export function markerProcesses(name: string, value: string): { pid: number; cmd: string }[] {
+  return markerProcessesWithEnv(name, value).map(({ pid, cmd }) => ({ pid, cmd }));
+}
+
+/** As markerProcesses, with each one's parent pid and environment (NAME -> value). */
+export function markerProcessesWithEnv(name: string, value: string): { pid: number; ppid: number; cmd: string; env: Map<string, string> }[] {
   const want = `${name}=${value}`;
-  const out: { pid: number; cmd: string }[] = [];
+  const out: { pid: number; ppid: number; cmd: string; env: Map<string, string> }[] = [];
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
@@ -137,7 +171,13 @@ export function markerProcesses(name: string, value: string): { pid: number; cmd
       const env = fs.readFileSync(`/proc/${e}/environ`, 'latin1').split('\0');
       if (!env.includes(want)) continue;
       const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'latin1').split('\0').join(' ').trim();
-      out.push({ pid: Number(e), cmd });
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      const vars = new Map<string, string>();
+      for (const kv of env) {
+        const i = kv.indexOf('=');
+        if (i > 0) vars.set(kv.slice(0, i), kv.slice(i + 1));
+      }
+      out.push({ pid: Number(e), ppid, cmd, env: vars });
     } catch {
       // gone meanwhile, or not ours to read
     }

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runThemis } from '../helpers/cli.js';
+import { runDirs, readStatuses, safeList, withDiagnostics, readLedger, type LedgerLine } from './ensembles.js';
 import { jobState, markerProcesses, sbatch, scancel, slurmAvailable, slurmRequired, slurmUnavailableReason, waitFor, waitJobGone, waitJobRunning } from './cluster.js';
 
 const available = slurmAvailable();
@@ -68,70 +69,16 @@ function gen(name: string, runs: number, seconds: number, flags: string[]): Ense
   return { dir, ledger, name, script };
 }
 
-function safeList(d: string): string[] {
-  try {
-    return fs.readdirSync(d);
-  } catch {
-    return [];
-  }
-}
-
 /** Plain sbatch of the generated script, with a marker every process of the job inherits. */
 function submit(e: Ensemble, allocation = 1): string {
   const script = allocation === 1 ? e.script : e.script.replace(/-1\.sh$/, `-${allocation}.sh`);
   return sbatch(script, { cwd: e.dir, env: { [MARKER]: e.dir } });
 }
 
-/** Run directories by id, from the index (`index/*.jsonl`, dirs relative to the ensemble root). */
-function runDirs(e: Ensemble): Map<number, string> {
-  const out = new Map<number, string>();
-  const idx = path.join(e.dir, '.themis_setup', 'index');
-  for (const f of safeList(idx).sort()) {
-    for (const line of fs.readFileSync(path.join(idx, f), 'utf8').split('\n')) {
-      if (line.trim() === '') continue;
-      const rec = JSON.parse(line) as { id: number; dir: string };
-      out.set(rec.id, path.resolve(e.dir, rec.dir));
-    }
-  }
-  return out;
-}
-
-interface Status {
-  status: string;
-  jobId: string | null;
-  restarts: number;
-}
-function statuses(e: Ensemble): Map<number, Status> {
-  const out = new Map<number, Status>();
-  for (const [id, d] of runDirs(e)) {
-    try {
-      out.set(id, JSON.parse(fs.readFileSync(path.join(d, '.themis', 'status.json'), 'utf8')) as Status);
-    } catch {
-      out.set(id, { status: 'missing', jobId: null, restarts: 0 });
-    }
-  }
-  return out;
-}
+const statuses = readStatuses;
 const countWhere = (e: Ensemble, s: string) => [...statuses(e).values()].filter((x) => x.status === s).length;
 
-interface LedgerLine {
-  kind: 'start' | 'end';
-  id: number;
-  job: string;
-  at: number;
-  node: string;
-  gpus: string;
-}
-function ledger(e: Ensemble): LedgerLine[] {
-  return fs
-    .readFileSync(e.ledger, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => {
-      const [kind, id, job, at, node, gpus] = l.split(' ');
-      return { kind: kind as 'start' | 'end', id: Number(id), job: job!, at: Number(at), node: node!, gpus: gpus! };
-    });
-}
+const ledger = readLedger;
 const idsOf = (lines: LedgerLine[], kind: 'start' | 'end') => lines.filter((l) => l.kind === kind).map((l) => l.id);
 
 /** `themis status --json`: the report's `total` and `counts` per status (src/api/report.ts). */
@@ -183,29 +130,6 @@ function allJobs(name: string): string[] {
     .filter((s) => s !== '');
 }
 
-/** On failure, print what the job and packer said: the test's message alone rarely explains it. */
-async function withDiagnostics(e: () => Ensemble | undefined, body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (err) {
-    const ens = e();
-    if (ens) {
-      const lines: string[] = [`--- diagnostics for ${ens.name} in ${ens.dir}`];
-      for (const sub of ['logs', 'batch']) {
-        const d = path.join(ens.dir, '.themis_setup', sub);
-        for (const f of safeList(d)) {
-          const p = path.join(d, f);
-          if (fs.statSync(p).isFile()) lines.push(`== ${sub}/${f}\n${fs.readFileSync(p, 'utf8').split('\n').slice(-40).join('\n')}`);
-        }
-      }
-      lines.push(`== statuses ${JSON.stringify([...statuses(ens)].map(([id, s]) => [id, s.status, s.jobId]))}`);
-      lines.push(`== ledger\n${fs.readFileSync(ens.ledger, 'utf8')}`);
-      console.error(lines.join('\n'));
-    }
-    throw err;
-  }
-}
-
 describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
   it('1. runs every run inside the job that was sbatch-ed; all end successful', async () => {
     let e: Ensemble | undefined;
@@ -251,8 +175,9 @@ describe.runIf(available)('real Slurm: gen + sbatch + themis-pack', () => {
     await withDiagnostics(
       () => e,
       async () => {
-        // 2 tasks x 4 cores cannot fit one 4-CPU node: one task per node.
-        e = gen('e2e-multi', 1, 1, ['-N', '2', '-t', '5', '-n', '2', '-c', '4']);
+        // 2 tasks x 4 cores cannot fit one 4-CPU node: one task per node. A program step, not a batch
+        // script: a batch-script step runs once and starts its own tasks (%%themis_launch%%, issue 13).
+        e = gen('e2e-multi', 1, 1, ['-N', '2', '-t', '5', '-n', '2', '-c', '4', '--no-batch-script']);
         const job = submit(e);
         await waitJobGone(job, 90_000);
         expect(countWhere(e, 'successful')).toBe(1);

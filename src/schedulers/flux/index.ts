@@ -64,6 +64,12 @@ export const fluxAdapter: SchedulerAdapter = {
     return ['flux', 'run', '--nodes=1', '--ntasks=1', `--requires=host:${node.name}`];
   },
 
+  // `flux run` cannot start a task that holds no core: the script's own `flux run` on that node
+  // would wait for the core its wrapper holds. The script runs on the packer's node instead.
+  onceLaunch() {
+    return null;
+  },
+
   scriptDirectives(ctx) {
     const s = ctx.settings;
     const lines = [`# flux: -N ${s.nodes}`];

@@ -35,6 +35,10 @@ export const localAdapter: SchedulerAdapter = {
     return [];
   },
 
+  onceLaunch() {
+    return null;
+  },
+
   scriptDirectives() {
     return [];
   },

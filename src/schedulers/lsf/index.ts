@@ -73,6 +73,12 @@ export function makeLsfAdapter(launcher: LsfLauncher = 'jsrun'): SchedulerAdapte
       return ['blaunch', '-z', node.name];
     },
 
+    // jsrun cannot name a host, and LSF batch scripts run on the launch node, where jsrun and
+    // lrun belong: the script runs on the packer's node.
+    onceLaunch() {
+      return null;
+    },
+
     scriptDirectives(ctx) {
       const s = ctx.settings;
       const lines = [`#BSUB -J ${quoteDirective(`${s.name}-${ctx.allocation}`)}`, `#BSUB -nnodes ${s.nodes}`];

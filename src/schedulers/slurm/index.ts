@@ -104,6 +104,12 @@ export const slurmAdapter: SchedulerAdapter = {
     return m ? Number(m[1]) : null;
   },
 
+  onceLaunch(node, step) {
+    // --overlap: the step shares the CPUs, GPUs and memory of the steps its script starts (without
+    // it an inner srun would wait for the core this one holds); -N1 -n1: the script runs once.
+    return ['srun', '-N', '1', '-n', '1', '--overlap', `--nodelist=${node}`, ...timeFlags(step)];
+  },
+
   scriptDirectives(ctx) {
     const s = ctx.settings;
     const lines = [`#SBATCH --job-name=${quoteDirective(`${s.name}-${ctx.allocation}`)}`, `#SBATCH --nodes=${s.nodes}`];
