@@ -20,6 +20,7 @@ import { readPlan } from './queue.js';
 import { describeResources, discoverResources } from './resources.js';
 import { resubmit, type Resubmission } from './resubmit.js';
 import { describeStop, type StopCause } from './state.js';
+import { STOP_SIGNALS } from './stop-signals.js';
 import type { PackerConfig, PackerCounts } from './types.js';
 
 export interface PackerOptions {
@@ -50,7 +51,7 @@ export interface PackerOptions {
   env?: NodeJS.ProcessEnv;
   /** Where log lines go (default: stderr). */
   log?: (line: string) => void;
-  /** Install SIGTERM/SIGINT/SIGUSR1 handlers (default true). */
+  /** Install handlers for the stop signals (`STOP_SIGNALS`: SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGXCPU, SIGHUP; default true). */
   handleSignals?: boolean;
   /** Called each heartbeat and whenever a step starts or a run settles, for progress lines. */
   onProgress?: (p: PackerProgress) => void;
@@ -95,9 +96,6 @@ function makeClock(env: NodeJS.ProcessEnv): () => number {
   const offset = target - Date.now();
   return () => Date.now() + offset;
 }
-
-/** The signals that stop a packer: its steps stop and their runs go back to the queue. */
-const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGUSR1'];
 
 /**
  * Run a packer in this process until nothing is left that it can run, it is signalled, or its
