@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { LsfFlavor } from '../model/allocation.js';
 import { coresPerTask } from '../model/resources.js';
 import type { StepSpec } from '../model/step.js';
 import type { SchedulerAdapter } from '../schedulers/adapter.js';
@@ -20,9 +21,11 @@ export interface LaunchSetup {
   bind: boolean;
   /** Steps launched through the scheduler so far (Slurm caps them per job). */
   schedulerSteps: number;
+  /** LSF only: the flavour discovery found (classic launches through blaunch); default csm. */
+  lsfFlavor?: LsfFlavor;
 }
 
-function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName): SchedulerAdapter {
+function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName, lsfFlavor?: LsfFlavor): SchedulerAdapter {
   switch (mode) {
     case 'srun':
       return getAdapter('slurm');
@@ -33,7 +36,7 @@ function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName): SchedulerA
     case 'flux':
       return getAdapter('flux');
     default:
-      return getAdapter(scheduler);
+      return getAdapter(scheduler, { lsfFlavor });
   }
 }
 
@@ -69,7 +72,7 @@ export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step
     return { argv: [...bind, ...program], env, direct };
   }
   setup.schedulerSteps++;
-  const adapter = forcedAdapter(setup.mode, setup.scheduler);
+  const adapter = forcedAdapter(setup.mode, setup.scheduler, setup.lsfFlavor);
   const prefix = adapter.placedLaunch(step, toPlacement(pool, slot), setup.jobId);
   return { argv: [...prefix, ...program], env, direct };
 }

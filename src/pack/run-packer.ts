@@ -119,7 +119,15 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     0,
     info.nodes.findIndex((n) => n.name === os.hostname() || n.name === os.hostname().split('.')[0]),
   );
-  const launch: LaunchSetup = { mode: opts.launcher ?? 'auto', scheduler: info.scheduler, jobId: info.jobId, ownNode: ownIndex, bind: opts.bind ?? false, schedulerSteps: 0 };
+  const launch: LaunchSetup = {
+    mode: opts.launcher ?? 'auto',
+    scheduler: info.scheduler,
+    jobId: info.jobId,
+    ownNode: ownIndex,
+    bind: opts.bind ?? false,
+    schedulerSteps: 0,
+    lsfFlavor: info.lsfFlavor,
+  };
   let loop: PackLoop | null = null;
   const cfg: PackerConfig = {
     setupDir,

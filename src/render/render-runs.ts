@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { CompositeRun, Run, runProblems, type AnyRun } from '../model/run.js';
 import type { Sample, StepSpec } from '../model/step.js';
+import type { LsfFlavor } from '../model/allocation.js';
 import { getAdapter } from '../schedulers/index.js';
 import { FORMAT_VERSION, LOG_SPARE, RUN_META_DIR, STATUS_SPARE } from '../store/layout.js';
 import { newStatus, type RunRecord, type SchedulerName } from '../store/records.js';
@@ -20,6 +21,8 @@ export interface RenderContext {
   application: string | null;
   appIsBatchScript: boolean;
   scheduler: SchedulerName;
+  /** LSF only: the flavour whose launcher `%%themis_launch%%` names (null: csm). */
+  lsfFlavor?: LsfFlavor | null;
   runDirNames: string;
   parse: readonly string[];
   copy: readonly string[];
@@ -137,7 +140,7 @@ export function prepareRuns(ctx: RenderContext, runs: readonly AnyRun[], ids: re
         tpl = loadScriptTemplate(src);
         loaded.set(src, tpl);
       }
-      const launch = tpl.template.names.includes(LAUNCH_TOKEN) ? quoteArgv(getAdapter(ctx.scheduler).launchPrefix(step)) : '';
+      const launch = tpl.template.names.includes(LAUNCH_TOKEN) ? quoteArgv(getAdapter(ctx.scheduler, { lsfFlavor: ctx.lsfFlavor }).launchPrefix(step)) : '';
       const base = path.basename(src);
       let name = base;
       let use: ScriptUse | undefined;
