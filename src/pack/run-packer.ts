@@ -243,7 +243,6 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     return summary;
   } finally {
     for (const t of timers) clearTimeout(t);
-    if (opts.handleSignals !== false) for (const s of STOP_SIGNALS) process.off(s, onSignal);
     try {
       removePacker(setupDir, packerId);
     } catch (e) {
@@ -252,5 +251,8 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     }
     // Its claims are released by now; any it could not release keep the inode alive and go stale.
     dropSharedOwner({ jobId: info.jobId, packerId, ownerDir: setupPaths(setupDir).packersDir });
+    // Last: a second stop signal close behind the first (Flux's SIGHUP after SIGTERM) must not
+    // kill the packer while it still cleans up.
+    if (opts.handleSignals !== false) for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }

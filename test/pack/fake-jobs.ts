@@ -10,12 +10,12 @@ import { readStatusOf, waitFor } from './helpers.js';
  * script: the fakes' environment and signals follow ../shared/notes/lsf.md and flux.md.
  * `tmp` makes the ensemble's directory (`tempDirs()` in the test file removes it).
  */
-export function fakeJobEnsemble(tmp: () => string, genArgs: string[], runs: number, extraEnv: Record<string, string> = {}) {
+export function fakeJobEnsemble(tmp: () => string, genArgs: string[], runs: number, extraEnv: Record<string, string> = {}, appBody = 'sleep 30\n') {
   const root = tmp();
   const jobs = path.join(root, 'jobs');
   fs.mkdirSync(jobs);
   const env: Record<string, string> = { PATH: `${path.join(FIXTURES, 'bin')}:${process.env.PATH}`, THEMIS_FAKE_RUN_JOBS: jobs, ...extraEnv };
-  const app = writeScript(path.join(root, 'sim.sh'), 'sleep 30\n');
+  const app = writeScript(path.join(root, 'sim.sh'), appBody);
   fs.writeFileSync(path.join(root, 'samples.csv'), `x\n${Array.from({ length: runs }, (_, i) => i + 1).join('\n')}\n`);
   const gen = runThemis(['gen', app, 'samples.csv', ...genArgs], { cwd: root, env });
   if (gen.code !== 0) throw new Error(`gen failed: ${gen.stderr}`);
@@ -42,6 +42,16 @@ export function fakeJobEnsemble(tmp: () => string, genArgs: string[], runs: numb
       return Number(fs.readFileSync(rc, 'utf8').trim());
     },
     output: (jobId: string) => fs.readFileSync(path.join(jobs, `${jobId}.out`), 'utf8'),
+    /** What the fakes recorded (with THEMIS_FAKE_LOG in `extraEnv`). */
+    calls(): { tool: string; argv: string[]; env: Record<string, string> }[] {
+      const log = env.THEMIS_FAKE_LOG;
+      if (!log || !fs.existsSync(log)) return [];
+      return fs
+        .readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+    },
     async allRunning(n: number, pidOf: (runDir: string) => number | null): Promise<number[]> {
       const dirs = Array.from({ length: n }, (_, i) => runDir(i + 1));
       await waitFor(() => dirs.every((d) => readStatusOf(d).status === 'running' && pidOf(d) !== null), 15_000, 'every run running');

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tempDirs } from '../helpers/cli.js';
+import { runThemis, tempDirs } from '../helpers/cli.js';
 import { stepPid } from '../helpers/journal.js';
 import { fakeJobEnsemble } from './fake-jobs.js';
 import { alive, groupMembers, statuses } from './helpers.js';
@@ -34,9 +35,65 @@ describe('Flux: a batch job cancelled (against a fake flux behaving as flux.md s
     // (pending together, Node handles them in signal-number order: SIGHUP first).
     const code = await e.exitCode(jobId);
     expect([143, 129], e.output(jobId)).toContain(code);
-    expect(e.output(jobId)).toContain('received SIGTERM');
-    expect(e.output(jobId)).toContain('received SIGHUP');
+    expect(e.output(jobId)).toContain(`received ${code === 143 ? 'SIGTERM' : 'SIGHUP'}: stopping every step`);
     expectPutBack(e.root, 3, pids);
     expect(summaryOf(e.root)).toMatchObject({ jobId, signal: code === 143 ? 'SIGTERM' : 'SIGHUP', exitCode: code });
+  }, 40_000);
+});
+
+describe('classic LSF jobs (against a fake bsub/bkill/bjobs/blaunch behaving as lsf.md says: no LSB_DJOB_HOSTFILE, LSB_MCPU_HOSTS with its trailing space)', () => {
+  const classic = (args: string[], runs: number, extraEnv: Record<string, string> = {}, app?: string) =>
+    fakeJobEnsemble(tmp, ['--scheduler', 'lsf', '--lsf-flavor', 'classic', '--cores-per-node', '4', ...args], runs, { THEMIS_FAKE_LSF: 'classic', ...extraEnv }, app);
+
+  it('fake bsub: the classic script runs every run inside the job; nodes from LSB_MCPU_HOSTS, job id from LSB_JOBID, 2-task steps through blaunch -z; status asks bjobs -a -w', async () => {
+    const ledger = 'ledger';
+    const e = classic(['-n', '2', '--no-batch-script'], 4, {}, `echo "$LSF_BLAUNCH_HOST $THEMIS_RUN_ID" >> "${'$'}THEMIS_SETUP_DIR/../${ledger}"\n`);
+    e.env.THEMIS_FAKE_LOG = path.join(e.root, 'fake.log');
+    const { jobId } = e.submit();
+    expect(await e.exitCode(jobId), e.output(jobId)).toBe(0);
+    const host = os.hostname();
+    expect(e.output(jobId)).toContain(`on 1 node (${host}) x 4 cores, job ${jobId}`);
+    expect(statuses(e.root, 4).map((s) => s.status)).toEqual(['successful', 'successful', 'successful', 'successful']);
+    const lines = fs.readFileSync(path.join(e.root, ledger), 'utf8').trim().split('\n').sort();
+    expect(lines).toEqual(['1', '1', '2', '2', '3', '3', '4', '4'].map((id) => `${host} ${id}`));
+    const calls = e.calls();
+    expect(calls.filter((c) => c.tool === 'blaunch').map((c) => c.argv.slice(0, 2))).toEqual(Array.from({ length: 4 }, () => ['-z', `${host} ${host}`]));
+    expect(calls.filter((c) => c.tool === 'jsrun' || c.tool === 'lrun')).toEqual([]);
+    // What the job saw: OpenLava's variables, no hostfile.
+    const inJob = calls.find((c) => c.tool === 'blaunch')!.env;
+    expect(inJob).toMatchObject({ LSB_JOBID: jobId, LSB_MCPU_HOSTS: `${host} 4 `, LSB_HOSTS: `${host} ${host} ${host} ${host}`, THEMIS_LSF_FLAVOR: 'classic' });
+    expect(inJob.LSB_DJOB_HOSTFILE).toBeUndefined();
+    const status = runThemis(['status', '--json'], { cwd: e.root, env: e.env });
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).allocations).toMatchObject([{ allocation: 1, jobId, state: 'gone' }]);
+    expect(
+      e
+        .calls()
+        .filter((c) => c.tool === 'bjobs')
+        .map((c) => c.argv),
+    ).toEqual([['-a', '-w', jobId]]);
+  }, 40_000);
+
+  it('fake bkill: SIGINT at once, SIGTERM 3 s later, SIGKILL after that; the packer puts every run back on the SIGINT and exits 130', async () => {
+    const e = classic([], 3, { THEMIS_FAKE_BKILL_STEP_MS: '3000' });
+    const { jobId } = e.submit();
+    const pids = await e.allRunning(3, stepPid);
+    const bkill = e.command(['bkill', jobId]);
+    expect(bkill.stdout).toBe(`Job <${jobId}> is being terminated\n`);
+    expect(await e.exitCode(jobId), e.output(jobId)).toBe(130);
+    expect(e.output(jobId)).toContain('received SIGINT');
+    expectPutBack(e.root, 3, pids);
+    expect(summaryOf(e.root)).toMatchObject({ jobId, signal: 'SIGINT', exitCode: 130 });
+  }, 40_000);
+
+  it('fake bsub run limit (-W): only SIGUSR2 at the limit; the packer puts every run back and exits 140 before the kill ten minutes later', async () => {
+    // One LSF "minute" is 4 s here: SIGUSR2 4 s after the start, SIGKILL 40 s after that.
+    const e = classic(['-t', '1'], 3, { THEMIS_FAKE_LSF_MINUTE_MS: '4000' });
+    const { jobId } = e.submit();
+    const pids = await e.allRunning(3, stepPid);
+    expect(await e.exitCode(jobId), e.output(jobId)).toBe(140);
+    expect(e.output(jobId)).toContain('received SIGUSR2');
+    expectPutBack(e.root, 3, pids);
+    expect(summaryOf(e.root)).toMatchObject({ jobId, signal: 'SIGUSR2', exitCode: 140 });
   }, 40_000);
 });
