@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError } from '../model/errors.js';
-import { EXECUTE_ALLOC_OPTIONS, allocationProblems } from '../model/allocation.js';
+import { EXECUTE_ALLOC_OPTIONS, allocationProblems, type LsfFlavor } from '../model/allocation.js';
 import type { CompositeRun, Run } from '../model/run.js';
 import { Hooks, type HookName } from '../pack/hooks.js';
 import { resolveProgram } from '../render/program.js';
@@ -42,6 +42,10 @@ export interface CreateOptions {
   abortOn?: readonly number[] | null;
   /** Default: detected (`sbatch`, `bsub`, `flux` on PATH), else local. */
   scheduler?: SchedulerName;
+  /** LSF only: `classic` (bsub -n, blaunch) or `csm` (IBM CSM: -nnodes, jsrun); default csm where `jsrun`/`lrun` is on PATH, else classic. */
+  lsfFlavor?: LsfFlavor;
+  /** Classic LSF: the cores (job slots) of one node (needed there: classic LSF counts slots). */
+  coresPerNode?: number;
   keepUnknownTokens?: boolean;
   /** The ensemble root (relative run directories hang off it); default the current directory. */
   root?: string;
@@ -89,6 +93,10 @@ export interface ExecuteAllocOptions {
   allowMultiple?: boolean;
   /** Not supported for batch allocations yet: an error when set (use a `--template`). */
   maxConcurrency?: number | null;
+  /** LSF only: `classic` or `csm` (as `create`'s); changing it renders the scripts again. */
+  lsfFlavor?: LsfFlavor;
+  /** Classic LSF: the cores (job slots) of one node. */
+  coresPerNode?: number;
   /** Environment for the scheduler's submit command (tests put fake executables on PATH). */
   env?: NodeJS.ProcessEnv;
 }
@@ -185,8 +193,11 @@ function applyAllocation(setupDir: string, o: ExecuteAllocOptions): void {
     repeats: o.repeats ?? a.repeats,
     earlyStop: o.earlyStop === undefined || o.earlyStop === null ? a.earlyStop : o.earlyStop,
     maxConcurrency: o.maxConcurrency === undefined ? (a.maxConcurrency ?? null) : o.maxConcurrency,
+    // LSF's settings, only where given now or before (an older record without them stays as it was).
+    ...(ens.scheduler === 'lsf' && (o.lsfFlavor ?? a.lsfFlavor) != null && { lsfFlavor: o.lsfFlavor ?? a.lsfFlavor }),
+    ...(ens.scheduler === 'lsf' && (o.coresPerNode ?? a.coresPerNode) != null && { coresPerNode: o.coresPerNode ?? a.coresPerNode }),
   };
-  const problems = allocationProblems(next, EXECUTE_ALLOC_OPTIONS);
+  const problems = allocationProblems(next, EXECUTE_ALLOC_OPTIONS, ens.scheduler);
   if (problems.length > 0) throw new ThemisError('USAGE', `executeAlloc: ${problems.join('; ')}`, { problems });
   if (JSON.stringify(next) !== JSON.stringify(a)) {
     // Scripts hold the old settings: remove them so submit renders them again (plans are kept).
@@ -223,6 +234,9 @@ export async function create(o: CreateOptions, mode: 'create' | 'overwrite'): Pr
     abortOn: o.abortOn ? [...o.abortOn] : [],
     interface: o.appInterface ?? null,
     ...(scheduler ? { scheduler } : {}),
+    ...(o.lsfFlavor !== undefined || o.coresPerNode !== undefined
+      ? { allocation: { ...(o.lsfFlavor !== undefined && { lsfFlavor: o.lsfFlavor }), ...(o.coresPerNode !== undefined && { coresPerNode: o.coresPerNode }) } }
+      : {}),
     ...(o.keepUnknownTokens !== undefined ? { keepUnknownTokens: o.keepUnknownTokens } : {}),
     overwrite: mode === 'overwrite',
   });

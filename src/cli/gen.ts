@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { GEN_ALLOCATION_FLAGS, allocationProblems } from '../model/allocation.js';
+import { GEN_ALLOCATION_FLAGS, LSF_FLAVORS, allocationProblems, type LsfFlavor } from '../model/allocation.js';
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { CompositeRun, Run, Step, parseIntField, parseMinutes, type AnyRun } from '../model/run.js';
 import { parseSamples, parseStepsCsv, varyAll, type VaryAllResources } from '../model/samples.js';
-import { DEFAULT_ALLOCATION, addRuns, generateEnsemble, type GenerateReport } from '../render/generate.js';
+import { DEFAULT_ALLOCATION, addRuns, generateEnsemble, type GenerateReport, type LsfChoice } from '../render/generate.js';
 import { formatCommand } from '../schedulers/commands.js';
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
 import { readEnsemble, type AllocationSettings, type SchedulerName } from '../store/records.js';
@@ -38,6 +38,8 @@ interface GenArgs extends RunArgs {
   earlyStop?: string;
   template?: string;
   gpusPerNode?: string;
+  lsfFlavor?: string;
+  coresPerNode?: string;
   maxRestarts?: string;
   maxFailedRuns?: string;
   abortOn?: string | string[];
@@ -144,7 +146,13 @@ function allocationOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
     .option('repeats', { type: 'string', describe: 'resubmit an allocation this many times when it ends with work left [default: 0]' })
     .option('early-stop', { type: 'string', describe: 'minutes before the end of an allocation when no new run starts [default: 0]' })
     .option('template', { type: 'string', describe: 'your own Handlebars batch-script template' })
-    .option('gpus-per-node', { type: 'string', describe: 'GPUs per node to ask for [default: what the runs need]' });
+    .option('gpus-per-node', { type: 'string', describe: 'GPUs per node to ask for [default: what the runs need]' })
+    .option('lsf-flavor', {
+      type: 'string',
+      choices: LSF_FLAVORS as string[],
+      describe: 'which LSF: classic (bsub -n slots, blaunch) or csm (IBM CSM: -nnodes, jsrun) [default: csm where jsrun or lrun is on PATH, else classic]',
+    })
+    .option('cores-per-node', { type: 'string', describe: 'classic LSF: the cores (job slots) of one node, for -n and span[ptile]' });
 }
 
 /** `themis gen APPLICATION [SAMPLES]` (alias `create`): render every run directory and the batch scripts. */
@@ -189,7 +197,10 @@ export function genCommand(output: Output): CommandBody<GlobalOptions, GenArgs> 
         ...(argv.earlyStop !== undefined && { earlyStop: asNumber(argv.earlyStop) }),
         ...(argv.template !== undefined && { template: argv.template }),
         ...(argv.gpusPerNode !== undefined && { gpusPerNode: asNumber(argv.gpusPerNode) }),
+        ...(argv.lsfFlavor !== undefined && { lsfFlavor: argv.lsfFlavor as LsfFlavor }),
+        ...(argv.coresPerNode !== undefined && { coresPerNode: asNumber(argv.coresPerNode) }),
       } as Partial<AllocationSettings>;
+      // The scheduler-dependent checks (classic LSF needs --cores-per-node) come once it is known.
       problems.push(...allocationProblems({ ...DEFAULT_ALLOCATION, ...allocation }, GEN_ALLOCATION_FLAGS));
       let maxRestarts: number | undefined;
       if (argv.maxRestarts !== undefined) maxRestarts = String(argv.maxRestarts).trim() === '-1' ? -1 : num(argv.maxRestarts, 'max-restarts', 0, problems);
@@ -244,6 +255,13 @@ export function addCommand(output: Output): CommandBody<GlobalOptions, RunArgs> 
   };
 }
 
+/** "classic (detected: no `jsrun` or `lrun` on PATH; --lsf-flavor csm for IBM CSM)". */
+function describeLsfChoice(c: LsfChoice): string {
+  const other = c.flavor === 'classic' ? 'csm for IBM CSM' : 'classic for LSF without CSM';
+  if (c.source === 'detected') return `${c.flavor} (detected: ${c.why}; --lsf-flavor ${other})`;
+  return `${c.flavor} (${c.source === 'option' ? '--lsf-flavor' : 'as recorded in ensemble.json'})`;
+}
+
 /** One report model, two renderers: the text below and --json. */
 function printReport(output: Output, r: GenerateReport, json: boolean): void {
   const ids = r.runIds;
@@ -255,6 +273,7 @@ function printReport(output: Output, r: GenerateReport, json: boolean): void {
   }
   const verb = { created: 'created', overwritten: 'replaced', resumed: 'resumed', added: 'added runs to' }[r.action];
   output.out(`${verb} the ensemble in ${r.setupDir} (scheduler ${r.scheduler})`);
+  if (r.lsf) output.out(`  LSF flavour: ${describeLsfChoice(r.lsf)}`);
   if (r.action === 'resumed') output.out("  (--resume keeps the existing ensemble's settings; ensemble options given now are not applied)");
   output.out(`  ${ids.length} run${ids.length === 1 ? '' : 's'} rendered (ids ${range})${r.skipped ? `, ${r.skipped} already on disk` : ''}; ${r.totalRuns} in total`);
   output.out(`  batch script${r.batchScripts.length === 1 ? '' : 's'}:`);

@@ -541,7 +541,7 @@ static pid_t spawn_step(const spawn_req *r, int fd, char **envp, int *err) {
   sigset_t none, dfl;
   sigemptyset(&none);
   sigemptyset(&dfl);
-  int reset[] = {SIGINT, SIGTERM, SIGUSR1, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT};
+  int reset[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGXCPU, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT};
   for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) sigaddset(&dfl, reset[i]);
   posix_spawnattr_setpgroup(&at, 0);
   posix_spawnattr_setsigmask(&at, &none);
@@ -610,7 +610,7 @@ static void start(const spawn_req *r) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int reset[] = {SIGINT, SIGTERM, SIGUSR1, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT};
+    int reset[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGXCPU, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT};
     for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) signal(reset[i], SIG_DFL);
     if (fd != 1 && fd != 2) {
       dup2(fd, 1);
@@ -874,7 +874,7 @@ int main(void) {
      here on SIGINT would orphan every step. */
   sa.sa_handler = on_ignored;
   sa.sa_flags = SA_RESTART;
-  int ignored[] = {SIGINT, SIGTERM, SIGUSR1, SIGHUP};
+  int ignored[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGXCPU, SIGHUP};
   for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) sigaction(ignored[i], &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 

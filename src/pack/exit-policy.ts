@@ -1,5 +1,5 @@
-import os from 'node:os';
 import type { StopCause } from './state.js';
+import { signalExitCode } from './stop-signals.js';
 
 /** Exit codes of `themis-pack` (documented in the README). */
 export const PACK_EXIT = { ok: 0, error: 1, usage: 2, blocked: 3, stopped: 4 } as const;
@@ -36,7 +36,7 @@ export function endOfWork(e: PackerEnd): { ensembleComplete: boolean; timeUp: bo
  */
 export function exitCodeOf(e: PackerEnd, stopFlagSet: boolean): number {
   if (e.error !== null) return PACK_EXIT.error;
-  if (e.signal !== null) return 128 + (os.constants.signals[e.signal as NodeJS.Signals] ?? 15);
+  if (e.signal !== null) return signalExitCode(e.signal);
   if (e.pending > 0 && stopFlagSet) return PACK_EXIT.stopped;
   if (e.blocked > 0) return PACK_EXIT.blocked;
   return PACK_EXIT.ok;

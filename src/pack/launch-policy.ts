@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { quoteArgv } from '../model/quote.js';
+import type { LsfFlavor } from '../model/allocation.js';
 import { coresPerTask } from '../model/resources.js';
 import type { StepSpec } from '../model/step.js';
 import type { SchedulerAdapter } from '../schedulers/adapter.js';
@@ -22,6 +23,8 @@ export interface LaunchSetup {
   bind: boolean;
   /** The scheduler can start a launcher on each other node of the allocation (`nodeLauncher`). */
   nodeLaunchers: boolean;
+  /** LSF only: the flavour discovery found (classic launches through blaunch); default csm. */
+  lsfFlavor?: LsfFlavor;
 }
 
 /**
@@ -31,7 +34,7 @@ export interface LaunchSetup {
  */
 export type Route = { kind: 'node'; node: number } | { kind: 'scheduler' };
 
-function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName): SchedulerAdapter {
+function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName, lsfFlavor?: LsfFlavor): SchedulerAdapter {
   switch (mode) {
     case 'srun':
       return getAdapter('slurm');
@@ -42,7 +45,7 @@ function forcedAdapter(mode: LauncherMode, scheduler: SchedulerName): SchedulerA
     case 'flux':
       return getAdapter('flux');
     default:
-      return getAdapter(scheduler);
+      return getAdapter(scheduler, { lsfFlavor });
   }
 }
 
@@ -73,7 +76,7 @@ export function routeOf(setup: LaunchSetup, slot: Slot, step: StepSpec): Route {
 
 /** The scheduler's one-task launcher on node `name` for a batch-script step, or null when it has none. */
 function onceLauncher(setup: LaunchSetup, step: StepSpec, name: string): string[] | null {
-  return forcedAdapter(setup.mode, setup.scheduler).onceLaunch(name, step, setup.jobId);
+  return forcedAdapter(setup.mode, setup.scheduler, setup.lsfFlavor).onceLaunch(name, step, setup.jobId);
 }
 
 /** The GPU variables for a step given `gpus` (ids as the scheduler names them); empty for a CPU-only step. */
@@ -87,7 +90,7 @@ export function launchArgv(setup: LaunchSetup, pool: PoolState, slot: Slot, step
   // A batch-script step runs the copy `gen` parsed into the run directory.
   const program = step.batchScript ? [path.join(runDir, path.basename(step.args[0]!)), ...step.args.slice(1)] : [...step.args];
   const env: Record<string, string> = { OMP_NUM_THREADS: String(coresPerTask(step)) };
-  const adapter = forcedAdapter(setup.mode, setup.scheduler);
+  const adapter = forcedAdapter(setup.mode, setup.scheduler, setup.lsfFlavor);
   // The script's %%themis_launch%% starts its tasks on exactly the nodes and cores placed here.
   if (step.batchScript) env[ENV.launch] = quoteArgv(adapter.placedLaunch(step, toPlacement(pool, slot), setup.jobId));
   const first = slot.nodes[0]!;

@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { STOP_SIGNALS } from './stop-signals.js';
 import { ParentDecoder, encodeChild, encodeJournal, type ChildMessage, type ExitRecord, type ParentMessage, type SpawnRequest, type StepStartRecord, type StopReason } from './launcher-protocol.js';
 
 interface Live {
@@ -286,7 +287,7 @@ process.stdin.on('data', (chunk: string) => {
 // The packer is gone (or closed the channel on purpose): stop everything.
 process.stdin.on('end', shutdown);
 process.stdin.on('error', shutdown);
-// Terminal and scheduler signals are the packer's to handle; it tells us what to stop. Dying
-// here on SIGINT would orphan every step.
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGHUP'] as const) process.on(sig, () => {});
+// Terminal and scheduler signals (the packer's stop signals) are the packer's to handle; it tells
+// us what to stop. Dying here on SIGINT or LSF's SIGUSR2 would orphan every step.
+for (const sig of STOP_SIGNALS) process.on(sig, () => {});
 send({ t: 'ready', pid: process.pid });

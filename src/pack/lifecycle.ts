@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { withHistory, type StatusRecord } from '../store/records.js';
+import { STOP_SIGNALS, signalExitCode } from './stop-signals.js';
 
 /** How a step ended, as the launcher recorded it. */
 export interface StepExit {
@@ -20,10 +21,13 @@ export interface LifecyclePolicy {
   timeoutMinutes: number;
 }
 
-/** Signals a scheduler sends a whole job when it cancels it or its time is up. */
-const EXTERNAL_STOP_SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGUSR1']);
-/** Exit codes a shell gives when its foreground child died of one of them (a script running `sleep`). */
-const EXTERNAL_STOP_CODES = new Set([129, 130, 137, 138, 143]);
+/**
+ * Signals a scheduler sends a whole job when it cancels it or its time is up: the packer's stop
+ * signals (`stop-signals.ts`) and the SIGKILL that follows them.
+ */
+const EXTERNAL_STOP_SIGNALS: ReadonlySet<string> = new Set<string>([...STOP_SIGNALS, 'SIGKILL']);
+/** Exit codes a shell gives when its foreground child died of one of them (a script running `sleep`): 128 + N. */
+const EXTERNAL_STOP_CODES: ReadonlySet<number> = new Set([...EXTERNAL_STOP_SIGNALS].map(signalExitCode));
 
 /** Might this exit be the scheduler stopping the whole job (then it is an interruption, not a failure)? */
 export function mayBeJobWideStop(exit: Pick<StepExit, 'code' | 'signal'>): boolean {
@@ -46,6 +50,8 @@ const SIGNAL_MEANING: Record<string, string> = {
   SIGILL: 'illegal instruction',
   SIGINT: 'interrupted',
   SIGHUP: 'hung up',
+  SIGUSR1: 'user signal 1 (Slurm --signal sends it before the time limit)',
+  SIGUSR2: 'user signal 2 (LSF sends it at the run limit)',
   SIGPIPE: 'broken pipe',
   SIGXCPU: 'CPU time limit exceeded',
 };

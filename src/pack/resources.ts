@@ -1,9 +1,10 @@
 import os from 'node:os';
-import type { SchedulerName } from '../model/allocation.js';
+import { LSF_FLAVORS, type LsfFlavor, type SchedulerName } from '../model/allocation.js';
 import { ThemisError } from '../model/errors.js';
 import type { AllocationInfo, NodeInfo } from '../schedulers/adapter.js';
 import { readSchedulerOutput } from '../schedulers/commands.js';
-import { discoverAllocation } from '../schedulers/index.js';
+import { detectLsfFlavor, discoverAllocation } from '../schedulers/index.js';
+import { ENV } from '../store/layout.js';
 
 export interface ResourceOverrides {
   /** Node names (comma list or count); overrides what the scheduler says. */
@@ -25,7 +26,17 @@ export function discoverResources(
   preferred: SchedulerName | null = null,
   run: (argv: string[]) => string | null = readSchedulerOutput,
 ): AllocationInfo {
-  return applyOverrides(discoverAllocation(env, preferred, run), overrides);
+  return applyOverrides(discoverAllocation(env, preferred, run, { lsfFlavor: packerLsfFlavor(env) }), overrides);
+}
+
+/**
+ * The LSF flavour a packer reads its allocation as: what the batch script says (`THEMIS_LSF_FLAVOR`,
+ * set by the classic script gen renders), else what PATH shows (`jsrun`/`lrun`: CSM, else classic).
+ */
+export function packerLsfFlavor(env: NodeJS.ProcessEnv): LsfFlavor {
+  const said = env[ENV.lsfFlavor];
+  if (said && LSF_FLAVORS.includes(said as LsfFlavor)) return said as LsfFlavor;
+  return detectLsfFlavor(env).flavor;
 }
 
 export function applyOverrides(info: AllocationInfo, o: ResourceOverrides): AllocationInfo {

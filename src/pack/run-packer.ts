@@ -23,6 +23,7 @@ import { readPlan } from './queue.js';
 import { describeResources, discoverResources } from './resources.js';
 import { resubmit, type Resubmission } from './resubmit.js';
 import { describeStop, type StopCause } from './state.js';
+import { STOP_SIGNALS } from './stop-signals.js';
 import type { PackerConfig, PackerCounts } from './types.js';
 
 export interface PackerOptions {
@@ -53,7 +54,7 @@ export interface PackerOptions {
   env?: NodeJS.ProcessEnv;
   /** Where log lines go (default: stderr). */
   log?: (line: string) => void;
-  /** Install SIGTERM/SIGINT/SIGUSR1 handlers (default true). */
+  /** Install handlers for the stop signals (`STOP_SIGNALS`: SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGXCPU, SIGHUP; default true). */
   handleSignals?: boolean;
   /** Called each heartbeat and whenever a step starts or a run settles, for progress lines. */
   onProgress?: (p: PackerProgress) => void;
@@ -112,9 +113,6 @@ function jobStepLimit(adapter: SchedulerAdapter | null): number | null {
   return (out !== null ? adapter.parseStepLimit(out) : null) ?? adapter.defaultStepLimit ?? null;
 }
 
-/** The signals that stop a packer: its steps stop and their runs go back to the queue. */
-const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGUSR1'];
-
 /**
  * Run a packer in this process until nothing is left that it can run, it is signalled, or its
  * allocation ends. See the README's "themis-pack" section for the policy.
@@ -136,7 +134,7 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
   // This node: as Slurm names it (emulated nodes share one host name), else by its host name.
   const here = [env.SLURMD_NODENAME, os.hostname(), os.hostname().split('.')[0]].filter((n): n is string => !!n);
   const ownIndex = Math.max(0, here.map((h) => info.nodes.findIndex((n) => n.name === h)).find((i) => i >= 0) ?? 0);
-  const adapter = info.scheduler === 'local' ? null : getAdapter(info.scheduler);
+  const adapter = info.scheduler === 'local' ? null : getAdapter(info.scheduler, { lsfFlavor: info.lsfFlavor });
   const mode = opts.launcher ?? 'auto';
   const launch: LaunchSetup = {
     mode,
@@ -145,6 +143,7 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     ownNode: ownIndex,
     bind: opts.bind ?? false,
     nodeLaunchers: mode === 'auto' && info.nodes.length > 1 && typeof adapter?.nodeLauncher === 'function',
+    lsfFlavor: info.lsfFlavor,
   };
   const stepLimit = info.jobId !== null ? jobStepLimit(adapter) : null;
   let loop: PackLoop | null = null;
@@ -268,7 +267,6 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     return summary;
   } finally {
     for (const t of timers) clearTimeout(t);
-    if (opts.handleSignals !== false) for (const s of STOP_SIGNALS) process.off(s, onSignal);
     try {
       removePacker(setupDir, packerId);
     } catch (e) {
@@ -277,5 +275,8 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
     }
     // Its claims are released by now; any it could not release keep the inode alive and go stale.
     dropSharedOwner({ jobId: info.jobId, packerId, ownerDir: setupPaths(setupDir).packersDir });
+    // Last: a second stop signal close behind the first (Flux's SIGHUP after SIGTERM) must not
+    // kill the packer while it still cleans up.
+    if (opts.handleSignals !== false) for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }

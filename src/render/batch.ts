@@ -5,7 +5,7 @@ import { ThemisError, describeFsError } from '../model/errors.js';
 import { gpusHeld, peakCores } from '../model/resources.js';
 import type { StepSpec } from '../model/step.js';
 import type { CommandSpec, ScriptContext } from '../schedulers/adapter.js';
-import { getAdapter } from '../schedulers/index.js';
+import { adapterFor } from '../schedulers/index.js';
 import { readJsonSync, writeFileAtomicSync, writeJsonAtomicSync } from '../store/atomic.js';
 import { FORMAT_VERSION, setupPaths } from '../store/layout.js';
 import { readRunRecord, type EnsembleRecord } from '../store/records.js';
@@ -95,7 +95,7 @@ function plannedSteps(setupDir: string, ens: EnsembleRecord, plans: number[][]):
 /** Everything a template may use (documented in the README, section "Batch-script templates"). */
 export function scriptVariables(setupDir: string, ens: EnsembleRecord, allocation: number, runIds: number[], gpusPerNode: number) {
   const p = setupPaths(setupDir);
-  const adapter = getAdapter(ens.scheduler);
+  const adapter = adapterFor(ens.scheduler, ens.allocation);
   const s = ens.allocation;
   const base = fileSafeName(s.name);
   const pattern = adapter.outputJobIdPattern ? `.${adapter.outputJobIdPattern}` : '';
@@ -116,6 +116,9 @@ export function scriptVariables(setupDir: string, ens: EnsembleRecord, allocatio
     repeats: s.repeats,
     maxConcurrency: s.maxConcurrency ?? null,
     gpusPerNode,
+    lsfFlavor: ens.scheduler === 'lsf' ? (s.lsfFlavor ?? 'csm') : null,
+    lsfClassic: ens.scheduler === 'lsf' && s.lsfFlavor === 'classic',
+    coresPerNode: s.coresPerNode ?? null,
     directives: adapter.scriptDirectives(ctx),
     outputFile,
     root: ens.root,
@@ -158,7 +161,7 @@ function writeBatchScript(setupDir: string, ens: EnsembleRecord, allocation: num
   fs.chmodSync(vars.script, m | 0o100 | ((m & 0o044) >> 2));
   const plan: PlanRecord = { format: FORMAT_VERSION, allocation, runIds: vars.runIds };
   writeJsonAtomicSync(setupPaths(setupDir).planFile(allocation), plan);
-  return { allocation, path: vars.script, submit: getAdapter(ens.scheduler).submitCommand(vars.script), runIds: vars.runIds };
+  return { allocation, path: vars.script, submit: adapterFor(ens.scheduler, ens.allocation).submitCommand(vars.script), runIds: vars.runIds };
 }
 
 function readPlan(setupDir: string, allocation: number): number[] | null {
@@ -174,7 +177,7 @@ export function ensureBatchScripts(setupDir: string, ens: EnsembleRecord): Batch
   const p = setupPaths(setupDir);
   const k = Math.max(1, ens.allocation.allocations);
   const base = fileSafeName(ens.allocation.name);
-  const adapter = getAdapter(ens.scheduler);
+  const adapter = adapterFor(ens.scheduler, ens.allocation);
   let plans: (number[] | null)[] = Array.from({ length: k }, (_, i) => readPlan(setupDir, i + 1));
   const missing = plans.map((_, i) => i + 1).filter((a) => !fs.existsSync(p.batchScript(base, a)));
   if (missing.length === 0) {

@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError, throwIfProblems } from '../model/errors.js';
 import type { AnyRun } from '../model/run.js';
-import { GEN_ALLOCATION_FLAGS, allocationProblems } from '../model/allocation.js';
+import { GEN_ALLOCATION_FLAGS, allocationProblems, type LsfFlavor } from '../model/allocation.js';
 import { peakCores } from '../model/resources.js';
-import { SCHEDULER_NAMES, detectScheduler, isSchedulerName } from '../schedulers/index.js';
+import { SCHEDULER_NAMES, detectLsfFlavor, detectScheduler, isSchedulerName } from '../schedulers/index.js';
 import { bumpGeneration } from '../store/ensemble-state.js';
 import { DEFAULT_RUN_DIR_NAMES, DEFAULT_SETUP_DIR, FORMAT_VERSION, runPaths, setupPaths } from '../store/layout.js';
 import { ensembleExists, readEnsemble, writeEnsemble, type AllocationSettings, type EnsembleRecord, type SchedulerName } from '../store/records.js';
@@ -62,6 +62,22 @@ export interface GenerateReport {
   skipped: number;
   totalRuns: number;
   batchScripts: BatchScriptInfo[];
+  /** LSF only: which LSF the scripts are for, and how that was chosen. */
+  lsf?: LsfChoice;
+}
+
+/** The LSF flavour of an ensemble and where it came from: the option, PATH (with why), or its record. */
+export interface LsfChoice {
+  flavor: LsfFlavor;
+  source: 'option' | 'detected' | 'recorded';
+  /** For `detected`: what PATH showed (`jsrun` is on PATH, no `jsrun` or `lrun` on PATH). */
+  why?: string;
+}
+
+function lsfChoice(ens: EnsembleRecord, source: LsfChoice['source'], env: NodeJS.ProcessEnv): { lsf?: LsfChoice } {
+  if (ens.scheduler !== 'lsf') return {};
+  const flavor = ens.allocation.lsfFlavor ?? 'csm';
+  return { lsf: source === 'detected' ? { flavor, source, why: detectLsfFlavor(env).why } : { flavor, source } };
 }
 
 export const DEFAULT_ALLOCATION: AllocationSettings = {
@@ -142,7 +158,8 @@ export async function generateEnsemble(opts: GenerateOptions): Promise<GenerateR
     throw e;
   }
   stage.cleanup();
-  return { setupDir, root, action: exists ? 'overwritten' : 'created', scheduler: ens.scheduler, runIds: ids, skipped: 0, totalRuns: ids.length, batchScripts };
+  const lsf = lsfChoice(ens, opts.allocation?.lsfFlavor ? 'option' : 'detected', opts.env ?? process.env);
+  return { setupDir, root, action: exists ? 'overwritten' : 'created', scheduler: ens.scheduler, runIds: ids, skipped: 0, totalRuns: ids.length, batchScripts, ...lsf };
 }
 
 /**
@@ -157,7 +174,18 @@ export async function addRuns(setupDir: string, runs: readonly AnyRun[], opts: A
     const index = readIndex(setupDir, ens.root);
     const ids = runs.map((_, i) => nextId + i);
     const scripts = appendBatch(setupDir, ens, runs, ids, index, batch, opts);
-    return { setupDir: path.resolve(setupDir), root: ens.root, action: 'added', scheduler: ens.scheduler, runIds: ids, skipped: 0, totalRuns: index.length + ids.length, batchScripts: scripts };
+    const lsf = lsfChoice(ens, 'recorded', opts.env ?? process.env);
+    return {
+      setupDir: path.resolve(setupDir),
+      root: ens.root,
+      action: 'added',
+      scheduler: ens.scheduler,
+      runIds: ids,
+      skipped: 0,
+      totalRuns: index.length + ids.length,
+      batchScripts: scripts,
+      ...lsf,
+    };
   } finally {
     release();
   }
@@ -192,7 +220,8 @@ async function resumeEnsemble(setupDir: string, opts: GenerateOptions): Promise<
     throwIfProblems('EXISTS', 'cannot resume', problems);
     const { batch } = nextIndexPosition(setupDir, ens.root);
     const scripts = pick.length > 0 ? appendBatch(setupDir, ens, pick, ids, index, batch, opts) : ensureBatchScripts(setupDir, ens);
-    return { setupDir, root: ens.root, action: 'resumed', scheduler: ens.scheduler, runIds: ids, skipped, totalRuns: Math.max(index.length, runs.length), batchScripts: scripts };
+    const lsf = lsfChoice(ens, 'recorded', opts.env ?? process.env);
+    return { setupDir, root: ens.root, action: 'resumed', scheduler: ens.scheduler, runIds: ids, skipped, totalRuns: Math.max(index.length, runs.length), batchScripts: scripts, ...lsf };
   } finally {
     release();
   }
@@ -285,6 +314,7 @@ function contextOf(ens: EnsembleRecord, env: NodeJS.ProcessEnv = process.env): R
     application: ens.application,
     appIsBatchScript: ens.appIsBatchScript,
     scheduler: ens.scheduler,
+    lsfFlavor: ens.allocation.lsfFlavor ?? null,
     runDirNames: ens.runDirNames,
     parse: ens.parse,
     copy: ens.copy,
@@ -331,7 +361,15 @@ function buildEnsemble(opts: GenerateOptions, setupDir: string, root: string): E
   const problems: string[] = [];
   const alloc: AllocationSettings = { ...DEFAULT_ALLOCATION, ...opts.allocation };
   const check = (p: string | null) => p && problems.push(p);
-  problems.push(...allocationProblems(alloc, GEN_ALLOCATION_FLAGS));
+  const scheduler = opts.scheduler ?? detectScheduler(env);
+  if (!isSchedulerName(scheduler)) problems.push(`--scheduler: unknown scheduler ${JSON.stringify(scheduler)}; use one of ${SCHEDULER_NAMES.join(', ')}`);
+  // LSF's flavour is always recorded (given, else detected); other schedulers keep neither setting.
+  if (scheduler === 'lsf') alloc.lsfFlavor ??= detectLsfFlavor(env).flavor;
+  else {
+    delete alloc.lsfFlavor;
+    delete alloc.coresPerNode;
+  }
+  problems.push(...allocationProblems(alloc, GEN_ALLOCATION_FLAGS, scheduler));
   if (alloc.template !== null) {
     alloc.template = path.resolve(root, alloc.template);
     if (!fs.existsSync(alloc.template)) problems.push(`--template ${alloc.template}: no such file`);
@@ -342,8 +380,6 @@ function buildEnsemble(opts: GenerateOptions, setupDir: string, root: string): E
   if (maxFailedRuns !== null) check(intProblem(maxFailedRuns, '--max-failed-runs', 0));
   const abortOn = [...(opts.abortOn ?? [])];
   for (const c of abortOn) if (!Number.isInteger(c) || c < 1 || c > 255) problems.push(`--abort-on: exit codes are integers 1-255, got ${JSON.stringify(c)}`);
-  const scheduler = opts.scheduler ?? detectScheduler(env);
-  if (!isSchedulerName(scheduler)) problems.push(`--scheduler: unknown scheduler ${JSON.stringify(scheduler)}; use one of ${SCHEDULER_NAMES.join(', ')}`);
   const attempt = <T>(f: () => T, fallback: T): T => {
     try {
       return f();

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ThemisError, describeFsError, throwIfProblems } from '../model/errors.js';
 import { CompositeRun, Run, runProblems, type AnyRun } from '../model/run.js';
 import type { Sample, StepSpec } from '../model/step.js';
+import type { LsfFlavor } from '../model/allocation.js';
 import { getAdapter } from '../schedulers/index.js';
 import { FORMAT_VERSION, LOG_SPARE, RUN_META_DIR, STATUS_SPARE } from '../store/layout.js';
 import { newStatus, type RunRecord, type SchedulerName } from '../store/records.js';
@@ -21,6 +22,8 @@ export interface RenderContext {
   application: string | null;
   appIsBatchScript: boolean;
   scheduler: SchedulerName;
+  /** LSF only: the flavour whose launcher `%%themis_launch%%` names (null: csm). */
+  lsfFlavor?: LsfFlavor | null;
   runDirNames: string;
   parse: readonly string[];
   copy: readonly string[];
@@ -138,7 +141,7 @@ export function prepareRuns(ctx: RenderContext, runs: readonly AnyRun[], ids: re
         tpl = loadScriptTemplate(src);
         loaded.set(src, tpl);
       }
-      const launch = tpl.template.names.includes(LAUNCH_TOKEN) ? renderLaunchToken(getAdapter(ctx.scheduler).launchPrefix(step), tpl.template.parts[0]!) : '';
+      const launch = tpl.template.names.includes(LAUNCH_TOKEN) ? renderLaunchToken(getAdapter(ctx.scheduler, { lsfFlavor: ctx.lsfFlavor }).launchPrefix(step), tpl.template.parts[0]!) : '';
       const base = path.basename(src);
       let name = base;
       let use: ScriptUse | undefined;

@@ -1,4 +1,4 @@
-import type { AllocationSettings, SchedulerName } from '../model/allocation.js';
+import type { AllocationSettings, LsfFlavor, SchedulerName } from '../model/allocation.js';
 import type { StepLaunch } from '../model/resources.js';
 
 /** One node of an allocation as the packer sees it. */
@@ -17,6 +17,8 @@ export interface AllocationInfo {
   nodes: NodeInfo[];
   /** When the allocation ends (epoch ms), if the scheduler says; null = unknown / never. */
   endsAt: number | null;
+  /** LSF only: the flavour the allocation was read as (classic keeps the first host; its steps go through blaunch). */
+  lsfFlavor?: LsfFlavor;
 }
 
 /** Where the packer placed a step: per node, how many tasks and which GPU ids. */

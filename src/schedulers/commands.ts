@@ -5,7 +5,7 @@ import type { SchedulerName } from '../model/allocation.js';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import { quoteArgv, quoteShell } from '../model/quote.js';
 import type { CommandSpec, JobState } from './adapter.js';
-import { getAdapter } from './index.js';
+import { getAdapter, type AdapterOptions } from './index.js';
 import { FORGOTTEN_JOB } from './job-states.js';
 
 /**
@@ -237,12 +237,13 @@ function startDetached(cmd: CommandSpec, opts: SubmitOptions & CommandTask): Sub
 }
 
 /**
- * Ask one scheduler about these jobs in one command: pending/running/gone each, or `unknown`
- * when the scheduler could not be asked (command missing, no answer) or failed without saying the
- * jobs are gone (see `forgottenJobMessage`). Never throws for the scheduler's sake.
+ * Ask one scheduler about these jobs in one command (LSF as its flavour answers: `opts.lsfFlavor`):
+ * pending/running/gone each, or `unknown` when the scheduler could not be asked (command missing,
+ * no answer) or failed without saying the jobs are gone (see `forgottenJobMessage`). Never throws
+ * for the scheduler's sake.
  */
-export async function queryJobStates(scheduler: SchedulerName, jobIds: string[], opts: CommandOptions = {}): Promise<Map<string, JobState | 'unknown'>> {
-  const adapter = getAdapter(scheduler);
+export async function queryJobStates(scheduler: SchedulerName, jobIds: string[], opts: CommandOptions & AdapterOptions = {}): Promise<Map<string, JobState | 'unknown'>> {
+  const adapter = getAdapter(scheduler, opts);
   const o = await runSchedulerCommand(adapter.jobStatesCommand(jobIds), opts);
   const states = new Map<string, JobState | 'unknown'>();
   // Not started or killed: nothing to conclude.

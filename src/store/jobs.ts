@@ -1,10 +1,11 @@
 import fs from 'node:fs';
-import type { SchedulerName } from '../model/allocation.js';
+import type { LsfFlavor, SchedulerName } from '../model/allocation.js';
 import { ThemisError, describeFsError } from '../model/errors.js';
 import type { JobState } from '../schedulers/adapter.js';
 import { queryJobStates } from '../schedulers/commands.js';
 import { checkFormat, readJsonSync, writeJsonAtomicSync } from './atomic.js';
 import { FORMAT_VERSION, setupPaths } from './layout.js';
+import { readEnsemble } from './records.js';
 
 /** One submitted batch job (by `themis submit`, or by a packer resubmitting itself). */
 export interface JobRecord {
@@ -96,6 +97,13 @@ export function latestJobs(jobs: readonly JobRecord[]): JobRecord[] {
  */
 export async function allocationStates(setupDir: string, options: { env?: NodeJS.ProcessEnv } = {}): Promise<AllocationState[]> {
   const latest = latestJobs(readJobs(setupDir));
+  // Classic LSF is asked the way it answers (`bjobs -a -w`); an unreadable ensemble asks as CSM did.
+  let lsfFlavor: LsfFlavor | null = null;
+  try {
+    lsfFlavor = readEnsemble(setupDir).allocation.lsfFlavor ?? null;
+  } catch {
+    lsfFlavor = null;
+  }
   const byScheduler = new Map<SchedulerName, JobRecord[]>();
   for (const j of latest) byScheduler.set(j.scheduler, [...(byScheduler.get(j.scheduler) ?? []), j]);
   const states = new Map<string, JobState | 'unknown'>();
@@ -104,7 +112,7 @@ export async function allocationStates(setupDir: string, options: { env?: NodeJS
     const found = await queryJobStates(
       scheduler,
       jobs.map((j) => j.jobId),
-      { env: options.env },
+      { env: options.env, lsfFlavor },
     );
     for (const [id, st] of found) states.set(key(scheduler, id), st);
   }

@@ -22,6 +22,8 @@ export const ENV = {
   launch: 'THEMIS_LAUNCH',
   /** The packer's clock override for tests: ISO time or epoch ms that "now" starts at. */
   clock: 'THEMIS_CLOCK_OFFSET_MS',
+  /** `classic` or `csm`: the LSF flavour a packer reads its allocation as (the classic LSF script sets it). */
+  lsfFlavor: 'THEMIS_LSF_FLAVOR',
 } as const;
 
 /** Paths inside the setup directory. */

@@ -203,3 +203,29 @@ describe('executeAlloc with a fake sbatch', () => {
     }
   });
 });
+
+describe('the LSF flavour through the API (against a fake bsub answering as classic LSF)', () => {
+  it('Themis.create({lsfFlavor, coresPerNode}) records it; executeAlloc changes it and refuses classic without the cores per node', async () => {
+    const lsfRoot = makeTempDir();
+    try {
+      const env = { ...process.env, PATH: `${path.join(FIXTURES, 'bin')}:${process.env.PATH}`, THEMIS_FAKE_LOG: path.join(lsfRoot, 'fake.log'), THEMIS_FAKE_LSF: 'classic' };
+      const t = await Themis.create({ root: lsfRoot, setupDir: path.join(lsfRoot, '.themis_setup'), scheduler: 'lsf', lsfFlavor: 'classic', coresPerNode: 8 });
+      expect(readEnsemble(t.setupDir).allocation).toMatchObject({ lsfFlavor: 'classic', coresPerNode: 8 });
+      expect(await t.executeAlloc({ nodes: 2, env })).toBe('4242');
+      const script = setupPaths(t.setupDir).batchScript('themis', 1);
+      expect(fs.readFileSync(script, 'utf8')).toMatch(/^#BSUB -n 16\n#BSUB -R "span\[ptile=8\]"\n/m);
+      // CSM's script is what classic LSF refuses.
+      await expect(t.executeAlloc({ lsfFlavor: 'csm', env })).rejects.toThrow(/The number of processors must be a positive integer/);
+      expect(fs.readFileSync(script, 'utf8')).toContain('#BSUB -nnodes 2\n');
+      const csmRoot = makeTempDir();
+      try {
+        const csm = await Themis.create({ root: csmRoot, setupDir: path.join(csmRoot, '.themis_setup'), scheduler: 'lsf', lsfFlavor: 'csm' });
+        await expect(csm.executeAlloc({ lsfFlavor: 'classic', env })).rejects.toThrow(/coresPerNode: classic LSF counts job slots/);
+      } finally {
+        fs.rmSync(csmRoot, { recursive: true, force: true });
+      }
+    } finally {
+      fs.rmSync(lsfRoot, { recursive: true, force: true });
+    }
+  });
+});

@@ -238,7 +238,25 @@ describe('themis gen: more options', () => {
     fs.writeFileSync(path.join(root, 'vary.csv'), 'x,tasks,args,timeout\na,2,"-v --n 1",\nb,,,1.5\n');
     fs.writeFileSync(path.join(root, 'job.sh'), '#!/bin/sh\n%%themis_launch%% ./a.out %%x%% %%nope%%\n', { mode: 0o750 });
     fs.mkdirSync(path.join(root, 'lib'));
-    const r = gen(root, ['./job.sh', 'vary.csv', '--vary-all', '-n', '4', '-c', '2', '--scheduler', 'lsf', '-r', `${abs}/{x}-{run_id:04}`, '--keep-unknown-tokens', '--symlink', 'lib', '--json']);
+    const r = gen(root, [
+      './job.sh',
+      'vary.csv',
+      '--vary-all',
+      '-n',
+      '4',
+      '-c',
+      '2',
+      '--scheduler',
+      'lsf',
+      '--lsf-flavor',
+      'csm',
+      '-r',
+      `${abs}/{x}-{run_id:04}`,
+      '--keep-unknown-tokens',
+      '--symlink',
+      'lib',
+      '--json',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const a = JSON.parse(fs.readFileSync(path.join(abs, 'a-0001/.themis/run.json'), 'utf8'));
@@ -305,5 +323,45 @@ describe('themis gen after a killed gen', () => {
     expect(r.stderr).toBe('');
     expect(fs.existsSync(dead)).toBe(false);
     expect(fs.existsSync(live)).toBe(true);
+  });
+});
+
+describe('themis gen --scheduler lsf: the two flavours', () => {
+  const bin = (names: string[]) => {
+    const d = makeTempDir('themis-genbin-');
+    dirs.push(d);
+    for (const n of names) fs.writeFileSync(path.join(d, n), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    return `${d}:/usr/bin:/bin`;
+  };
+  const lsfGen = (args: string[], PATH: string) => {
+    const root = makeTempDir('themis-genlsf-');
+    dirs.push(root);
+    fs.writeFileSync(path.join(root, 'samples.csv'), 'x\n1\n2\n');
+    const r = runThemis(['gen', '/bin/echo', 'samples.csv', '--no-batch-script', '--scheduler', 'lsf', ...args], { cwd: root, env: { PATH } });
+    const script = path.join(root, '.themis_setup', 'batch', 'themis-1.sh');
+    return { r, root, script: () => fs.readFileSync(script, 'utf8'), ens: () => JSON.parse(fs.readFileSync(path.join(root, '.themis_setup', 'ensemble.json'), 'utf8')) };
+  };
+
+  it('without --lsf-flavor: classic where no jsrun/lrun is on PATH, and gen says so; classic then needs --cores-per-node (exit 2 naming it)', () => {
+    const refused = lsfGen(['-N', '1'], bin(['bsub']));
+    expect(refused.r.code).toBe(2);
+    expect(refused.r.stderr).toContain('--cores-per-node: classic LSF counts job slots, not nodes');
+    const g = lsfGen(['-N', '2', '--cores-per-node', '4'], bin(['bsub']));
+    expect(g.r.stderr).toBe('');
+    expect(g.r.code).toBe(0);
+    expect(g.r.stdout).toContain('LSF flavour: classic (detected: no `jsrun` or `lrun` on PATH; --lsf-flavor csm for IBM CSM)');
+    expect(g.script()).toMatch(/^#BSUB -n 8\n#BSUB -R "span\[ptile=4\]"\n/m);
+    expect(g.ens().allocation).toMatchObject({ lsfFlavor: 'classic', coresPerNode: 4 });
+  });
+
+  it('CSM where jsrun is on PATH (the -nnodes script as before); --lsf-flavor overrides the detection either way', () => {
+    const csm = lsfGen(['-N', '2'], bin(['bsub', 'jsrun']));
+    expect(csm.r.code, csm.r.stderr).toBe(0);
+    expect(csm.r.stdout).toContain('LSF flavour: csm (detected: `jsrun` is on PATH; --lsf-flavor classic for LSF without CSM)');
+    expect(csm.script()).toContain('#BSUB -nnodes 2\n');
+    const forced = lsfGen(['-N', '1', '--lsf-flavor', 'classic', '--cores-per-node', '2', '--json'], bin(['bsub', 'jsrun']));
+    expect(forced.r.code, forced.r.stderr).toBe(0);
+    expect(JSON.parse(forced.r.stdout).lsf).toEqual({ flavor: 'classic', source: 'option' });
+    expect(forced.script()).toContain('#BSUB -n 2\n');
   });
 });

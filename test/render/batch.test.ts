@@ -196,6 +196,23 @@ describe('renderBatchScripts golden files', () => {
     }
   }
 
+  // Classic LSF beside CSM's lsf.sh: slots from -N x --cores-per-node, spread by ptile, -P for the bank.
+  for (const c of CASES) {
+    it(`${c.name}: lsf, classic flavour (script only; no real LSF here)`, () => {
+      const { ens, setupDir, base } = ensembleIn('lsf', { ...c.alloc, lsfFlavor: 'classic', coresPerNode: 36 });
+      const infos = renderBatchScripts(setupDir, ens, c.plans, { gpusPerNode: c.gpus });
+      for (const info of infos) {
+        const text = fs.readFileSync(info.path, 'utf8');
+        expect(spawnSync('bash', ['-n', info.path]).status, `bash -n ${info.path}`).toBe(0);
+        expect(text).not.toMatch(/^#BSUB -nnodes/m);
+        expect(text).toMatch(/^export THEMIS_LSF_FLAVOR=classic$/m);
+        expect(info.submit).toEqual({ argv: ['bsub'], stdinFile: info.path });
+        const suffix = info.allocation === 1 ? '' : `-${info.allocation}`;
+        expectGolden(path.join(FIXTURES, 'golden', c.name, `lsf-classic${suffix}.sh`), normaliseVolatile(text, { [base]: '<TMP>' }));
+      }
+    });
+  }
+
   it('Slurm: a literal % in the setup path is written %% (sbatch reads %j, %u… as patterns)', () => {
     const base = tmp();
     const root = path.join(base, '100%done');

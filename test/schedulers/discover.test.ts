@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AllocationInfo } from '../../src/schedulers/adapter.js';
-import { FLUX_RESOURCE_ARGV } from '../../src/schedulers/flux/index.js';
+import { FLUX_JOBID_ARGV, FLUX_RESOURCE_ARGV } from '../../src/schedulers/flux/index.js';
 import { getAdapter } from '../../src/schedulers/index.js';
 import { FIXTURES, makeTempDir } from '../helpers/cli.js';
 
@@ -92,6 +92,20 @@ describe('Flux discovery from a recorded `flux resource list` (no real Flux here
     expect(info.endsAt! - before).toBeGreaterThanOrEqual(3540 * 1000 - 50);
     expect(info.endsAt! - Date.now()).toBeLessThanOrEqual(3540 * 1000);
     expect(asked[0]).toEqual(FLUX_RESOURCE_ARGV);
+  });
+
+  it('a `flux batch` script has no FLUX_JOB_ID: the id from `flux getattr jobid`, else FLUX_ENCLOSING_ID', () => {
+    const env = { FLUX_URI: 'local:///tmp/flux-x/local-0', FLUX_ENCLOSING_ID: 'ƒZ2dV75' };
+    const { run, asked } = answering({ 'flux getattr jobid': 'ƒZ2dV75\n' });
+    expect(getAdapter('flux').discover(env, run)!.jobId).toBe('ƒZ2dV75');
+    expect(asked).toContainEqual(FLUX_JOBID_ARGV);
+    // getattr failed (an older broker): the enclosing id is the same job.
+    expect(getAdapter('flux').discover(env, () => null)!.jobId).toBe('ƒZ2dV75');
+    expect(getAdapter('flux').discover({ FLUX_URI: env.FLUX_URI }, () => null)!.jobId).toBeNull();
+    // FLUX_JOB_ID, where set, is asked nothing more.
+    const set = answering({});
+    expect(getAdapter('flux').discover({ ...env, FLUX_JOB_ID: 'ƒA' }, set.run)!.jobId).toBe('ƒA');
+    expect(set.asked).not.toContainEqual(FLUX_JOBID_ARGV);
   });
 
   it('outside a Flux instance there is nothing to discover', () => {

@@ -101,6 +101,8 @@ describe('hostile sample values in batch scripts, app scripts, decks and argv', 
           '--vary-all',
           '--scheduler',
           scheduler,
+          // LSF: the CSM header, as before the flavours (classic would need --cores-per-node).
+          ...(scheduler === 'lsf' ? ['--lsf-flavor', 'csm'] : []),
           '-m',
           jobName,
           '-p',

@@ -39,6 +39,20 @@ export function parseFluxResources(stdout: string): NodeInfo[] {
 }
 
 export const FLUX_RESOURCE_ARGV = ['flux', 'resource', 'list', '-s', 'up', '-no', '{nnodes} {ncores} {ngpus} {nodelist}'];
+/** The instance's own job id in its parent: what a `flux batch` script asks, having no `FLUX_JOB_ID`. */
+export const FLUX_JOBID_ARGV = ['flux', 'getattr', 'jobid'];
+
+/**
+ * The job id of the allocation: `FLUX_JOB_ID` where Flux sets it (`flux alloc`, tasks of `flux run`);
+ * in a `flux batch` script, which runs as the initial program of a new instance without it,
+ * `flux getattr jobid`, else `FLUX_ENCLOSING_ID` (the batch job's id in the parent instance).
+ */
+export function fluxJobId(env: NodeJS.ProcessEnv, run: (argv: string[]) => string | null): string | null {
+  if (env.FLUX_JOB_ID) return env.FLUX_JOB_ID;
+  const attr = (run(FLUX_JOBID_ARGV) ?? '').trim();
+  if (/^\S+$/.test(attr)) return attr;
+  return env.FLUX_ENCLOSING_ID || null;
+}
 
 export const fluxAdapter: SchedulerAdapter = {
   name: 'flux',
@@ -104,7 +118,7 @@ export const fluxAdapter: SchedulerAdapter = {
     const nodes = listed === null ? [] : parseFluxResources(listed);
     const left = Number((run(['flux', 'job', 'timeleft']) ?? '').trim());
     const endsAt = Number.isFinite(left) && left > 0 ? Date.now() + left * 1000 : null;
-    return { scheduler: 'flux', jobId: env.FLUX_JOB_ID ?? null, nodes, endsAt };
+    return { scheduler: 'flux', jobId: fluxJobId(env, run), nodes, endsAt };
   },
 
   jobStatesCommand(jobIds) {
