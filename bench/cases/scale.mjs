@@ -89,15 +89,17 @@ async function simulate(nodes, cores, runs) {
   let now = 0;
   let launches = 0;
   let decideNs = 0n;
+  let coreNs = 0n;
   let decisions = 0;
   let due = false;
   const at = () => ({ now, iso: '2026-01-01T00:00:00.000Z' });
   const handle = (ev) => {
-    const isDecide = ev.type === 'decide';
-    const t0 = isDecide ? process.hrtime.bigint() : 0n;
+    const t0 = process.hrtime.bigint();
     const fx = transition(s, ev, at());
-    if (isDecide) {
-      decideNs += process.hrtime.bigint() - t0;
+    const spent = process.hrtime.bigint() - t0;
+    coreNs += spent;
+    if (ev.type === 'decide') {
+      decideNs += spent;
       decisions++;
     }
     for (const e of fx) {
@@ -149,7 +151,17 @@ async function simulate(nodes, cores, runs) {
   const cpu = process.cpuUsage(cpu0);
   const wallMs = Number(process.hrtime.bigint() - wall0) / 1e6;
   if (s.counts.successful !== runs) throw new Error(`scale: ${s.counts.successful} of ${runs} successful on ${nodes} nodes (${s.finished})`);
-  return { launches, cpuUsPerLaunch: (cpu.user + cpu.system) / launches, decideUsPerLaunch: Number(decideNs) / 1000 / launches, decisions, wallMs, makespanS: now / 1000 };
+  // Time inside transition() is the packer core's own work (nested answers counted once: a
+  // synchronous answer is handled inside the effect loop, outside the transition that asked).
+  return {
+    launches,
+    coreUsPerLaunch: Number(coreNs) / 1000 / launches,
+    cpuUsPerLaunch: (cpu.user + cpu.system) / launches,
+    decideUsPerLaunch: Number(decideNs) / 1000 / launches,
+    decisions,
+    wallMs,
+    makespanS: now / 1000,
+  };
 }
 
 export async function run(ctx) {
@@ -162,30 +174,39 @@ export async function run(ctx) {
     let best = null;
     for (let i = 0; i < 3; i++) {
       const r = await simulate(nodes, cores, runs);
-      if (!best || r.cpuUsPerLaunch < best.cpuUsPerLaunch) best = r;
+      if (!best || r.coreUsPerLaunch < best.coreUsPerLaunch) best = r;
     }
     results.push({ nodes, ...best });
   }
   const base = results[0];
   const rows = [];
   for (const r of results) {
-    const ratio = r.cpuUsPerLaunch / base.cpuUsPerLaunch;
+    const ratio = r.coreUsPerLaunch / base.coreUsPerLaunch;
     const largest = r === results.at(-1);
+    const judged = largest && !ctx.quick;
     rows.push({
-      metric: `packer core CPU per launch, us, ${r.nodes} nodes x ${cores} cores, ${runs} runs (vs 1 node)`,
-      themis: round(r.cpuUsPerLaunch, 1),
-      baseline: round(base.cpuUsPerLaunch, 1),
+      metric: `packer core time per launch, us, ${r.nodes} nodes x ${cores} cores, ${runs} runs (vs 1 node)`,
+      themis: round(r.coreUsPerLaunch, 1),
+      baseline: round(base.coreUsPerLaunch, 1),
       ratio: round(ratio, 2),
-      target: largest && !ctx.quick ? '<= 1.25' : '-',
-      met: largest && !ctx.quick ? ratio <= 1.25 : null,
+      target: judged ? '<= 1.25' : '-',
+      met: judged ? ratio <= 1.25 : null,
     });
     rows.push({
       metric: `decision time per launch, us, ${r.nodes} nodes x ${cores} cores`,
       themis: round(r.decideUsPerLaunch, 2),
       baseline: null,
       ratio: null,
-      target: largest && !ctx.quick ? '< 50' : '-',
-      met: largest && !ctx.quick ? r.decideUsPerLaunch < 50 : null,
+      target: judged ? '< 50' : '-',
+      met: judged ? r.decideUsPerLaunch < 50 : null,
+    });
+    rows.push({
+      metric: `whole simulation CPU per launch (core + launcher stand-in), us, ${r.nodes} nodes (for information)`,
+      themis: round(r.cpuUsPerLaunch, 1),
+      baseline: round(base.cpuUsPerLaunch, 1),
+      ratio: round(r.cpuUsPerLaunch / base.cpuUsPerLaunch, 2),
+      target: '-',
+      met: null,
     });
   }
   return { rows, details: { results } };
