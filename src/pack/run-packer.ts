@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError } from '../model/errors.js';
+import type { NodeInfo } from '../schedulers/adapter.js';
 import { writeJsonAtomicSync } from '../store/atomic.js';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, dropSharedOwner } from '../store/claim.js';
 import { readStop, removePacker, writePackerHeartbeat } from '../store/ensemble-state.js';
@@ -72,6 +73,8 @@ export interface PackerSummary {
   jobId: string | null;
   allocation: number | null;
   resources: string;
+  /** The allocation's nodes as the packer used them (absent in summaries of older themis versions). */
+  nodes?: NodeInfo[];
   startedAt: string;
   endedAt: string;
   /** Why the packer stopped, in words. */
@@ -220,6 +223,7 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
       jobId: info.jobId,
       allocation,
       resources: describeResources(info),
+      nodes: info.nodes,
       startedAt,
       endedAt: new Date().toISOString(),
       reason,
