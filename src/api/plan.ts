@@ -157,14 +157,15 @@ export function buildPlan(inp: PlanInputs, opts: PlanOptions): PlanReport {
   };
 }
 
-/** The cheapest in node-hours that finishes every run (ties: the shorter); else the one that finishes most. */
+/** The cheapest in node-hours that finishes every run (ties: fewer nodes); else the one that finishes most. */
 export function recommend(cs: readonly PlanCandidate[], runs: number): { recommended: number | null; why: string } {
   if (cs.length === 0) return { recommended: null, why: 'nothing to simulate' };
   if (runs === 0) return { recommended: null, why: 'no queued runs: nothing to plan' };
   const idx = cs.map((_, i) => i);
   const done = idx.filter((i) => cs[i]!.finishes);
   if (done.length > 0) {
-    done.sort((a, b) => cs[a]!.nodeHours - cs[b]!.nodeHours || cs[a]!.makespanSeconds - cs[b]!.makespanSeconds);
+    // Ties (within rounding): the smaller request, which waits less in the scheduler's queue.
+    done.sort((a, b) => cs[a]!.nodeHours - cs[b]!.nodeHours || cs[a]!.nodes * cs[a]!.allocations - cs[b]!.nodes * cs[b]!.allocations || cs[a]!.makespanSeconds - cs[b]!.makespanSeconds);
     const c = cs[done[0]!]!;
     const others = done.length - 1;
     return {
@@ -280,4 +281,33 @@ export function renderPlan(p: PlanReport): string {
 function round(x: number, d: number): number {
   const f = 10 ** d;
   return Math.round(x * f) / f;
+}
+
+/** What `gen`/`add --nodes auto` / `--allocations auto` settled on, and why (printed by the command). */
+export interface AutoChoice {
+  nodes: number;
+  allocations: number;
+  said: string;
+  plan: PlanReport;
+}
+
+/**
+ * `--nodes auto` / `--allocations auto`: the same plan as `themis plan`, on the runs about to be
+ * written (plus what the ensemble measured, for `add`). `auto` fields are tried (node counts 1, 2,
+ * 4, …; 1 to 8 allocations), fixed ones kept.
+ */
+export function chooseAllocation(inp: PlanInputs, ask: { nodes: number | 'auto'; allocations: number | 'auto'; walltime: number; runtime?: string; runtimeColumn?: string }): AutoChoice {
+  if (!(ask.walltime > 0)) throw new ThemisError('USAGE', '--nodes auto / --allocations auto size the allocation for a time limit: give --walltime MINUTES too');
+  const plan = buildPlan(inp, {
+    ...(ask.nodes !== 'auto' && { nodes: [ask.nodes] }),
+    walltimes: [ask.walltime],
+    allocations: ask.allocations === 'auto' ? [1, 2, 4, 8] : [ask.allocations],
+    ...(ask.runtime !== undefined && { runtime: ask.runtime }),
+    ...(ask.runtimeColumn !== undefined && { runtimeColumn: ask.runtimeColumn }),
+  });
+  if (plan.recommended === null) throw new ThemisError('USAGE', `--nodes auto: ${plan.why}`);
+  const c = plan.candidates[plan.recommended]!;
+  const what = `${c.allocations} allocation${c.allocations === 1 ? '' : 's'} of ${c.nodes} node${c.nodes === 1 ? '' : 's'} (${inp.node.cores} cores each, from ${inp.node.from})`;
+  const sim = `simulated makespan ${fmtSeconds(c.makespanSeconds)} of ${ask.walltime} min, ${Math.round(c.utilisation * 100)}% utilisation, ${round(c.nodeHours, 2)} node-hours${c.unfinished ? `, ${c.unfinished} runs left for a resubmission` : ''}`;
+  return { nodes: c.nodes, allocations: c.allocations, said: `chose ${what}: ${plan.why}; ${sim}; durations: ${plan.estimate.said}`, plan };
 }
