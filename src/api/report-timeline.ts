@@ -1,3 +1,4 @@
+import { MinHeap } from '../model/heap.js';
 import { coresPerTask, type StepResources } from '../model/resources.js';
 import type { NodeInfo } from '../schedulers/adapter.js';
 import type { AttemptOutcome } from '../store/history.js';
@@ -186,7 +187,7 @@ export function buildTimeline(allocs: readonly { nodes: readonly NodeInfo[]; sta
       }
     };
     // Ends before starts at the same moment: a freed core can take the next step.
-    const running = new MinHeap<{ end: number; free: () => void }>((x) => x.end);
+    const running = new MinHeap<{ end: number; free: () => void }>((x, y) => x.end < y.end);
     for (const l of list) {
       while (running.size > 0 && running.peek()!.end <= l.start) running.pop()!.free();
       const cpt = coresPerTask(l.need);
@@ -304,44 +305,4 @@ export function buildUtilisation(allocs: readonly { start: number; end: number }
     coreMs: u.coreMs,
     gpuMs: u.gpuMs,
   }));
-}
-
-/** A binary min-heap by `key`. */
-class MinHeap<T> {
-  private readonly h: T[] = [];
-  constructor(private readonly key: (x: T) => number) {}
-  get size(): number {
-    return this.h.length;
-  }
-  peek(): T | undefined {
-    return this.h[0];
-  }
-  push(x: T): void {
-    const h = this.h;
-    h.push(x);
-    for (let i = h.length - 1; i > 0; ) {
-      const p = (i - 1) >> 1;
-      if (this.key(h[p]!) <= this.key(h[i]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-  pop(): T | undefined {
-    const h = this.h;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last !== undefined) {
-      h[0] = last;
-      for (let i = 0; ; ) {
-        const l = 2 * i + 1;
-        let m = i;
-        if (l < h.length && this.key(h[l]!) < this.key(h[m]!)) m = l;
-        if (l + 1 < h.length && this.key(h[l + 1]!) < this.key(h[m]!)) m = l + 1;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
 }

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
+import { MinHeap } from '../model/heap.js';
 import { coresHeld, gpusHeld, resourcesOf, type StepResources } from '../model/resources.js';
 import type { NodeInfo } from '../schedulers/adapter.js';
 import type { Claim } from '../store/claim.js';
 import { FORMAT_VERSION } from '../store/layout.js';
-import type { RunRecord, StatusRecord } from '../store/records.js';
+import { newStatus, type RunRecord, type StatusRecord } from '../store/records.js';
 import type { Effect, PackerEvent } from './events.js';
 import type { ExitRecord } from './launcher-protocol.js';
 import { DEFAULT_PLAN_OPTIONS, type PlanOptions } from './plan.js';
@@ -136,51 +137,18 @@ interface Pending {
   ev: PackerEvent;
 }
 
-/** A binary heap of events by virtual time, then by the order they were scheduled. */
+/** Events by virtual time, then by the order they were scheduled. */
 class EventQueue {
-  private readonly heap: Pending[] = [];
+  private readonly heap = new MinHeap<Pending>((a, b) => a.t < b.t || (a.t === b.t && a.seq < b.seq));
   private seq = 0;
 
-  get size(): number {
-    return this.heap.length;
-  }
-
   push(t: number, packer: number, ev: PackerEvent): void {
-    const h = this.heap;
-    h.push({ t, seq: this.seq++, packer, ev });
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
+    this.heap.push({ t, seq: this.seq++, packer, ev });
   }
 
   pop(): Pending | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
+    return this.heap.pop();
   }
-}
-
-function before(a: Pending, b: Pending): boolean {
-  return a.t < b.t || (a.t === b.t && a.seq < b.seq);
 }
 
 /** What one simulated packer knows beyond its core's state: its queue order and its launches. */
@@ -527,22 +495,7 @@ function recordOf(run: SimRun): RunRecord {
 }
 
 function queuedStatus(id: number, step: number): StatusRecord {
-  return {
-    format: FORMAT_VERSION,
-    id,
-    status: 'queued',
-    step,
-    attempt: 0,
-    restarts: 0,
-    exitCode: null,
-    signal: null,
-    reason: null,
-    startedAt: null,
-    endedAt: null,
-    host: null,
-    jobId: null,
-    history: [],
-  };
+  return { ...newStatus(id), step, history: [] };
 }
 
 function exitOf(runId: number, step: number, attempt: number, stoppedBy: ExitRecord['stoppedBy']): ExitRecord {
