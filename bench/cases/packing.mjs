@@ -1,9 +1,10 @@
 // packing: runs needing 1, 2, 4 or 8 cores, each sleeping 0.2-2 s, packed by `themis run --cores 16`;
 // the makespan (wall time of `themis run`, startup included) against the ideal
-// max(total core-seconds / 16, longest run).
+// max(total core-seconds / 16, longest run). Second row: `themis plan`'s simulated makespan (the
+// packer's own core in virtual time, durations from the sample column) against the measured one.
 import fs from 'node:fs';
 import path from 'node:path';
-import { genEnsemble, round, themisRun, writeCsv } from '../lib.mjs';
+import { THEMIS, genEnsemble, round, themisRun, timed, writeCsv } from '../lib.mjs';
 
 export async function run(ctx) {
   const n = ctx.quick ? 30 : 400;
@@ -22,6 +23,9 @@ export async function run(ctx) {
   genEnsemble(dir, '/bin/sleep', csv, ['--vary-all']);
   const coreSeconds = runs.reduce((a, r) => a + r.cores * r.seconds, 0);
   const ideal = Math.max(coreSeconds / cores, Math.max(...runs.map((r) => r.seconds)));
+  // Planned before the run, from the sample column that holds each run's seconds.
+  const planned = timed([process.execPath, THEMIS, 'plan', '--runtime-column', 'args', '--nodes', '1', '--cores-per-node', String(cores), '--walltime', '0', '--json'], { cwd: dir });
+  const plan = JSON.parse(planned.stdout).candidates[0];
   const r = await themisRun(dir, ['--cores', String(cores)]);
   if (r.summary.counts.successful !== n) throw new Error(`packing: ${r.summary.counts.successful} of ${n} successful`);
   // Also the span from the first step's start to the last one's end (startup excluded).
@@ -34,8 +38,17 @@ export async function run(ctx) {
   }
   const span = (last - first) / 1000;
   const ratio = r.seconds / ideal;
+  const planRatio = plan.makespanSeconds / r.seconds;
   return {
     rows: [
+      {
+        metric: `themis plan: simulated makespan s of the same ${n} runs (vs measured)`,
+        themis: round(plan.makespanSeconds, 2),
+        baseline: round(r.seconds, 2),
+        ratio: round(planRatio, 3),
+        target: '0.90-1.10',
+        met: Math.abs(planRatio - 1) <= 0.1,
+      },
       { metric: `packing ${n} runs on ${cores} cores, makespan s (vs ideal)`, themis: round(r.seconds, 2), baseline: round(ideal, 2), ratio: round(ratio, 2), target: '<= 1.10', met: ratio <= 1.1 },
     ],
     details: {
@@ -47,6 +60,9 @@ export async function run(ctx) {
       firstStartToLastEnd: round(span, 2),
       spanRatio: round(span / ideal, 3),
       packerCpuMs: round(r.self.cpuMs + r.helpers.cpuMs, 0),
+      plannedMakespan: round(plan.makespanSeconds, 2),
+      plannedVsSpan: round(plan.makespanSeconds / span, 3),
+      planSimulatedMs: plan.simulatedMs,
     },
   };
 }

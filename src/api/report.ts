@@ -168,6 +168,11 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
  */
 export async function gatherStatus(setupDir: string, options: { allocations?: boolean; leaseMs?: number } = {}): Promise<StatusReport> {
   const { ensemble, runs } = await scanRunsParallel(setupDir);
+  return statusReportOf(setupDir, ensemble, runs, options);
+}
+
+/** The status report of runs already scanned (`themis report` scans once for both). */
+export async function statusReportOf(setupDir: string, ensemble: EnsembleRecord, runs: RunState[], options: { allocations?: boolean; leaseMs?: number } = {}): Promise<StatusReport> {
   const packers = listPackers(setupDir, { leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) });
   const allocations = options.allocations === false ? [] : await allocationStates(setupDir);
   return buildStatusReport({

@@ -49,6 +49,16 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./status.js')).statusCommand,
   },
   {
+    command: 'report',
+    describe: 'write one self-contained HTML file with the picture of the ensemble: progress, timeline, utilisation, runtimes, failures, results',
+    load: async () => (await import('./report.js')).reportCommand,
+  },
+  {
+    command: 'plan',
+    describe: "estimate the queued runs' durations and simulate the packer on candidate allocations: makespan, utilisation, node-hours, which to ask for",
+    load: async () => (await import('./plan.js')).planCommand,
+  },
+  {
     command: 'progress',
     describe: 'completed/total runs (completed = successful, failed, killed or aborted); -v adds a line per status',
     load: async () => (await import('./progress.js')).progressCommand,

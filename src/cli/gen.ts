@@ -8,7 +8,8 @@ import { parseSamples, parseStepsCsv, varyAll, type VaryAllResources } from '../
 import { DEFAULT_ALLOCATION, addRuns, generateEnsemble, type GenerateReport, type LsfChoice } from '../render/generate.js';
 import { formatCommand } from '../schedulers/commands.js';
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
-import { readEnsemble, type AllocationSettings, type SchedulerName } from '../store/records.js';
+import { readEnsemble, type AllocationSettings, type EnsembleRecord, type SchedulerName } from '../store/records.js';
+import type { EstimateInput } from '../api/estimate.js';
 import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import { progressLine, type Output } from './output.js';
@@ -25,7 +26,13 @@ interface RunArgs extends GlobalOptions {
   batchScript: boolean;
 }
 
-interface GenArgs extends RunArgs {
+interface AutoArgs {
+  runtime?: string;
+  runtimeColumn?: string;
+  coresPerNode?: string;
+}
+
+interface GenArgs extends RunArgs, AutoArgs {
   application?: string;
   scheduler?: string;
   nodes?: string;
@@ -39,7 +46,6 @@ interface GenArgs extends RunArgs {
   template?: string;
   gpusPerNode?: string;
   lsfFlavor?: string;
-  coresPerNode?: string;
   maxRestarts?: string;
   maxFailedRuns?: string;
   abortOn?: string | string[];
@@ -134,15 +140,26 @@ function splitArgsOption(raw: string): string[] {
   return new Run({}, raw).args;
 }
 
-function allocationOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
+/** The options `--nodes auto` / `--allocations auto` plan with (see `themis plan`). */
+function autoOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
   return y
+    .option('runtime', { type: 'string', describe: 'with auto: the estimate for every step (90s, 5m, 1.5h)' })
+    .option('runtime-column', { type: 'string', describe: "with auto: the sample column holding each run's duration" })
+    .option('cores-per-node', {
+      type: 'string',
+      describe: "cores of one node: classic LSF's job slots per host (-n, span[ptile]); what auto plans with [default: the last packer's nodes, else this machine]",
+    });
+}
+
+function allocationOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
+  return autoOptions(y)
     .option('scheduler', { type: 'string', choices: SCHEDULER_NAMES as string[], describe: 'batch system [default: detected from sbatch, bsub, flux on PATH, else local]' })
-    .option('nodes', { alias: 'N', type: 'string', describe: 'nodes per allocation [default: 1]' })
+    .option('nodes', { alias: 'N', type: 'string', describe: 'nodes per allocation, or auto: as `themis plan` recommends for --walltime [default: 1]' })
     .option('walltime', { alias: 't', type: 'string', describe: "minutes per allocation [default: the scheduler's]" })
     .option('partition', { alias: 'p', type: 'string', describe: 'partition (queue)' })
     .option('bank', { alias: 'b', type: 'string', describe: 'bank (account)' })
     .option('name', { alias: 'm', type: 'string', describe: 'job name [default: themis]' })
-    .option('allocations', { type: 'string', describe: 'how many allocations (batch scripts) to split the runs over [default: 1]' })
+    .option('allocations', { type: 'string', describe: 'how many allocations (batch scripts) to split the runs over, or auto (with --walltime) [default: 1]' })
     .option('repeats', { type: 'string', describe: 'resubmit an allocation this many times when it ends with work left [default: 0]' })
     .option('early-stop', { type: 'string', describe: 'minutes before the end of an allocation when no new run starts [default: 0]' })
     .option('template', { type: 'string', describe: 'your own Handlebars batch-script template' })
@@ -151,8 +168,7 @@ function allocationOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
       type: 'string',
       choices: LSF_FLAVORS as string[],
       describe: 'which LSF: classic (bsub -n slots, blaunch) or csm (IBM CSM: -nnodes, jsrun) [default: csm where jsrun or lrun is on PATH, else classic]',
-    })
-    .option('cores-per-node', { type: 'string', describe: 'classic LSF: the cores (job slots) of one node, for -n and span[ptile]' });
+    });
 }
 
 /** `themis gen APPLICATION [SAMPLES]` (alias `create`): render every run directory and the batch scripts. */
@@ -184,6 +200,11 @@ export function genCommand(output: Output): CommandBody<GlobalOptions, GenArgs> 
         throw new ThemisError('USAGE', 'name the application: themis gen APPLICATION [SAMPLES] (or --steps STEPS.csv SAMPLES)');
       }
       const runs = buildRuns({ ...argv, samples }, application !== undefined);
+      const auto = await autoAllocation(output, argv, runs, application ?? null, null);
+      if (auto) {
+        argv.nodes = String(auto.nodes);
+        argv.allocations = String(auto.allocations);
+      }
       const problems: string[] = [];
       // Numbers as numbers, anything else as typed: the model's check names the flag either way.
       const allocation = {
@@ -237,9 +258,16 @@ export function genCommand(output: Output): CommandBody<GlobalOptions, GenArgs> 
 }
 
 /** `themis add SAMPLES`: append runs to an existing ensemble (safe while packers run). */
-export function addCommand(output: Output): CommandBody<GlobalOptions, RunArgs> {
+export function addCommand(output: Output): CommandBody<GlobalOptions, RunArgs & AutoArgs & { nodes?: string; allocations?: string; walltime?: string }> {
   return {
-    builder: (y) => runOptions(y).example('$0 add more.csv', "one new run per row, with the ensemble's application").example('$0 add --steps steps.csv more.csv', 'new composite runs') as never,
+    builder: (y) =>
+      autoOptions(runOptions(y))
+        .option('nodes', { type: 'string', describe: 'auto: size the allocations again for all queued runs, as `themis plan` recommends for --walltime' })
+        .option('allocations', { type: 'string', describe: 'auto (with --walltime): choose how many allocations (they only grow)' })
+        .option('walltime', { type: 'string', describe: "minutes per allocation, with auto [default: the ensemble's]" })
+        .example('$0 add more.csv', "one new run per row, with the ensemble's application")
+        .example('$0 add more.csv --nodes auto --walltime 60', 'and size the batch scripts for what is queued now')
+        .example('$0 add --steps steps.csv more.csv', 'new composite runs') as never,
     handler: async (argv) => {
       if (argv.samples === undefined) throw new ThemisError('USAGE', 'name the samples file: themis add SAMPLES');
       const ens = readEnsemble(argv.setupDir);
@@ -247,8 +275,16 @@ export function addCommand(output: Output): CommandBody<GlobalOptions, RunArgs> 
         throw new ThemisError('USAGE', `the ensemble in ${path.resolve(argv.setupDir)} has no application (it was made with --steps); pass --steps STEPS.csv`);
       }
       const runs = buildRuns(argv, true);
+      for (const [flag, v] of [
+        ['nodes', argv.nodes],
+        ['allocations', argv.allocations],
+      ] as const) {
+        if (v !== undefined && String(v).trim().toLowerCase() !== 'auto') throw new ThemisError('USAGE', `themis add --${flag} takes only auto (the ensemble's other settings are gen's)`);
+      }
+      const auto = await autoAllocation(output, argv, runs, ens.application, { setupDir: argv.setupDir, ens });
       const bar = progressLine(output, 'rendering runs', runs.length);
-      const report = await addRuns(argv.setupDir, runs, { onProgress: (n) => bar.tick(n) });
+      const allocation = auto ? { nodes: auto.nodes, allocations: auto.allocations, ...(argv.walltime !== undefined && { walltime: Number(argv.walltime) }) } : undefined;
+      const report = await addRuns(argv.setupDir, runs, { onProgress: (n) => bar.tick(n), ...(allocation && { allocation }) });
       bar.done();
       printReport(output, report, argv.json);
     },
@@ -280,4 +316,64 @@ function printReport(output: Output, r: GenerateReport, json: boolean): void {
   for (const b of r.batchScripts) output.out(`    ${b.path}  (${b.runIds.length} runs planned)`);
   output.out('submit with `themis submit`, or by hand:');
   for (const b of r.batchScripts) output.out(`  ${formatCommand(b.submit)}`);
+}
+
+/**
+ * `--nodes auto` / `--allocations auto`: plan the runs about to be written (the same plan as
+ * `themis plan`, with the durations it can get: `--runtime`, `--runtime-column`, or for `add`
+ * what the ensemble measured) and say what was chosen and why. Null when neither is auto.
+ */
+async function autoAllocation(
+  output: Output,
+  argv: AutoArgs & { nodes?: string; allocations?: string; walltime?: string; gpusPerNode?: string; setupDir: string },
+  runs: AnyRun[],
+  application: string | null,
+  existing: { setupDir: string; ens: EnsembleRecord } | null,
+): Promise<{ nodes: number; allocations: number } | null> {
+  const isAuto = (v: string | undefined) => v !== undefined && String(v).trim().toLowerCase() === 'auto';
+  if (!isAuto(argv.nodes) && !isAuto(argv.allocations)) return null;
+  const { chooseAllocation, nodeShape, policyOf } = await import('../api/plan.js');
+  const fixed = (v: string | undefined, flag: string, dflt: number): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new ThemisError('USAGE', `--${flag} ${v}: give a whole number >= 1, or auto`);
+    return n;
+  };
+  const walltime = argv.walltime === undefined ? (existing?.ens.allocation.walltime ?? 0) : Number(argv.walltime);
+  const steps = (r: AnyRun) => (r instanceof Run ? r.toSteps(application ?? '/bin/true', false) : r.toSteps());
+  let todo: EstimateInput[] = runs.map((r, i) => ({ id: -(i + 1), sample: r.sample, steps: steps(r), status: null }));
+  let all = todo;
+  if (existing) {
+    // `add`: size for everything queued (what is there and what comes), measured by what finished.
+    const { scanRunsParallel, readExportsParallel } = await import('../api/scan-parallel.js');
+    const { runs: states } = await scanRunsParallel(existing.setupDir);
+    const ex = await readExportsParallel(existing.ens.root, states);
+    const byId = new Map(states.map((s) => [s.id, s.status]));
+    all = ex.map((e) => ({ id: e.id, sample: e.sample, steps: e.steps, status: byId.get(e.id) ?? null }));
+    todo = [...all.filter((r) => r.status?.status === 'queued'), ...todo];
+  }
+  const base = existing ? policyOf(existing.ens) : { maxRestarts: 0, abortOn: [], earlyStop: 0, walltime, allocations: 1 };
+  const gpus = argv.gpusPerNode !== undefined ? Number(argv.gpusPerNode) : undefined;
+  const coresPerNode = argv.coresPerNode !== undefined ? Number(argv.coresPerNode) : (existing?.ens.allocation.coresPerNode ?? undefined);
+  if (coresPerNode !== undefined && !(Number.isInteger(coresPerNode) && coresPerNode >= 1)) {
+    throw new ThemisError('USAGE', `--cores-per-node: must be an integer >= 1, got ${JSON.stringify(argv.coresPerNode)}; give the cores of one node of the cluster`);
+  }
+  const choice = chooseAllocation(
+    {
+      setupDir: existing?.setupDir ?? null,
+      all,
+      todo,
+      policy: { ...base, walltime },
+      node: nodeShape(existing?.setupDir ?? null, { ...(coresPerNode !== undefined && { coresPerNode }), ...(gpus !== undefined && { gpusPerNode: gpus }) }),
+    },
+    {
+      nodes: isAuto(argv.nodes) ? 'auto' : fixed(argv.nodes, 'nodes', existing?.ens.allocation.nodes ?? 1),
+      allocations: isAuto(argv.allocations) ? 'auto' : fixed(argv.allocations, 'allocations', existing?.ens.allocation.allocations ?? 1),
+      walltime,
+      ...(argv.runtime !== undefined && { runtime: argv.runtime }),
+      ...(argv.runtimeColumn !== undefined && { runtimeColumn: argv.runtimeColumn }),
+    },
+  );
+  output.out(`${isAuto(argv.nodes) ? '--nodes auto' : ''}${isAuto(argv.nodes) && isAuto(argv.allocations) ? ' / ' : ''}${isAuto(argv.allocations) ? '--allocations auto' : ''}: ${choice.said}`);
+  return { nodes: choice.nodes, allocations: choice.allocations };
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ThemisError } from '../model/errors.js';
-import type { SchedulerAdapter } from '../schedulers/adapter.js';
+import type { NodeInfo, SchedulerAdapter } from '../schedulers/adapter.js';
 import { readSchedulerOutput } from '../schedulers/commands.js';
 import { getAdapter } from '../schedulers/index.js';
 import { writeJsonAtomicSync } from '../store/atomic.js';
@@ -76,6 +76,8 @@ export interface PackerSummary {
   jobId: string | null;
   allocation: number | null;
   resources: string;
+  /** The allocation's nodes as the packer used them (absent in summaries of older themis versions). */
+  nodes?: NodeInfo[];
   startedAt: string;
   endedAt: string;
   /** Why the packer stopped, in words. */
@@ -247,6 +249,7 @@ export async function runPacker(opts: PackerOptions): Promise<PackerSummary> {
       jobId: info.jobId,
       allocation,
       resources: describeResources(info),
+      nodes: info.nodes,
       startedAt,
       endedAt: new Date().toISOString(),
       reason,

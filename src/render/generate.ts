@@ -48,6 +48,8 @@ export interface GenerateOptions {
 
 export interface AddOptions {
   onProgress?: (done: number, total: number) => void;
+  /** New allocation settings for the batch scripts (`add --nodes auto`); allocations only grow. */
+  allocation?: Partial<Pick<AllocationSettings, 'nodes' | 'allocations' | 'walltime'>>;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -236,7 +238,9 @@ function appendBatch(setupDir: string, ens: EnsembleRecord, runs: readonly AnyRu
   const stage = new Stage(setupDir, ens.root);
   let prepared: PreparedBatch;
   let plans: number[][];
-  const next: EnsembleRecord = { ...ens };
+  const next: EnsembleRecord = opts.allocation
+    ? { ...ens, allocation: { ...ens.allocation, ...opts.allocation, allocations: Math.max(ens.allocation.allocations, opts.allocation.allocations ?? 0) } }
+    : { ...ens };
   try {
     prepared = prepareRuns(contextOf(ens, opts.env), runs, ids, existing, new Set());
     const problems = prepared.runs
@@ -246,7 +250,7 @@ function appendBatch(setupDir: string, ens: EnsembleRecord, runs: readonly AnyRu
     next.gpusPerNodeNeeded = Math.max(ens.gpusPerNodeNeeded ?? 0, gpusNeeded(prepared, ens));
     writeRuns(stage, prepared, opts.onProgress && ((n) => opts.onProgress!(n, runs.length)));
     const fresh = prepared.runs.filter((r) => !again.has(r.id));
-    plans = mergePlans(oldPlans(setupDir, ens.allocation.allocations), planAllocations(coresOf({ ...prepared, runs: fresh }), ens.allocation.allocations));
+    plans = mergePlans(oldPlans(setupDir, ens.allocation.allocations), planAllocations(coresOf({ ...prepared, runs: fresh }), next.allocation.allocations));
     renderBatchScripts(stage.setup, next, plans, { gpusPerNode: next.gpusPerNodeNeeded });
   } catch (e) {
     stage.rollback();
@@ -263,7 +267,7 @@ function appendBatch(setupDir: string, ens: EnsembleRecord, runs: readonly AnyRu
   stage.cleanup();
   // The runs are part of the ensemble now; what follows only refreshes the scripts and flags.
   const scripts = renderBatchScripts(setupDir, next, plans, { gpusPerNode: next.gpusPerNodeNeeded });
-  if (next.gpusPerNodeNeeded !== ens.gpusPerNodeNeeded) writeEnsemble(setupDir, next);
+  if (next.gpusPerNodeNeeded !== ens.gpusPerNodeNeeded || next.allocation !== ens.allocation) writeEnsemble(setupDir, next);
   if (fresh.length > 0) bumpGeneration(setupDir);
   return scripts;
 }
