@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { ThemisError } from '../model/errors.js';
 import { LAUNCHER_MODES, PACK_EXIT, runPacker, type LauncherMode } from '../pack/index.js';
 import type { ThemisOpener } from '../pack/hooks.js';
+import { versionText } from './version.js';
 
 const EPILOG = `Exit codes: 0 nothing left to run (or the allocation's time is up), 1 error, 2 bad usage,
 3 only runs that can never fit this allocation remain, 4 the ensemble is stopped (max_failed_runs
@@ -42,7 +43,8 @@ export async function runPackCli(argv: string[]): Promise<number> {
       .epilog(EPILOG)
       .strict()
       .help()
-      .version()
+      // Only worked out when asked for: it reads the native launcher's header and build record.
+      .version('version', 'show the version and which launcher starts steps here', argv.includes('--version') ? versionText() : '')
       .exitProcess(false)
       .fail((msg, err) => {
         if (err) throw err;
