@@ -2,7 +2,6 @@ import yargs from 'yargs';
 import { ThemisError } from '../model/errors.js';
 import { LAUNCHER_MODES, PACK_EXIT, runPacker, type LauncherMode } from '../pack/index.js';
 import type { ThemisOpener } from '../pack/hooks.js';
-import { versionText } from './version.js';
 
 const EPILOG = `Exit codes: 0 nothing left to run (or the allocation's time is up), 1 error, 2 bad usage,
 3 only runs that can never fit this allocation remain, 4 the ensemble is stopped (max_failed_runs
@@ -19,6 +18,8 @@ export function themisOpener(setupDir: string): ThemisOpener {
 /** `themis-pack`: what every batch script runs; also runnable by hand to drain an ensemble anywhere. */
 export async function runPackCli(argv: string[]): Promise<number> {
   try {
+    // Loaded and worked out only when asked for: a packer starts with as little as it needs.
+    const version = argv.includes('--version') ? (await import('./version.js')).versionText() : '';
     const args = await yargs(argv)
       .scriptName('themis-pack')
       .usage("$0 --setup-dir DIR [options]\n\nClaim queued runs of an ensemble and pack their steps onto this allocation's cores and GPUs.")
@@ -43,8 +44,7 @@ export async function runPackCli(argv: string[]): Promise<number> {
       .epilog(EPILOG)
       .strict()
       .help()
-      // Only worked out when asked for: it reads the native launcher's header and build record.
-      .version('version', 'show the version and which launcher starts steps here', argv.includes('--version') ? versionText() : '')
+      .version('version', 'show the version and which launcher starts steps here', version)
       .exitProcess(false)
       .fail((msg, err) => {
         if (err) throw err;

@@ -10,9 +10,9 @@ import { quoteShell } from '../model/quote.js';
  * `{{checkPaths}}`.
  */
 export function pathCheckLines(o: { node: string; packBin: string; script: string; setupDir: string; allocation: number }): string {
-  const message =
-    'themis: this batch script runs %s, which no longer exists: themis or node was moved, uninstalled or upgraded to another path after the script was written.\\n' +
-    'Its runs are still queued. Write the script again with the current paths and submit it: rm %s && themis --setup-dir %s submit --allocation %s\\n';
-  const args = [o.script, o.setupDir, String(o.allocation)].map(quoteShell).join(' ');
-  return [`for f in ${quoteShell(o.node)} ${quoteShell(o.packBin)}; do`, `  if [ ! -e "$f" ]; then printf ${quoteShell(message)} "$f" ${args} >&2; exit 127; fi`, 'done'].join('\n');
+  // echo of separate words: no backslash escapes in the script (some tools that pass a script on, and dash's echo, would read them).
+  const q = quoteShell;
+  const gone = `echo ${q('themis: this batch script runs')} "$f," ${q('which no longer exists: themis or node was moved, uninstalled or upgraded to another path after the script was written.')} >&2`;
+  const fix = `echo ${q('Its runs are still queued. Write the script again with the current paths and submit it: rm')} ${q(o.script)} ${q('&& themis --setup-dir')} ${q(o.setupDir)} submit --allocation ${o.allocation} >&2`;
+  return [`for f in ${q(o.node)} ${q(o.packBin)}; do`, '  if [ ! -e "$f" ]; then', `    ${gone}`, `    ${fix}`, '    exit 127', '  fi', 'done'].join('\n');
 }
