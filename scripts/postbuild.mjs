@@ -1,25 +1,32 @@
 // tsc does not set the execute bit on bin files; npm does on install, but `npm run build` in a
 // checkout must leave runnable binaries too.
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { buildNativeLauncher } from './build-native.mjs';
+
 for (const bin of ['dist/bin/themis.js', 'dist/bin/themis-pack.js']) {
   if (existsSync(bin)) chmodSync(bin, 0o755);
 }
 
+// tsc never deletes: output of a source that was removed or renamed would linger in dist/ (and in
+// a packed tarball). Remove what no src/**/*.ts makes any more.
+function pruneDist(dir) {
+  if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      if (p !== path.join('dist', 'native')) pruneDist(p);
+      continue;
+    }
+    const m = /^(.*)\.(js|d\.ts|js\.map|d\.ts\.map)$/.exec(p);
+    if (m && !existsSync(path.join('src', path.relative('dist', m[1]) + '.ts'))) rmSync(p);
+  }
+}
+if (existsSync('src')) pruneDist('dist');
+
 // The native launcher (src/native/spawner.c) where a C compiler exists; without one, or when the
 // compile fails, the packer uses the Node launcher (dist/pack/launcher-child.js) instead.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
 {
-  const out = 'dist/native/themis-spawner';
-  mkdirSync('dist/native', { recursive: true });
-  const cc = process.env.CC || 'cc';
-  const r = spawnSync(cc, ['-O2', '-o', `${out}.tmp`, 'src/native/spawner.c'], { encoding: 'utf8' });
-  if (r.status === 0) {
-    renameSync(`${out}.tmp`, out);
-  } else {
-    rmSync(`${out}.tmp`, { force: true });
-    rmSync(out, { force: true });
-    const why = r.error ? `${cc} not found` : (r.stderr || '').trim().split('\n').slice(-3).join(' ');
-    console.error(`themis build: native launcher not built (${why}); the Node launcher will be used`);
-  }
+  const { record, line } = buildNativeLauncher(process.cwd(), { how: 'build' });
+  if (record.launcher !== 'native') console.error(`themis build: ${line}`);
 }

@@ -49,7 +49,8 @@ function lazyCommand({ load, ...head }: CommandEntry, output: Output): CommandMo
   };
 }
 
-export function buildCli(argv: string[], output: Output = processOutput): Argv {
+/** `version`: what `--version` prints (versionText(), which runCli loads only when it is asked for). */
+export function buildCli(argv: string[], output: Output = processOutput, version?: string): Argv {
   // `-a "-x 1"`: yargs would take the value for a flag; gen/add glue it to --args first.
   let cli = yargs(glueArgsValues(argv))
     .scriptName('themis')
@@ -67,7 +68,7 @@ export function buildCli(argv: string[], output: Output = processOutput): Argv {
     .recommendCommands()
     .help()
     .alias('help', 'h')
-    .version()
+    .version('version', 'show the version, where themis and node are, and which launcher starts steps here', version ?? '')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
@@ -82,7 +83,8 @@ export function buildCli(argv: string[], output: Output = processOutput): Argv {
 export async function runCli(argv: string[], output: Output = processOutput): Promise<number> {
   process.exitCode = undefined;
   try {
-    await buildCli(argv, output).parseAsync();
+    const version = argv.includes('--version') ? (await import('./version.js')).versionText() : undefined;
+    await buildCli(argv, output, version).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (e) {
     return reportError(e, output, argv.includes('-vv') || argv.includes('--verbose=2'));

@@ -18,6 +18,8 @@ export function themisOpener(setupDir: string): ThemisOpener {
 /** `themis-pack`: what every batch script runs; also runnable by hand to drain an ensemble anywhere. */
 export async function runPackCli(argv: string[]): Promise<number> {
   try {
+    // Loaded and worked out only when asked for: a packer starts with as little as it needs.
+    const version = argv.includes('--version') ? (await import('./version.js')).versionText() : '';
     const args = await yargs(argv)
       .scriptName('themis-pack')
       .usage("$0 --setup-dir DIR [options]\n\nClaim queued runs of an ensemble and pack their steps onto this allocation's cores and GPUs.")
@@ -42,7 +44,7 @@ export async function runPackCli(argv: string[]): Promise<number> {
       .epilog(EPILOG)
       .strict()
       .help()
-      .version()
+      .version('version', 'show the version and which launcher starts steps here', version)
       .exitProcess(false)
       .fail((msg, err) => {
         if (err) throw err;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ThemisError } from '../model/errors.js';
 import { decodeChild, encodeParent, type ChildMessage, type ExitRecord, type ParentMessage, type SpawnRequest, type StopReason } from './launcher-protocol.js';
+import { describeLauncher, explainStartFailure, nativeBinaryProblem, type LauncherDescription } from './native-binary.js';
 
 export type { ExitRecord, SpawnRequest, StopReason } from './launcher-protocol.js';
 
@@ -30,7 +31,10 @@ function childPath(): string {
   return p;
 }
 
-/** The native launcher built by `npm run build` from src/native/spawner.c, when a C compiler was there. */
+/**
+ * The native launcher built from src/native/spawner.c on this machine (at install, or by `npm run
+ * build`), when a C compiler was there; null when there is none or it is not executable.
+ */
 export function nativeSpawnerPath(): string | null {
   const p = process.env[NATIVE_ENV] || locate(['../native/themis-spawner', '../../dist/native/themis-spawner']);
   if (!p) return null;
@@ -40,6 +44,17 @@ export function nativeSpawnerPath(): string | null {
   } catch {
     return null;
   }
+}
+
+/** Which launcher a packer started here would use, and why (`themis --version`). */
+export function launcherInUse(): LauncherDescription {
+  return describeLauncher({
+    found: nativeSpawnerPath(),
+    nativeDir: locate(['../native', '../../dist/native']) ?? path.resolve(here, '../native'),
+    forced: process.env[LAUNCHER_ENV],
+    named: process.env[NATIVE_ENV],
+    rebuild: `node ${path.resolve(here, '../../scripts/build-native.mjs')}`,
+  });
 }
 
 export interface LauncherEvents {
@@ -156,16 +171,25 @@ export class Launcher {
     const want = process.env[LAUNCHER_ENV];
     let started: Awaited<ReturnType<typeof startProcess>> | null = null;
     let kind: 'native' | 'node' = 'node';
-    if (want !== 'node' && nativeSpawnerPath() !== null) {
+    const native = nativeSpawnerPath();
+    if (want !== 'node' && native !== null) {
+      // Built for another machine (a file system shared by x86-64 and POWER nodes), or not runnable
+      // here: the Node launcher does the same job. Its header is read first, so a binary of another
+      // architecture is never handed to the kernel (whose ENOEXEC has sh read it as a script).
+      const problem = nativeBinaryProblem(native);
       try {
+        if (problem !== null) throw new ThemisError('IO', `themis launcher (native) cannot start: ${problem}`);
         started = await startProcess('native', where);
         kind = 'native';
       } catch (e) {
-        // Built for another machine, or not runnable here: the Node launcher does the same job.
         if (want === 'native') throw e;
+        const why = problem ?? explainStartFailure(native, e);
+        process.stderr.write(
+          `themis-pack: the native launcher cannot start ${where ? `on ${where.label}` : 'here'} (${why}); steps start through the Node launcher instead (it works the same, it forks slower)\n`,
+        );
       }
     } else if (want === 'native') {
-      throw new ThemisError('NOT_FOUND', `${LAUNCHER_ENV}=native but the native launcher was not built (no C compiler at \`npm run build\`?)`);
+      throw new ThemisError('NOT_FOUND', `${LAUNCHER_ENV}=native but ${launcherInUse().why}`);
     }
     started ??= await startProcess('node', where);
     const { child, pid, lines } = started;

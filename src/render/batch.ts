@@ -11,6 +11,7 @@ import { FORMAT_VERSION, setupPaths } from '../store/layout.js';
 import { readRunRecord, type EnsembleRecord } from '../store/records.js';
 import { readIndex } from '../store/run-index.js';
 import { compileTemplate, loadTemplate, type CompiledTemplate } from './handlebars.js';
+import { pathCheckLines } from './path-check.js';
 
 export interface BatchScriptInfo {
   allocation: number;
@@ -126,6 +127,7 @@ export function scriptVariables(setupDir: string, ens: EnsembleRecord, allocatio
     script: p.batchScript(base, allocation),
     node: process.execPath,
     packBin: PACK_BIN,
+    checkPaths: pathCheckLines({ node: process.execPath, packBin: PACK_BIN, script: p.batchScript(base, allocation), setupDir: p.root, allocation }),
     runIds,
     runCount: runIds.length,
   };
