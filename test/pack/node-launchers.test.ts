@@ -47,19 +47,26 @@ echo "end $THEMIS_RUN_ID $(date +%s%3N) \${SLURMD_NODENAME:--} $THEMIS_STEP $$" 
   );
 }
 
+/** An ensemble of `n` one-step runs of the ledger app (body: what each does), with a fake srun on PATH. */
+function fakeSlurmEnsemble(n: number, body: string, more: { maxRestarts?: number } = {}) {
+  const e = makeEnsemble([]);
+  const bin = path.join(e.root, 'bin');
+  const srunLog = path.join(e.root, 'srun.log');
+  fakeSrun(bin, srunLog);
+  const ledger = path.join(e.root, 'ledger');
+  const app = ledgerOnNode(e.root, body);
+  const e2 = makeEnsemble(
+    Array.from({ length: n }, () => ({ steps: [{ args: [app, ledger] }] })),
+    { root: e.root, scheduler: 'slurm', ...more },
+  );
+  return { ...e2, bin, srunLog, ledger };
+}
+
 describe('a launcher per node (fake srun running them here; no Slurm)', () => {
   it('single-node steps on other nodes are forked by one long-lived launcher there: one srun per node, none per run', async () => {
-    const e = makeEnsemble([]);
-    const bin = path.join(e.root, 'bin');
-    const srunLog = path.join(e.root, 'srun.log');
-    fakeSrun(bin, srunLog);
-    const ledger = path.join(e.root, 'ledger');
-    const app = ledgerOnNode(e.root, 'sleep 0.2');
     const n = 24;
-    const e2 = makeEnsemble(
-      Array.from({ length: n }, () => ({ steps: [{ args: [app, ledger] }] })),
-      { root: e.root, scheduler: 'slurm' },
-    );
+    const e2 = fakeSlurmEnsemble(n, 'sleep 0.2');
+    const { bin, srunLog, ledger } = e2;
     const r = await startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2'], slurmEnv(bin, 'n1,n2,n3')).done;
     expect(r.code, r.stderr).toBe(0);
     expect(statuses(e2.root, n).every((s) => s.status === 'successful')).toBe(true);
@@ -88,16 +95,8 @@ describe('a launcher per node (fake srun running them here; no Slurm)', () => {
   }, 60_000);
 
   it("the packer's own node is the one Slurm names (SLURMD_NODENAME): steps there are forked by its own launcher", async () => {
-    const e = makeEnsemble([]);
-    const bin = path.join(e.root, 'bin');
-    const srunLog = path.join(e.root, 'srun.log');
-    fakeSrun(bin, srunLog);
-    const ledger = path.join(e.root, 'ledger');
-    const app = ledgerOnNode(e.root, 'sleep 0.2');
-    const e2 = makeEnsemble(
-      Array.from({ length: 8 }, () => ({ steps: [{ args: [app, ledger] }] })),
-      { root: e.root, scheduler: 'slurm' },
-    );
+    const e2 = fakeSlurmEnsemble(8, 'sleep 0.2');
+    const { bin, srunLog, ledger } = e2;
     const r = await startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2'], { ...slurmEnv(bin, 'n1,n2'), SLURMD_NODENAME: 'n2' }).done;
     expect(r.code, r.stderr).toBe(0);
     const sruns = fs.readFileSync(srunLog, 'utf8').trim().split('\n');
@@ -107,17 +106,9 @@ describe('a launcher per node (fake srun running them here; no Slurm)', () => {
   }, 60_000);
 
   it('kill -9 of a node launcher mid-run: its steps are stopped, their runs run again (no restart used), none completes twice', async () => {
-    const e = makeEnsemble([]);
-    const bin = path.join(e.root, 'bin');
-    const srunLog = path.join(e.root, 'srun.log');
-    fakeSrun(bin, srunLog);
-    const ledger = path.join(e.root, 'ledger');
-    const app = ledgerOnNode(e.root, 'sleep 1.5');
     const n = 8;
-    const e2 = makeEnsemble(
-      Array.from({ length: n }, () => ({ steps: [{ args: [app, ledger] }] })),
-      { root: e.root, scheduler: 'slurm', maxRestarts: 0 },
-    );
+    const e2 = fakeSlurmEnsemble(n, 'sleep 1.5', { maxRestarts: 0 });
+    const { bin, srunLog, ledger } = e2;
     const p = startPack(['--setup-dir', e2.setupDir, '--heartbeat', '0.2', '--grace', '1'], slurmEnv(bin, 'n1,n2'));
     // The node launcher is the fake srun process itself (it execs the launcher).
     await waitFor(() => fs.existsSync(srunLog) && readLedger(ledger).some((l) => l.kind === 'start' && l.gpus === 'n2'), 20_000, 'a step on n2');
