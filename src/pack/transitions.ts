@@ -1,11 +1,13 @@
+import { resourcesOf, sameResources, type StepResources } from '../model/resources.js';
 import { withHistory, type StatusRecord } from '../store/records.js';
+import { nodeLost, spawnRefused, takeJobStep } from './core-nodes.js';
+import { heartbeat, interrupt, killDequeued, launcherLost, stopStartingRuns } from './core-stops.js';
 import type { Effect, PackerEvent } from './events.js';
+import { routeOf } from './launch-policy.js';
 import type { ExitRecord } from './launcher-protocol.js';
 import { afterStepExit, EXTERNAL_STOP_SETTLE_MS, hookFailure, mayBeJobWideStop, type LifecyclePolicy, type Next } from './lifecycle.js';
 import { nextLaunches, type QueueItem } from './plan.js';
-import { resourcesOf, sameResources, type StepResources } from '../model/resources.js';
-import { routeOf, type Route } from './launch-policy.js';
-import { markDown, release, type Slot } from './pool.js';
+import { release, type Slot } from './pool.js';
 import type { LoadedCandidate } from './queue.js';
 import { describeStop, type HeldRun, type PackerState, type StopCause } from './state.js';
 
@@ -64,7 +66,7 @@ export function transition(s: PackerState, ev: PackerEvent, at: At): Effect[] {
       t.failuresCounted(ev.failed);
       break;
     case 'heartbeat':
-      t.heartbeat(ev);
+      heartbeat(t, ev);
       break;
     case 'rescan-due':
       if (ev.recheck) s.scan.recheckPending = false;
@@ -74,38 +76,42 @@ export function transition(s: PackerState, ev: PackerEvent, at: At): Effect[] {
       t.scanned(ev.pending, ev.suspects);
       break;
     case 'stop-starting':
-      t.stopStartingRuns(ev.cause);
+      stopStartingRuns(t, ev.cause);
       break;
     case 'interrupt':
-      t.interrupt(ev.cause);
+      interrupt(t, ev.cause);
       break;
     case 'signal':
       s.signal ??= ev.signal;
       t.log(`received ${ev.signal}: stopping every step and putting their runs back in the queue`);
-      t.interrupt({ kind: 'signal', signal: ev.signal });
+      interrupt(t, { kind: 'signal', signal: ev.signal });
       break;
     case 'launcher-lost':
-      t.launcherLost(ev.why);
+      launcherLost(t, ev.why);
       break;
     case 'node-lost':
-      t.nodeLost(ev.node, ev.why, ev.exits);
+      nodeLost(t, ev.node, ev.why, ev.exits);
       break;
     case 'spawn-refused':
       if (ev.limitReached) s.steps.exhausted = true;
-      t.spawnRefused(ev.key, ev.why);
+      spawnRefused(t, ev.key, ev.why);
       break;
   }
   return out;
 }
 
-type Ev<T extends PackerEvent['type']> = Extract<PackerEvent, { type: T }>;
+export type Ev<T extends PackerEvent['type']> = Extract<PackerEvent, { type: T }>;
 
-/** One event's handling: the state, the effects so far and the moment, shared by the helpers below. */
-class Core {
+/**
+ * One event's handling: the state, the effects so far and the moment, shared by the helpers below
+ * and by the transitions about job steps and other nodes (`core-nodes.ts`) and about heartbeats and
+ * stops (`core-stops.ts`). The run's life cycle (decide, claim, start, exit, settle) is here.
+ */
+export class Core {
   constructor(
-    private readonly s: PackerState,
-    private readonly out: Effect[],
-    private readonly at: At,
+    readonly s: PackerState,
+    readonly out: Effect[],
+    readonly at: At,
   ) {}
 
   log(line: string): void {
@@ -174,14 +180,14 @@ class Core {
     this.checkDone({ remaining: !allTaken, windowWasFull });
   }
 
-  private takeWaiting(runId: number): HeldRun | null {
+  takeWaiting(runId: number): HeldRun | null {
     const w = this.s.waiting.findIndex((a) => a.id === runId);
     if (w < 0) return null;
     return this.s.waiting.splice(w, 1)[0]!;
   }
 
   /** Cores and GPUs back to the pool, and a decision soon to use them. */
-  private giveBack(slot: Slot): void {
+  giveBack(slot: Slot): void {
     this.s.pool = release(this.s.pool, slot);
     this.out.push({ type: 'decide-soon' });
   }
@@ -275,7 +281,7 @@ class Core {
     // `themis dequeue` raced with our claim: honour it before starting anything.
     if (dequeueRequested) {
       this.giveBack(slot);
-      this.killDequeued(a);
+      killDequeued(this, a);
       return;
     }
     // The slot was found for the needs the scan saw; the status read under the claim may be at another step.
@@ -310,7 +316,7 @@ class Core {
     const s = this.s;
     const stepIndex = a.status.step;
     const route = routeOf(s.cfg.launch, slot, a.record.steps[stepIndex]!);
-    if (!this.takeJobStep(a, slot, route)) return;
+    if (!takeJobStep(this, a, slot, route)) return;
     const remote = route.kind === 'node' && route.node !== s.cfg.launch.ownNode ? s.pool.nodes[route.node]!.name : null;
     // A key no other launch of this packer has (a requeued run counts attempts from 0 again): the
     // status names it, so a successor finds this launch's start and exit in our journal.
@@ -334,119 +340,6 @@ class Core {
     );
     a.phase = { kind: 'starting', slot, key, route, status };
     this.out.push({ type: 'write-status', runId: a.id, dir: a.dir, claim: a.claim, status });
-  }
-
-  /**
-   * The job step a launch needs, if any, within the step limit: one per launch through the
-   * scheduler, and one for the first launch on each other node (its launcher). Past the limit a
-   * scheduler launch blocks the run here, and a node without a launcher yet is given up; the run
-   * goes back to the queue with why, no restart used. False when it does not launch.
-   */
-  private takeJobStep(a: HeldRun, slot: Slot, route: Route): boolean {
-    const s = this.s;
-    const remoteNode = route.kind === 'node' && route.node !== s.cfg.launch.ownNode ? route.node : null;
-    const needs = route.kind === 'scheduler' || (remoteNode !== null && s.nodes[remoteNode]!.launcher === 'none');
-    if (!needs) return true;
-    const limit = s.cfg.stepLimit;
-    // One step is kept for the cleanup after a node launcher dies.
-    if (s.steps.exhausted || (limit !== null && s.steps.used + 1 > limit - 1)) {
-      const why = s.steps.exhausted
-        ? "the allocation's job steps are used up (the scheduler refused a step: its step limit was reached)"
-        : `the allocation's job steps are used up (${s.steps.used} of the step limit ${limit}, MaxStepCount)`;
-      this.giveBack(slot);
-      if (remoteNode !== null) {
-        this.nodeDown(remoteNode, `${why}: no launcher can start there`);
-        this.requeue(a, `not started: ${why}`);
-      } else {
-        s.blocked.set(a.id, why);
-        this.log(`run ${a.id} step ${a.status.step} cannot start: ${why}`);
-        this.requeue(a, `blocked: ${why}`);
-      }
-      return false;
-    }
-    s.steps.used++;
-    if (route.kind === 'scheduler') s.steps.scheduler++;
-    else {
-      s.steps.nodeLaunchers++;
-      s.nodes[remoteNode!]!.launcher = 'up';
-    }
-    return true;
-  }
-
-  /** Place nothing more on node `n`: its cores and GPUs leave the pool, and the packer says why. */
-  private nodeDown(n: number, why: string): void {
-    const s = this.s;
-    if (s.pool.down.has(n)) return;
-    s.pool = markDown(s.pool, n);
-    this.log(`stopping placing steps on node ${s.pool.nodes[n]!.name}: ${why}`);
-    this.out.push({ type: 'decide-soon' });
-  }
-
-  /**
-   * The launcher of node `n` died. Steps whose exit its journal holds are settled from it; the
-   * others died with it (or are stopped now, `clean-node`) and go back to the queue, no restart
-   * used. The node gets a new launcher with its next step; after a second loss it is given up.
-   */
-  nodeLost(n: number, why: string, journaled: { key: string; exit: ExitRecord }[]): void {
-    const s = this.s;
-    const st = s.nodes[n];
-    if (!st) return;
-    st.losses++;
-    st.launcher = 'none';
-    const name = s.pool.nodes[n]!.name;
-    const exits = new Map(journaled.map((j) => [j.key, j.exit]));
-    const pids: number[] = [];
-    for (const [key, a] of [...s.byKey]) {
-      const p = a.phase;
-      if (p.kind !== 'running' && p.kind !== 'lost') continue;
-      if (p.route?.kind !== 'node' || p.route.node !== n) continue;
-      if (p.pid > 0 && !exits.has(key)) pids.push(p.pid);
-      if (p.kind === 'lost') {
-        this.dropLost(a);
-        continue;
-      }
-      const exit: ExitRecord = exits.get(key) ?? {
-        format: 1,
-        runId: a.id,
-        step: a.status.step,
-        attempt: a.status.attempt,
-        code: null,
-        signal: 'SIGKILL',
-        stoppedBy: 'interrupt',
-        startedAt: this.at.iso,
-        endedAt: this.at.iso,
-        host: name,
-        pid: p.pid,
-      };
-      this.settleExit(a, p.slot, key, exit);
-    }
-    this.log(`the launcher on node ${name} died (${why}); ${st.losses < 2 ? 'its runs go back to the queue and the next step there starts a new one' : 'its runs go back to the queue'}`);
-    if (pids.length > 0 && (s.cfg.stepLimit === null || s.steps.used < s.cfg.stepLimit)) {
-      s.steps.used++;
-      this.out.push({ type: 'clean-node', node: n, pids });
-    }
-    if (st.losses >= 2) this.nodeDown(n, `its launcher died ${st.losses} times (last: ${why})`);
-  }
-
-  /** A launch that never started (its node's launcher could not start): back to the queue, no restart used. */
-  spawnRefused(key: string, why: string): void {
-    const s = this.s;
-    const a = s.byKey.get(key);
-    if (!a) return;
-    const p = a.phase;
-    if (p.kind === 'lost') {
-      this.dropLost(a);
-      return;
-    }
-    if (p.kind !== 'running') return;
-    s.byKey.delete(key);
-    this.giveBack(p.slot);
-    if (p.route.kind === 'node' && p.route.node !== s.cfg.launch.ownNode) {
-      s.nodes[p.route.node]!.launcher = 'none';
-      this.nodeDown(p.route.node, why);
-    }
-    this.log(`run ${a.id} step ${a.status.step} not started: ${why}`);
-    this.requeue(a, `not started: ${why}`);
   }
 
   // --- hooks ---
@@ -632,11 +525,11 @@ class Core {
 
   // --- settling a run: its last status, then the claim goes ---
 
-  private complete(a: HeldRun): void {
+  complete(a: HeldRun): void {
     this.writeHeld(a, a.status, 'final');
   }
 
-  private requeue(a: HeldRun, why: string): void {
+  requeue(a: HeldRun, why: string): void {
     this.writeHeld(a, withHistory({ ...a.status, status: 'queued', reason: `requeued: ${why}` }, 'requeued', why, this.at.iso), 'requeue');
   }
 
@@ -666,7 +559,7 @@ class Core {
         // journaled exit. Start nothing new, so the packer exits once its running steps end.
         s.error ??= ev.message;
         this.log(`run ${a.id}: cannot write its status (${ev.message}); it will be recovered after the lease by another packer or \`themis doctor --repair\``);
-        this.stopStartingRuns({ kind: 'status-unwritable', why: ev.message });
+        stopStartingRuns(this, { kind: 'status-unwritable', why: ev.message });
       }
       if (p.kind === 'starting') this.giveBack(p.slot);
       this.drop(a, true);
@@ -699,11 +592,11 @@ class Core {
     if (max === null || failed <= max) return;
     const cause: StopCause = { kind: 'max-failed', failed, max };
     this.out.push({ type: 'set-stop-flag', reason: describeStop(cause), kind: 'max-failed-runs' });
-    this.stopStartingRuns(cause);
+    stopStartingRuns(this, cause);
   }
 
   /** The run leaves our hands. `lost`: without our final status (the journal stays for its successor). */
-  private drop(a: HeldRun, lost: boolean): void {
+  drop(a: HeldRun, lost: boolean): void {
     const s = this.s;
     if (lost) s.journalNeeded = true;
     else this.out.push({ type: 'release-claim', claim: a.claim });
@@ -715,135 +608,12 @@ class Core {
   }
 
   /** A lost run whose step, hook or recovery is over: its cores come back, its status is not ours. */
-  private dropLost(a: HeldRun): void {
+  dropLost(a: HeldRun): void {
     const p = a.phase;
     if (p.kind !== 'lost') return;
     if (p.key) this.s.byKey.delete(p.key);
     if (p.slot) this.giveBack(p.slot);
     this.drop(a, true);
-  }
-
-  // --- heartbeat: lost claims, dequeue requests, the stop flag ---
-
-  heartbeat(ev: Ev<'heartbeat'>): void {
-    const s = this.s;
-    for (const l of ev.lost) {
-      const a = s.held.get(l.runId);
-      if (a && a.phase.kind !== 'lost') this.loseClaim(a, l.why);
-    }
-    for (const id of ev.dequeues) {
-      const a = s.held.get(id);
-      if (a) this.dequeue(a);
-    }
-    if (ev.stopFlag !== null && !s.stopStarting) this.stopStartingRuns({ kind: 'stop-flag', reason: ev.stopFlag });
-  }
-
-  private loseClaim(a: HeldRun, why: string): void {
-    this.log(`run ${a.id}: claim lost (${why}); stopping its step`);
-    const p = a.phase;
-    switch (p.kind) {
-      case 'running':
-        this.out.push({ type: 'kill', key: p.key, reason: 'lost-claim' });
-        a.phase = { kind: 'lost', awaits: 'exit', slot: p.slot, key: p.key, route: p.route, pid: p.pid };
-        return;
-      case 'exited':
-        a.phase = { kind: 'lost', awaits: 'exit', slot: p.slot, key: p.key, route: null, pid: 0 };
-        this.dropLost(a);
-        return;
-      case 'waiting':
-        this.takeWaiting(a.id);
-        this.drop(a, true);
-        return;
-      case 'prepping':
-        a.phase = { kind: 'lost', awaits: 'hook', slot: p.slot, key: null, route: null, pid: 0 };
-        return;
-      case 'post-run':
-        a.phase = { kind: 'lost', awaits: 'hook', slot: null, key: null, route: null, pid: 0 };
-        return;
-      case 'recovering':
-        a.phase = { kind: 'lost', awaits: 'recovery', slot: p.slot, key: null, route: null, pid: 0 };
-        return;
-      case 'starting':
-      case 'writing':
-        a.phase = { kind: 'lost', awaits: 'write', slot: p.kind === 'starting' ? p.slot : null, key: null, route: null, pid: 0 };
-        return;
-      case 'lost':
-        return;
-    }
-  }
-
-  /** `themis dequeue` of a run we hold: stop its step, or settle it now when none runs. */
-  private dequeue(a: HeldRun): void {
-    const p = a.phase;
-    if (p.kind === 'running') return void this.out.push({ type: 'kill', key: p.key, reason: 'dequeue' });
-    if (p.kind !== 'waiting') return; // a hook, a recovery or a write in flight: the request waits for the next heartbeat
-    this.takeWaiting(a.id);
-    this.killDequeued(a);
-  }
-
-  private killDequeued(a: HeldRun): void {
-    a.status = withHistory({ ...a.status, status: 'killed', reason: 'dequeued while running' }, 'killed', 'dequeued', this.at.iso);
-    this.out.push({ type: 'clear-dequeue', dir: a.dir });
-    this.complete(a);
-  }
-
-  // --- stopping ---
-
-  /** Stop starting runs (walltime near, stop flag, max_failed_runs); running steps finish. */
-  stopStartingRuns(cause: StopCause): void {
-    const s = this.s;
-    if (s.stopStarting) return;
-    s.stopStarting = cause;
-    const why = describeStop(cause);
-    this.log(`starting no more runs: ${why}`);
-    for (const a of s.waiting.splice(0)) this.requeue(a, why);
-    this.checkDone();
-  }
-
-  /** Signal, allocation end or a packer error: start nothing, stop every step, put the runs back. */
-  interrupt(cause: StopCause): void {
-    const s = this.s;
-    if (cause.kind === 'error') s.error ??= cause.message;
-    if (s.interrupted) return;
-    s.interrupted = cause;
-    this.stopStartingRuns(cause);
-    for (const a of s.byKey.values()) if (a.phase.kind === 'running') this.out.push({ type: 'kill', key: a.phase.key, reason: 'interrupt' });
-    // Steps that died of a job-wide signal just before: that was this stop.
-    for (const a of [...s.byKey.values()]) if (a.phase.kind === 'exited') this.settleExit(a, a.phase.slot, a.phase.key, { ...a.phase.exit, stoppedBy: 'interrupt' });
-    this.checkDone();
-  }
-
-  /** The launcher died on its own: its steps may live on, detached. Stop them and requeue. */
-  launcherLost(why: string): void {
-    const s = this.s;
-    this.log(`packer error: ${why}; stopping its steps`);
-    s.error ??= why;
-    const cause: StopCause = { kind: 'launcher-lost', why };
-    s.interrupted = cause;
-    this.stopStartingRuns(cause);
-    for (const [key, a] of [...s.byKey]) {
-      const p = a.phase;
-      if ((p.kind === 'running' || p.kind === 'lost') && p.pid > 0) this.out.push({ type: 'kill-group', pid: p.pid });
-      if (p.kind === 'lost') this.dropLost(a);
-      else if (p.kind === 'exited') this.settleExit(a, p.slot, key, { ...p.exit, stoppedBy: 'interrupt' });
-      else if (p.kind === 'running') {
-        const exit: ExitRecord = {
-          format: 1,
-          runId: a.id,
-          step: a.status.step,
-          attempt: a.status.attempt,
-          code: null,
-          signal: 'SIGKILL',
-          stoppedBy: 'interrupt',
-          startedAt: this.at.iso,
-          endedAt: this.at.iso,
-          host: s.cfg.host,
-          pid: p.pid,
-        };
-        this.settleExit(a, p.slot, key, exit);
-      }
-    }
-    this.checkDone();
   }
 
   // --- the queue and the end ---
@@ -871,7 +641,7 @@ class Core {
    * is; otherwise a decision looks at the queue first (`view` comes from one), and with nothing
    * there a fresh scan, runs held by silent packers and blocked runs have the last word.
    */
-  private checkDone(view?: { remaining: boolean; windowWasFull: boolean }): void {
+  checkDone(view?: { remaining: boolean; windowWasFull: boolean }): void {
     const s = this.s;
     if (s.finished !== null || s.held.size > 0 || s.claimsInFlight > 0 || s.scan.running) return;
     const cause = s.interrupted ?? s.stopStarting;
