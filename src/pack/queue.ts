@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import { readJsonSync } from '../store/atomic.js';
-import { runPaths, setupPaths, statusFileOf } from '../store/layout.js';
+import { runPaths, setupPaths } from '../store/layout.js';
 import { readRunRecord, type RunRecord } from '../store/records.js';
-import { readRunState } from '../store/scan.js';
 import { readEnsemble, readStatus, withHistory, writeStatus } from '../store/records.js';
 import { holdsClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
-import { readIndex, type IndexEntry } from '../store/run-index.js';
+import { peekStatusesParallel, scanWorkersFor } from '../store/parallel-read.js';
+import { peekStatus } from '../store/peek.js';
+import { readIndex } from '../store/run-index.js';
 import { resourcesOf, type StepResources } from '../model/resources.js';
 
 /** A run the packer may claim: queued, or `running` with a claim that looks abandoned. */
@@ -36,6 +37,8 @@ export interface QueueScan {
   /** Runs held by a packer that has missed heartbeats: they may become stale soon. */
   suspects: number;
   problems: { id: number; problem: string }[];
+  /** Threads that read the status files (1: read here). */
+  workers: number;
 }
 
 /** The run ids planned for an allocation (`batch/plan-<k>.json`), or [] without a plan. */
@@ -61,11 +64,16 @@ export async function scanQueue(
   let pending = 0;
   let queued = 0;
   let suspects = 0;
-  const entries = readIndex(setupDir, readEnsemble(setupDir).root);
+  const root = readEnsemble(setupDir).root;
+  const entries = readIndex(setupDir, root);
+  // On a network file system a large ensemble's status files are read by threads, each open a
+  // round trip to the server (as `themis status` reads them); here the loop only judges them.
+  const workers = scanWorkersFor(entries.length, root);
+  const peeked = workers > 1 ? await peekStatusesParallel(entries, workers) : null;
   for (let i = 0; i < entries.length; i++) {
     // Yield between slices so heartbeats and step exits are handled during a long scan.
     if (i > 0 && i % 500 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const r = peekStatus(entries[i]!);
+    const r = peeked ? peeked[i]! : peekStatus(entries[i]!);
     if ('problem' in r) {
       problems.push({ id: r.id, problem: r.problem });
       continue;
@@ -87,30 +95,7 @@ export async function scanQueue(
     (inPlan ? mine : others).push(c);
   }
   mine.sort((a, b) => planned.get(a.id)! - planned.get(b.id)!);
-  return { candidates: mine.concat(others), pending, queued, suspects, problems };
-}
-
-const STATUS_RE = /^\{\s*"format":\s*1,\s*"id":\s*(\d+),\s*"status":\s*"([a-z]+)",\s*"step":\s*(\d+),/;
-
-/**
- * A run's status and step without parsing its whole record: statuses are written by themis with a
- * fixed key order, so the head of the file says it. Parsing every history of 100,000 runs at
- * each rescan would cost the packer hundreds of MB; anything unexpected takes the full parse.
- */
-function peekStatus(entry: IndexEntry): { id: number; dir: string; status: string; step: number } | { id: number; problem: string } {
-  let text: string | null = null;
-  try {
-    text = fs.readFileSync(statusFileOf(entry.dir), 'utf8');
-  } catch {
-    /* missing or unreadable: the full reader says which */
-  }
-  if (text !== null) {
-    const m = STATUS_RE.exec(text);
-    if (m && Number(m[1]) === entry.id) return { id: entry.id, dir: entry.dir, status: m[2]!, step: Number(m[3]) };
-  }
-  const full = readRunState(entry);
-  if (full.status === null) return { id: entry.id, problem: full.problem ?? 'no status' };
-  return { id: entry.id, dir: entry.dir, status: full.status.status, step: full.status.step };
+  return { candidates: mine.concat(others), pending, queued, suspects, problems, workers };
 }
 
 /** Fill in a candidate's run record and the needs of its current step; false when unreadable. */

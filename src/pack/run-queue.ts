@@ -1,4 +1,5 @@
 import { inspectClaim, type ClaimOptions } from '../store/claim.js';
+import { ENV } from '../store/layout.js';
 import { loadCandidate, scanQueue, type Candidate, type LoadedCandidate } from './queue.js';
 import type { PackerConfig } from './types.js';
 
@@ -24,6 +25,8 @@ export class RunQueue {
   /** How long the last scan took: scans of a huge ensemble are spaced out to keep the CPU low. */
   private lastScanMs = 0;
   private readonly problemsLogged = new Set<number>();
+  /** The thread count last said in the log. */
+  private workersSaid = 1;
   /** Runs queued or running anywhere at the last scan (-1 before the first). */
   pending = -1;
   /** Runs held by a packer that has missed heartbeats at the last scan: they may become stale soon. */
@@ -71,6 +74,10 @@ export class RunQueue {
       this.head = 0;
       this.pending = scan.pending;
       this.suspects = scan.suspects;
+      if (scan.workers > 1 && this.workersSaid !== scan.workers) {
+        this.workersSaid = scan.workers;
+        this.cfg.log(`scans read the status files with ${scan.workers} threads (a network file system, or ${ENV.scanWorkers})`);
+      }
       this.lastScanAt = Date.now();
       this.lastScanMs = this.lastScanAt - t0;
       for (const p of scan.problems) {

@@ -24,6 +24,8 @@ export const ENV = {
   clock: 'THEMIS_CLOCK_OFFSET_MS',
   /** `classic` or `csm`: the LSF flavour a packer reads its allocation as (the classic LSF script sets it). */
   lsfFlavor: 'THEMIS_LSF_FLAVOR',
+  /** Threads that read run files in a scan (`themis status`, the packer's rescans); default 8 for 2,000+ runs on a network file system, else 1. */
+  scanWorkers: 'THEMIS_SCAN_WORKERS',
 } as const;
 
 /** Paths inside the setup directory. */

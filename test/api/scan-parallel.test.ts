@@ -43,6 +43,18 @@ describe('parallel scan', () => {
     expect(await built.readExportsParallel(root, seq.runs, 4)).toEqual(readRunExports(seq.runs));
   });
 
+  it("the packer's scan reads status heads in threads too (built module): the same peeks as here, in index order", async () => {
+    const built = (await import(pathToFileURL(path.join(PROJECT_ROOT, 'dist/store/parallel-read.js')).href)) as typeof import('../../src/store/parallel-read.js');
+    const { peekStatus } = await import('../../src/store/peek.js');
+    const entries = scanRuns(setupDir).runs.map((r) => ({ id: r.id, dir: r.dir }));
+    const here = entries.map(peekStatus);
+    expect(await built.peekStatusesParallel(entries, 4)).toEqual(here);
+    expect(await built.peekSlice(entries.slice(40, 45))).toEqual(here.slice(40, 45));
+    expect(here[41]).toMatchObject({ id: 42, problem: expect.stringContaining('not valid JSON') });
+    expect(built.scanWorkersFor(10, root, { THEMIS_SCAN_WORKERS: '3' })).toBe(3);
+    expect(built.scanWorkersFor(10_000, root, {})).toBe(1); // a local disk: one thread
+  });
+
   it('falls back to reading here when threads cannot start; local disks are not "network"', async () => {
     // From the TypeScript sources the worker file does not exist: same answer, sequentially.
     expect((await srcParallel.scanRunsParallel(setupDir, { workers: 4 })).runs).toEqual(scanRuns(setupDir).runs);

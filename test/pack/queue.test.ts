@@ -5,7 +5,7 @@ import { scanQueue } from '../../src/pack/queue.js';
 import { RunQueue, windowFor } from '../../src/pack/run-queue.js';
 import type { PackerConfig } from '../../src/pack/types.js';
 import { newStatus, withHistory, writeStatus } from '../../src/store/records.js';
-import { makeEnsemble } from './helpers.js';
+import { makeEnsemble, startPack, statuses } from './helpers.js';
 
 describe('reading the queue', () => {
   it('plan first, then the rest in id order; skips finished, held and foreign-running runs; reports unreadable ones', async () => {
@@ -63,4 +63,28 @@ describe("the packer's run queue", () => {
     expect(again.find((c) => c.id === 4)!.passedOver).toBe(5);
     expect(again.map((c) => c.id).slice(0, 4)).toEqual([1, 2, 4, 5]);
   });
+});
+
+describe("the packer's scans read in threads (THEMIS_SCAN_WORKERS, as on a network file system)", () => {
+  it('drain the ensemble exactly as a scan here does: every run once, all successful', async () => {
+    const e = makeEnsemble([]);
+    const out = path.join(e.root, 'ran');
+    const app = ['/bin/sh', '-c', 'echo "$THEMIS_RUN_ID" >> "$0"', out];
+    const n = 30;
+    const e2 = makeEnsemble(
+      Array.from({ length: n }, () => ({ steps: [{ args: app }] })),
+      { root: e.root },
+    );
+    const r = await startPack(['--setup-dir', e2.setupDir, '--cores', '2', '--heartbeat', '0.2'], { THEMIS_SCAN_WORKERS: '3' }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('scans read the status files with 3 threads');
+    expect(statuses(e2.root, n).every((s) => s.status === 'successful')).toBe(true);
+    const ran = fs
+      .readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map(Number)
+      .sort((a, b) => a - b);
+    expect(ran).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  }, 60_000);
 });
