@@ -16,7 +16,9 @@ export {
   type DryRunOptions,
   type LocalExecution,
   type HookContext,
+  type OpenOptions,
 } from './api/themis.js';
+export type { StatusScan, SummaryUse } from './store/status-scan.js';
 export type { ExportedRun, ExportedStep } from './api/export.js';
 export type { StatusReport, PackerStatus } from './api/report.js';
 export { gatherStatus } from './api/report.js';

@@ -5,7 +5,7 @@ import { failedCount, listPackers, readStop, type PackerInfo, type StopRecord } 
 import { allocationStates, type AllocationState } from '../store/jobs.js';
 import type { EnsembleRecord } from '../store/records.js';
 import type { RunState } from '../store/scan.js';
-import { scanRunsParallel } from './scan-parallel.js';
+import { scanStatuses, type SummaryUse } from '../store/status-scan.js';
 
 /**
  * One value for `themis status`: the table and `--json` both render it, so they cannot drift.
@@ -35,6 +35,8 @@ export interface StatusReport {
   maxFailedRuns: number | null;
   packers: PackerStatus[];
   allocations: AllocationState[];
+  /** How the statuses were read: how many runs the summary of finished runs answered for, and why not when it could not. */
+  summary: SummaryUse | null;
 }
 
 export interface PackerStatus {
@@ -64,6 +66,7 @@ export interface ReportInputs {
   stop: StopRecord | null;
   failedRuns: number;
   allocations: AllocationState[];
+  summary?: SummaryUse | null;
 }
 
 /** Pure: turn what was read from disk into the report. */
@@ -158,6 +161,7 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
       note: p.note ?? null,
     })),
     allocations: inp.allocations,
+    summary: inp.summary ?? null,
   };
 }
 
@@ -166,13 +170,18 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
  * only slow part, a subprocess).
  * @example const report = await gatherStatus('.themis_setup');
  */
-export async function gatherStatus(setupDir: string, options: { allocations?: boolean; leaseMs?: number } = {}): Promise<StatusReport> {
-  const { ensemble, runs } = await scanRunsParallel(setupDir);
-  return statusReportOf(setupDir, ensemble, runs, options);
+export async function gatherStatus(setupDir: string, options: { allocations?: boolean; leaseMs?: number; full?: boolean } = {}): Promise<StatusReport> {
+  const { ensemble, runs, summary } = await scanStatuses(setupDir, { full: options.full ?? false });
+  return statusReportOf(setupDir, ensemble, runs, { ...options, summary });
 }
 
 /** The status report of runs already scanned (`themis report` scans once for both). */
-export async function statusReportOf(setupDir: string, ensemble: EnsembleRecord, runs: RunState[], options: { allocations?: boolean; leaseMs?: number } = {}): Promise<StatusReport> {
+export async function statusReportOf(
+  setupDir: string,
+  ensemble: EnsembleRecord,
+  runs: RunState[],
+  options: { allocations?: boolean; leaseMs?: number; summary?: SummaryUse } = {},
+): Promise<StatusReport> {
   const packers = listPackers(setupDir, { leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) });
   const allocations = options.allocations === false ? [] : await allocationStates(setupDir);
   return buildStatusReport({
@@ -183,6 +192,7 @@ export async function statusReportOf(setupDir: string, ensemble: EnsembleRecord,
     stop: readStop(setupDir),
     failedRuns: failedCount(setupDir),
     allocations,
+    summary: options.summary ?? null,
   });
 }
 
@@ -220,6 +230,7 @@ export function renderStatusReport(r: StatusReport): string {
     lines.push('', `ended badly: ${r.endedCount}${more}`);
     for (const e of r.ended) lines.push(`  run ${e.id}: ${e.status} at step ${e.step}${e.reason ? `: ${e.reason}` : ''}`);
   }
+  if (r.summary?.problem) lines.push('', `every status file was read: the summary of finished runs cannot be trusted (${r.summary.problem}); \`themis doctor\` rebuilds it`);
   if (r.unreadable.length > 0) {
     lines.push('', `unreadable (${r.unreadableCount}):`);
     for (const u of r.unreadable) lines.push(`  run ${u.id}: ${u.problem}`);

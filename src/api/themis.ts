@@ -8,6 +8,7 @@ import { ensembleExists, readEnsemble, writeEnsemble, writeResult, type Ensemble
 import { readIndex } from '../store/run-index.js';
 import { acquireWriteLock } from '../store/write-lock.js';
 import { scanRuns, type RunState } from '../store/scan.js';
+import { scanStatuses, type StatusScan } from '../store/status-scan.js';
 import { dequeueRuns, requeueRuns, type OpReport } from '../store/run-ops.js';
 import { buildTable, formatCsv, formatJson, formatYaml, tableRecords, type RunExport } from './export.js';
 import { checkJsonResult } from './runtime.js';
@@ -53,6 +54,12 @@ export interface OnCompletionOptions {
  * const ens = Themis.open('./.themis_setup');
  * const [done, total] = await ens.progress();
  */
+/** How `Themis.open` reads the ensemble. */
+export interface OpenOptions {
+  /** Counts and filters read every run's status file instead of trusting the summary of finished runs (`themis status --full`). */
+  fullScan?: boolean;
+}
+
 export class Themis {
   static readonly RUN_QUEUED = 'queued' as const;
   static readonly RUN_RUNNING = 'running' as const;
@@ -64,8 +71,12 @@ export class Themis {
   /** Absolute path of the setup directory. */
   readonly setupDir: string;
 
-  private constructor(setupDir: string) {
+  /** Read every run's status file for counts and filters, never the summary of finished runs. */
+  readonly fullScan: boolean;
+
+  private constructor(setupDir: string, options: OpenOptions = {}) {
     this.setupDir = path.resolve(setupDir);
+    this.fullScan = options.fullScan ?? false;
   }
 
   /** The ensemble's settings (re-read each time: `onCompletion` and `add` change it). */
@@ -77,9 +88,9 @@ export class Themis {
    * Open an existing ensemble (the seed's constructor). Synchronous, so hooks can use it.
    * @example const ens = Themis.open(); // ./.themis_setup
    */
-  static open(setupDir: string = DEFAULT_SETUP_DIR): Themis {
+  static open(setupDir: string = DEFAULT_SETUP_DIR, options: OpenOptions = {}): Themis {
     readEnsemble(setupDir); // throws NOT_FOUND / FORMAT with the fix
-    return new Themis(setupDir);
+    return new Themis(setupDir, options);
   }
 
   /**
@@ -140,7 +151,17 @@ export class Themis {
    */
   async filterByStatus(...statuses: RunStatus[]): Promise<number[]> {
     const want = statusSet(statuses);
-    return (await scanRunsParallel(this.setupDir)).runs.filter((r) => want === null || (r.status !== null && want.has(r.status.status))).map((r) => r.id);
+    return (await this.scanStatuses()).runs.filter((r) => want === null || (r.status !== null && want.has(r.status.status))).map((r) => r.id);
+  }
+
+  /**
+   * Every run's status as the counting methods read it: finished runs from the summary of finished
+   * runs, the others from their status files (every file with `full`, or with `fullScan` on open).
+   * `summary` says how it was answered.
+   * @example const { runs, summary } = await ens.scanStatuses({ full: true });
+   */
+  async scanStatuses(options: { full?: boolean } = {}): Promise<StatusScan> {
+    return scanStatuses(this.setupDir, { full: options.full ?? this.fullScan });
   }
 
   /**
@@ -156,7 +177,7 @@ export class Themis {
    * @example const [done, total] = await ens.progress();
    */
   async progress(): Promise<[number, number]> {
-    const { runs } = await scanRunsParallel(this.setupDir);
+    const { runs } = await this.scanStatuses();
     const done = runs.filter((r) => r.status !== null && COMPLETED_STATUSES.includes(r.status.status)).length;
     return [done, runs.length];
   }

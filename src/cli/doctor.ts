@@ -37,6 +37,12 @@ export function formatDoctor(r: DoctorReport): string {
     else if (f.outcome) lines.push(`  ${f.outcome === 'failed' ? 'REPAIR FAILED' : 'left as it is'}: ${f.note}`);
     else lines.push('  left as it is: needs you (see above)');
   }
+  const sm = r.summary;
+  lines.push(
+    '',
+    `summary of finished runs: rebuilt from the ${sm.runs} readable status${sm.runs === 1 ? '' : 'es'}${sm.removed > 0 ? `, ${sm.removed} file${sm.removed === 1 ? '' : 's'} folded into it` : ''}${sm.quarantined.length > 0 ? `; damaged and moved aside: ${sm.quarantined.join(', ')}` : ''}`,
+  );
+  for (const k of sm.kept) lines.push(`  kept, its writer may still be running: ${k.name}: ${k.problem} (statuses are read in full until it ends; run doctor again then)`);
   const fixable = problems.filter((f) => f.repair !== null).length;
   if (!r.repaired && fixable > 0) lines.push('', `\`themis doctor --repair\` fixes ${fixable} of these; it is safe while packers run.`);
   return lines.join('\n');
@@ -54,7 +60,7 @@ export function doctorCommand(output: Output): CommandBody<GlobalOptions, Doctor
       y
         .option('repair', { type: 'boolean', default: false, describe: 'fix what is safe: break stale claims, requeue orphaned runs at their step, remove leftovers' })
         .option('lease', { type: 'number', default: 60, describe: "seconds after its last heartbeat that a claim counts as stale (the packers' --lease)" })
-        .example('$0 doctor', 'explain every problem found, change nothing')
+        .example('$0 doctor', 'explain every problem found and rebuild the summary of finished runs; change no run')
         .example('$0 doctor --repair', 'fix what is safe') as never,
     handler: (argv) => {
       if (!Number.isFinite(argv.lease) || argv.lease <= 0) throw new ThemisError('USAGE', `--lease must be a number of seconds > 0, got ${argv.lease}`);

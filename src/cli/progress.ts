@@ -5,11 +5,14 @@ import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
 /** `themis progress [-v]`: completed/total, completed = successful + failed + killed + aborted. */
-export function progressCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions> {
+export function progressCommand(output: Output): CommandBody<GlobalOptions, GlobalOptions & { full: boolean }> {
   return {
-    builder: (y) => y.example('$0 progress -v', 'counts per status, then the bar') as never,
+    builder: (y) =>
+      y
+        .option('full', { type: 'boolean', default: false, describe: "read every run's status file instead of trusting the summary of finished runs" })
+        .example('$0 progress -v', 'counts per status, then the bar') as never,
     handler: async (argv) => {
-      const r = await gatherStatus(argv.setupDir, { allocations: false });
+      const r = await gatherStatus(argv.setupDir, { allocations: false, full: argv.full });
       if (argv.json) {
         output.out(JSON.stringify({ completed: r.completed, total: r.total, percent: r.percent, counts: r.counts, unreadable: r.unreadableCount }));
         return;

@@ -483,16 +483,23 @@ static int open_log(const char *cwd, const char *log_name, const char *spare) {
     errno = ENAMETOOLONG;
     return -1;
   }
+  /* gen leaves an empty run.log: a first attempt writes into it (one open, nothing created). */
+  int fd = open(p, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC); /* a log replaced by a link: rotated aside, never written through */
+  if (fd >= 0) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size == 0) return fd;
+    close(fd);
+  }
   if (spare && *spare) {
-    int fd = adopt_spare(p, spare);
+    fd = adopt_spare(p, spare);
     if (fd >= 0) return fd;
     if (errno == EEXIST) {
       rotate_log(cwd, log_name);
       if ((fd = adopt_spare(p, spare)) >= 0) return fd;
     }
   }
-  /* The usual case, a fresh run: one open, no stat. */
-  int fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  /* No log yet (a step in another directory): create it. */
+  fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd >= 0) return fd;
   if (errno == EEXIST) rotate_log(cwd, log_name);
   else if (errno == ENOENT && mkdir_p(cwd) != 0) return -1;

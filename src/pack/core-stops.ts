@@ -69,7 +69,7 @@ function dequeue(c: Core, a: HeldRun): void {
 
 export function killDequeued(c: Core, a: HeldRun): void {
   a.status = withHistory({ ...a.status, status: 'killed', reason: 'dequeued while running' }, 'killed', 'dequeued', c.at.iso);
-  c.out.push({ type: 'clear-dequeue', dir: a.dir });
+  c.out.push({ type: 'clear-dequeue', runId: a.id, dir: a.dir });
   c.complete(a);
 }
 

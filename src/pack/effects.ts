@@ -2,9 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ThemisError } from '../model/errors.js';
 import { holdsClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
-import { failedCount, markFailed, readStop, setStop } from '../store/ensemble-state.js';
+import { clearDequeueRequest, failedCount, markFailed, readStop, setStop } from '../store/ensemble-state.js';
 import { RUN_LOG, runPaths } from '../store/layout.js';
 import { readStatus, writeResult, writeStatus, type StatusRecord } from '../store/records.js';
+import type { SummaryLog } from '../store/summary.js';
+import { isCompleted } from '../model/status.js';
 import type { Effect, EffectOf, PackerEvent } from './events.js';
 import type { Hooks } from './hooks.js';
 import type { Launchers } from './node-launchers.js';
@@ -23,6 +25,10 @@ export interface Shell {
   readonly hooks: Hooks;
   readonly launchers: Launchers;
   readonly pool: PoolState;
+  /** This packer's summary file: a line per run that reaches a final status. */
+  readonly summary: SummaryLog;
+  /** Was the run asked to stop (`themis dequeue`) at the last heartbeat's listing? */
+  dequeueAsked(runId: number): boolean;
   log(line: string): void;
   /** Hand an answer to the core now (a synchronous effect's) or when it comes (an asynchronous one's). */
   dispatch(ev: PackerEvent): void;
@@ -67,7 +73,7 @@ export function carryOut(e: Effect, sh: Shell): void {
       );
       return;
     case 'write-status':
-      sh.dispatch(writeHeldStatus(e.runId, e.dir, e.claim, e.status));
+      sh.dispatch(writeHeldStatus(sh, e.runId, e.dir, e.claim, e.status));
       return;
     case 'write-result':
       try {
@@ -93,9 +99,10 @@ export function carryOut(e: Effect, sh: Shell): void {
       } catch {
         /* already gone */
       }
+      clearDequeueRequest(sh.setupDir, e.runId);
       return;
     case 'release-claim':
-      releaseClaim(e.claim);
+      releaseClaim(e.claim, sh.claimOpts.leaseMs);
       return;
     case 'spawn':
       sh.launchers.spawn(
@@ -177,17 +184,21 @@ function claim(e: EffectOf<'claim'>, sh: Shell): void {
     statusError = (err as Error).message;
   }
   // Only a queued run starts at once; a `running` one is an orphan, checked after it is settled.
-  const dequeue = status?.status === 'queued' && dequeueRequested(c.dir);
+  const dequeue = status?.status === 'queued' && sh.dequeueAsked(c.id);
   sh.dispatch({ type: 'claimed', candidate: c, record, slot: e.slot, claim: got.claim, broken: got.broken, status, statusError, dequeueRequested: dequeue });
 }
 
-/** Write a held run's status only while its claim is still ours. */
-function writeHeldStatus(runId: number, dir: string, claim: EffectOf<'write-status'>['claim'], status: StatusRecord): PackerEvent {
-  if (!holdsClaim(claim)) return { type: 'status-written', runId, ok: false, why: 'claim-lost', message: 'claim lost' };
+/**
+ * Write a held run's status only while its claim is still ours; a final one goes into the summary
+ * of finished runs after it is on disk (in that order: an entry must never be ahead of its status).
+ */
+function writeHeldStatus(sh: Shell, runId: number, dir: string, claim: EffectOf<'write-status'>['claim'], status: StatusRecord): PackerEvent {
+  if (!holdsClaim(claim, sh.claimOpts.leaseMs)) return { type: 'status-written', runId, ok: false, why: 'claim-lost', message: 'claim lost' };
   try {
     writeStatus(dir, status);
   } catch (err) {
     return { type: 'status-written', runId, ok: false, why: 'io', message: (err as Error)?.message ?? String(err) };
   }
+  if (isCompleted(status.status)) sh.summary.final(runId, status.rev ?? 0, status.status, status.step, status.reason);
   return { type: 'status-written', runId, ok: true };
 }

@@ -86,7 +86,7 @@ export type Effect =
   | { type: 'write-result'; runId: number; dir: string; value: unknown }
   /** A line for the run's `run.log` (a hook's failure). */
   | { type: 'append-log'; dir: string; cwd: string; text: string }
-  | { type: 'clear-dequeue'; dir: string }
+  | { type: 'clear-dequeue'; runId: number; dir: string }
   | { type: 'release-claim'; claim: Claim }
   | { type: 'spawn'; key: string; runId: number; dir: string; slot: Slot; route: Route; stepIndex: number; attempt: number; step: StepSpec }
   /** Stop what is left of these process groups on a node whose launcher died (one job step). */

@@ -105,12 +105,22 @@ function exitedUnreaped(pid: number): boolean {
 }
 
 /**
- * The step's log, opened for appending: an earlier one is rotated first. The empty file `gen` made
- * for it (`logSpare`) is linked into place when there is one (link never replaces an existing log,
- * and unlike creating a file it allocates no inode).
+ * The step's log, opened for appending. `gen` leaves an empty `run.log` in each run directory, and
+ * a first attempt writes into it: one open, nothing created (creating a file is the costly metadata
+ * operation on a parallel file system). A log with something in it is rotated first. An empty file
+ * an older `gen` made (`logSpare`) is linked into place when there is one (link never replaces an
+ * existing log).
  */
 function openLog(cwd: string, logName: string, spare: string): number {
   const log = path.join(cwd, logName);
+  try {
+    // O_NOFOLLOW: a run.log replaced by a link is never written through (it is rotated aside below).
+    const fd = fs.openSync(log, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
+    if (fs.fstatSync(fd).size === 0) return fd;
+    fs.closeSync(fd);
+  } catch {
+    /* no log yet (or not openable): made below */
+  }
   if (spare) {
     for (let i = 0; i < 2; i++) {
       try {

@@ -1,6 +1,8 @@
 import { heartbeatClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
 import { fileServerNow } from '../store/clock.js';
-import { readStop } from '../store/ensemble-state.js';
+import { listDequeueRequests, readStop } from '../store/ensemble-state.js';
+import { readEnsemble } from '../store/records.js';
+import { SummaryLog } from '../store/summary.js';
 import { removePackerJournals } from '../store/journal.js';
 import { setupPaths } from '../store/layout.js';
 import { carryOut, type Shell } from './effects.js';
@@ -10,7 +12,6 @@ import { Launchers } from './node-launchers.js';
 import type { SchedulerAdapter } from '../schedulers/adapter.js';
 import type { LaunchSetup } from './launch-policy.js';
 import type { PoolState } from './pool.js';
-import { dequeueRequested } from './queue.js';
 import { RunQueue, windowFor } from './run-queue.js';
 import { createState, type CoreConfig, type PackerState, type StopCause } from './state.js';
 import { transition, type At } from './transitions.js';
@@ -41,6 +42,9 @@ export class PackLoop implements Shell {
   private inFatal = false;
   /** The last heartbeat problem logged, so a failure that persists is said once, not every tick. */
   private heartbeatProblem: string | null = null;
+  readonly summary: SummaryLog;
+  /** `state/dequeue/` as the last heartbeat listed it. */
+  private dequeueListing = new Set<number>();
 
   constructor(
     private readonly cfg: PackerConfig,
@@ -58,6 +62,7 @@ export class PackLoop implements Shell {
     this.claimOpts = { leaseMs: cfg.leaseMs, now: () => fileServerNow(cfg.setupDir) };
     this.who = { jobId: cfg.jobId, packerId: core.packerId, ownerDir: setupPaths(cfg.setupDir).packersDir };
     this.queue = new RunQueue(cfg, this.claimOpts, windowFor(pool.nodes.reduce((n, x) => n + x.cores, 0)));
+    this.summary = new SummaryLog(cfg.setupDir, core.packerId, readEnsemble(cfg.setupDir).createdAt);
     this.launchers = new Launchers({
       setupDir: cfg.setupDir,
       packerId: core.packerId,
@@ -74,8 +79,13 @@ export class PackLoop implements Shell {
     return this.state.pool;
   }
 
+  dequeueAsked(runId: number): boolean {
+    return this.dequeueListing.has(runId);
+  }
+
   /** Start the launcher and the timers, and scan the queue once (its errors are the caller's). */
   async start(): Promise<void> {
+    this.dequeueListing = listDequeueRequests(this.cfg.setupDir);
     await this.launchers.start();
     this.every(this.cfg.heartbeatMs, () => this.heartbeat());
     this.every(this.cfg.rescanMs, () => {
@@ -194,6 +204,7 @@ export class PackLoop implements Shell {
   finish(reason: string, keepJournal: boolean): void {
     this.stopTimers();
     void this.launchers.close().then(() => {
+      this.summary.close(false);
       if (!keepJournal) removePackerJournals(this.cfg.setupDir, this.state.cfg.packerId);
       this.resolveDone(reason);
     });
@@ -222,6 +233,8 @@ export class PackLoop implements Shell {
     try {
       const lost: { runId: number; why: string }[] = [];
       const dequeues: number[] = [];
+      // One listing for every run held, however many (not a look into each run directory).
+      this.dequeueListing = listDequeueRequests(this.cfg.setupDir);
       for (const a of s.held.values()) {
         if (a.phase.kind === 'lost') continue;
         const shared = a.claim.shared;
@@ -229,7 +242,7 @@ export class PackLoop implements Shell {
           lost.push({ runId: a.id, why: shared && !shared.touchOk ? `its heartbeat has failed for half the lease (${shared.touchError})` : 'broken by another packer?' });
           continue;
         }
-        if (dequeueRequested(a.dir)) dequeues.push(a.id);
+        if (this.dequeueListing.has(a.id)) dequeues.push(a.id);
       }
       const touch = [...s.held.values()].find((a) => a.claim.shared && !a.claim.shared.touchOk)?.claim.shared;
       if (touch) problem = `cannot refresh the claims' heartbeat (${touch.touchError}); they go stale after the lease if this goes on`;

@@ -7,6 +7,7 @@ import { holdsClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput 
 import { peekStatusesParallel, scanWorkersFor } from '../store/parallel-read.js';
 import { peekStatus } from '../store/peek.js';
 import { readIndex } from '../store/run-index.js';
+import { coveredRuns } from '../store/status-scan.js';
 import { resourcesOf, type StepResources } from '../model/resources.js';
 
 /** A run the packer may claim: queued, or `running` with a claim that looks abandoned. */
@@ -39,6 +40,10 @@ export interface QueueScan {
   problems: { id: number; problem: string }[];
   /** Threads that read the status files (1: read here). */
   workers: number;
+  /** Runs the summary of finished runs answered for (their status files were not read). */
+  covered: number;
+  /** Why the summary could not be trusted (every status file was read); null when it was. */
+  summaryProblem: string | null;
 }
 
 /** The run ids planned for an allocation (`batch/plan-<k>.json`), or [] without a plan. */
@@ -64,8 +69,12 @@ export async function scanQueue(
   let pending = 0;
   let queued = 0;
   let suspects = 0;
-  const root = readEnsemble(setupDir).root;
-  const entries = readIndex(setupDir, root);
+  const ensemble = readEnsemble(setupDir);
+  const root = ensemble.root;
+  const all = readIndex(setupDir, root);
+  // Finished runs are not read again: the summary says they cannot have changed.
+  const summary = coveredRuns(setupDir, ensemble, all);
+  const entries = summary.ok ? all.filter((e) => !summary.covered.has(e.id)) : all;
   // On a network file system a large ensemble's status files are read by threads, each open a
   // round trip to the server (as `themis status` reads them); here the loop only judges them.
   const workers = scanWorkersFor(entries.length, root);
@@ -95,7 +104,16 @@ export async function scanQueue(
     (inPlan ? mine : others).push(c);
   }
   mine.sort((a, b) => planned.get(a.id)! - planned.get(b.id)!);
-  return { candidates: mine.concat(others), pending, queued, suspects, problems, workers };
+  return {
+    candidates: mine.concat(others),
+    pending,
+    queued,
+    suspects,
+    problems,
+    workers,
+    covered: all.length - entries.length,
+    summaryProblem: summary.ok ? null : summary.problem,
+  };
 }
 
 /** Fill in a candidate's run record and the needs of its current step; false when unreadable. */

@@ -27,6 +27,7 @@ export class RunQueue {
   private readonly problemsLogged = new Set<number>();
   /** The thread count last said in the log. */
   private workersSaid = 1;
+  private summaryProblemSaid: string | null = null;
   /** Runs queued or running anywhere at the last scan (-1 before the first). */
   pending = -1;
   /** Runs held by a packer that has missed heartbeats at the last scan: they may become stale soon. */
@@ -77,6 +78,10 @@ export class RunQueue {
       if (scan.workers > 1 && this.workersSaid !== scan.workers) {
         this.workersSaid = scan.workers;
         this.cfg.log(`scans read the status files with ${scan.workers} threads (a network file system, or ${ENV.scanWorkers})`);
+      }
+      if (scan.summaryProblem !== this.summaryProblemSaid) {
+        this.summaryProblemSaid = scan.summaryProblem;
+        if (scan.summaryProblem) this.cfg.log(`scans read every status file: the summary of finished runs cannot be trusted (${scan.summaryProblem}); \`themis doctor\` rebuilds it`);
       }
       this.lastScanAt = Date.now();
       this.lastScanMs = this.lastScanAt - t0;

@@ -485,7 +485,7 @@ export class Core {
     // An interrupted step of a dead packer is simply run again here (no restart used).
     if (recovered && r.next === 'requeue') r = { status: { ...r.status, status: 'running' }, next: 'restart' };
     a.status = r.status;
-    if (exit.stoppedBy === 'dequeue') this.out.push({ type: 'clear-dequeue', dir: a.dir });
+    if (exit.stoppedBy === 'dequeue') this.out.push({ type: 'clear-dequeue', runId: a.id, dir: a.dir });
     if (r.next === 'done' && a.status.status === 'successful' && this.s.cfg.hasPostRun) {
       a.phase = { kind: 'post-run' };
       return void this.out.push({ type: 'run-hook', hook: 'postRun', runId: a.id, record: a.record, dir: a.dir });

@@ -5,7 +5,7 @@ import { CompositeRun, Run, runProblems, type AnyRun } from '../model/run.js';
 import type { Sample, StepSpec } from '../model/step.js';
 import type { LsfFlavor } from '../model/allocation.js';
 import { getAdapter } from '../schedulers/index.js';
-import { FORMAT_VERSION, LOG_SPARE, RUN_META_DIR, STATUS_SPARE } from '../store/layout.js';
+import { FORMAT_VERSION, RUN_LOG, RUN_META_DIR, STATUS_SPARE } from '../store/layout.js';
 import { newStatus, type RunRecord, type SchedulerName } from '../store/records.js';
 import { quoteShell } from '../model/quote.js';
 import { renderLaunchToken } from './launch-token.js';
@@ -219,7 +219,7 @@ export function writeRuns(stage: Stage, batch: PreparedBatch, onProgress?: (done
       // Empty files the packer fills instead of creating new ones at launch (creating a file is
       // the costly metadata operation on most file systems): the next status version and run.log.
       fs.writeFileSync(path.join(meta, STATUS_SPARE), '');
-      fs.writeFileSync(path.join(meta, LOG_SPARE), '');
+      fs.writeFileSync(path.join(staged, RUN_LOG), '');
       const idText = String(run.id);
       const sample = run.sample;
       const raw = (name: string): string | undefined => (name === 'themis_run_id' ? idText : name === 'themis_run_dir' ? run.dir : Object.hasOwn(sample, name) ? valueText(sample[name]) : undefined);

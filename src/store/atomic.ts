@@ -35,71 +35,61 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, opt
 }
 
 /**
- * Write a file that is rewritten again and again (status.json) atomically without creating a new
- * inode each time: creating a file is the expensive metadata operation on most file systems (here
- * 150-250 µs; milliseconds on a loaded Lustre or GPFS), link and rename are cheap. The version that
- * a write replaces is kept as `.<name>.spare` and the next write fills that inode again:
- *   rename spare -> my temp (exclusive: one writer gets it), overwrite it,
- *   link target -> spare (keep the current version's inode), rename my temp -> target.
- * Readers see the old content or the new, never a torn file, except a reader still holding a
- * descriptor of a version two writes old: `readJsonSync` and the scan read again on a parse error.
+ * Write a status file (rewritten at every step of a run, by the holder of its claim only)
+ * atomically with as few metadata operations as safety allows. On a parallel file system every
+ * create, link, rename and unlink is a round trip to the metadata server, and creating a file is
+ * the costly one. `gen` leaves an empty spare (`.<name>.spare`) beside each status file; the first
+ * write fills it in place and renames it over the file (one open, one rename, no create); later
+ * writes create a temp file and rename it (one create, one rename); `trySpare: false` skips the
+ * look for a spare when the caller knows it was used. Readers see the old version or
+ * the new, never a torn one: the inode a write fills is never one a reader can have open (the
+ * spare has no other name; a replaced version is freed, not reused).
+ *
+ * One writer at a time: the claim guarantees it. (A packer that may have lost its claim checks
+ * before it writes; see heartbeat continuity in claim.ts.)
  */
-export function writeFileRecycledSync(file: string, data: string): void {
+export function writeFileReplacingSync(file: string, data: string, trySpare = true): void {
   const spare = sparePathFor(file);
-  const mine = tempPathFor(file);
   let fd: number | undefined;
+  let filled: string | null = null;
   try {
-    let reused = true;
     try {
-      fs.renameSync(spare, mine);
+      if (trySpare) fd = fs.openSync(spare, fs.constants.O_WRONLY);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      reused = false;
     }
-    let oldSize = 0;
-    if (reused) {
-      fd = fs.openSync(mine, fs.constants.O_WRONLY);
-      // Only ours if no other name reaches it: with several writers at once, a spare can also be
-      // the current version or another writer's kept one. Then it is left alone for a new inode.
+    if (fd !== undefined) {
       const st = fs.fstatSync(fd);
-      if (st.nlink !== 1) {
-        fs.closeSync(fd);
-        fd = undefined;
-        fs.unlinkSync(mine);
-        reused = false;
-      }
-      oldSize = st.size;
+      // Overwrite, then cut the tail: truncating to zero first would free the file's blocks (a
+      // discard on SSD-backed mounts) and make ext4 flush the rewrite at close (auto_da_alloc).
+      const written = fs.writeSync(fd, data, 0, 'utf8');
+      if (st.size > written) fs.ftruncateSync(fd, written);
+      fs.closeSync(fd);
+      fd = undefined;
+      filled = spare;
     }
-    fd ??= fs.openSync(mine, 'wx', 0o666);
-    // Overwrite, then cut the tail: truncating to zero first would free the file's blocks (a
-    // discard on SSD-backed mounts) and make ext4 flush the rewrite at close (auto_da_alloc).
-    const written = fs.writeSync(fd, data, 0, 'utf8');
-    if (reused && oldSize > written) fs.ftruncateSync(fd, written);
-    fs.closeSync(fd);
-    fd = undefined;
-    // The current version's inode becomes the next spare: linked before it is replaced (after,
-    // it has no name left). For a moment it is both target and spare (nlink 2), so a writer
-    // racing us leaves it alone. EEXIST (a racing writer put a spare back first), ENOENT (no
-    // current version) or no hard links here: nothing to keep, the old inode is simply freed.
-    try {
-      fs.linkSync(file, spare);
-    } catch {
-      /* see above */
-    }
-    fs.renameSync(mine, file);
   } catch (e) {
-    abandon(fd, mine);
+    abandon(fd, null);
+    throw new ThemisError('IO', `cannot write ${file}: ${describeFsError(e)}`, { cause: e });
+  }
+  if (filled === null) {
+    writeFileAtomicSync(file, data);
+    return;
+  }
+  try {
+    fs.renameSync(filled, file);
+  } catch (e) {
     throw new ThemisError('IO', `cannot write ${file}: ${describeFsError(e)}`, { cause: e });
   }
 }
 
-/** The inode a recycled write keeps for the next one. */
+/** The empty inode gen leaves for a status file's first write. */
 export function sparePathFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.spare`);
 }
 
 /** A failed write: close its descriptor if still open and remove its temp file, quietly. */
-function abandon(fd: number | undefined, tmp: string): void {
+function abandon(fd: number | undefined, tmp: string | null): void {
   if (fd !== undefined) {
     try {
       fs.closeSync(fd);
@@ -107,6 +97,7 @@ function abandon(fd: number | undefined, tmp: string): void {
       /* already failing */
     }
   }
+  if (tmp === null) return;
   try {
     fs.unlinkSync(tmp);
   } catch {
@@ -127,8 +118,8 @@ export function readJsonSync<T>(file: string): T | null {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new ThemisError('IO', `cannot read ${file}: ${describeFsError(e)}`, { cause: e });
   }
-  // A recycled file (writeFileRecycledSync) read through a descriptor whose inode its writer reused
-  // meanwhile: the name has a whole version, so read it again (a few times: writers may be quick).
+  // A file torn by a foreign writer, or a version written by an older themis that reused inodes:
+  // the name may have a whole version by now, so read it again (a few times).
   for (let retry = 0; retry < 3; retry++) {
     try {
       return JSON.parse(text) as T;

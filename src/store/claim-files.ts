@@ -117,6 +117,12 @@ export interface SharedOwner {
   touchError: string | null;
   /** When (performance.now()) a heartbeat write last worked: how old the claims look to others. */
   okAt: number;
+  /**
+   * When (performance.now()) the last long gap between working heartbeat writes ended (a frozen
+   * process, a hung file server): claims made before it may have looked stale to others. -Infinity
+   * when there was none.
+   */
+  gapEndedAt: number;
 }
 
 const shared = new Map<string, SharedOwner | 'unusable'>();
@@ -138,7 +144,17 @@ export function sharedOwner(who: OwnerInput): SharedOwner | null {
     const fd = fs.openSync(file, 'w+', 0o644);
     fs.writeSync(fd, ownerText(owner), 0, 'utf8');
     const st = fs.fstatSync(fd, { bigint: true });
-    const s: SharedOwner = { path: file, owner, id: idOf(st, owner.token), fd, touched: { mono: performance.now(), wall: Date.now() }, touchOk: true, touchError: null, okAt: performance.now() };
+    const s: SharedOwner = {
+      path: file,
+      owner,
+      id: idOf(st, owner.token),
+      fd,
+      touched: { mono: performance.now(), wall: Date.now() },
+      touchOk: true,
+      touchError: null,
+      okAt: performance.now(),
+      gapEndedAt: -Infinity,
+    };
     shared.set(key, s);
     return s;
   } catch {
@@ -172,12 +188,14 @@ export function dropSharedOwner(who: OwnerInput): void {
  * so the file server stamps the mtime (utimes would stamp this node's clock; an unflushed NFS write
  * would not reach the server until write-back). Several claims heartbeating in one tick share it.
  */
-export function touchShared(s: SharedOwner, withinMs: number): boolean {
+export function touchShared(s: SharedOwner, withinMs: number, leaseMs: number): boolean {
   if (s.touched && performance.now() - s.touched.mono < withinMs) return s.touchOk;
   const t = { mono: performance.now(), wall: Date.now() };
   try {
     fs.writeSync(s.fd, '{', 0, 'utf8');
     fs.fdatasyncSync(s.fd);
+    // Half a lease without a working heartbeat: others may have judged our claims stale meanwhile.
+    if (t.mono - s.okAt > leaseMs / 2) s.gapEndedAt = t.mono;
     s.touchOk = true;
     s.touchError = null;
     s.okAt = t.mono;
@@ -224,7 +242,7 @@ export function makeClaim(metaDir: string, claimPath: string, who: OwnerInput, l
   const s = sharedOwner(who);
   // A new link inherits the owner file's mtime: a packer that held nothing for a while refreshes it
   // first, or its new claim would be born looking as old as its last heartbeat.
-  if (s && (s.touched === null || performance.now() - s.touched.mono > leaseMs / 4) && !touchShared(s, 0)) return null;
+  if (s && (s.touched === null || performance.now() - s.touched.mono > leaseMs / 4) && !touchShared(s, 0, leaseMs)) return null;
   if (s) {
     try {
       return linkClaim(s.path, claimPath, s.id) ? { owner: s.owner, id: s.id, shared: s } : null;

@@ -4,7 +4,6 @@ import {
   asideName,
   claimIdNow,
   errno,
-  isPinnedFile,
   pinnedState,
   makeClaim,
   moveClaimAside,
@@ -42,6 +41,10 @@ export interface Claim {
   id: FileId;
   /** The packer's shared owner file this claim links to; null when it has its own. */
   shared: SharedOwner | null;
+  /** When it was made (performance.now()). */
+  madeAt: number;
+  /** When the claim path was last seen to be ours (made, or looked at). */
+  checkedAt: number;
 }
 
 export interface ClaimOptions {
@@ -83,7 +86,7 @@ function claimFresh(runDir: string, who: OwnerInput, leaseMs: number): Claim | n
   } catch (e) {
     throw new ThemisError('IO', `cannot claim run ${runDir}: ${describeFsError(e)}`, { cause: e });
   }
-  return made && { runDir, owner: made.owner, id: made.id, shared: made.shared };
+  return made && { runDir, owner: made.owner, id: made.id, shared: made.shared, madeAt: performance.now(), checkedAt: performance.now() };
 }
 
 /** Judge a claim by its owner file's mtime (the heartbeat) and, on this host, its owner's pid. */
@@ -188,9 +191,32 @@ export function tryClaim(runDir: string, who: OwnerInput, opts: ClaimOptions): {
 }
 
 /**
+ * Is the claim ours without looking? Under the lease protocol a claim is taken from us only after
+ * it looked stale for a whole lease, by the file server's clock. While our owner file's heartbeat
+ * has worked with no gap of half a lease since the claim was made, no one can have judged it
+ * stale, so looking at the claim path (a metadata round trip per run, per status write and per
+ * heartbeat) tells us nothing new. We still look once it was last seen more than `freshMs` ago,
+ * so a claim removed by force (outside the protocol) is noticed within that time.
+ */
+export function surelyOurs(claim: Claim, leaseMs: number, freshMs = leaseMs / 6): boolean {
+  const s = claim.shared;
+  if (s === null || !Number.isFinite(leaseMs)) return false;
+  const now = performance.now();
+  return s.touchOk && now - s.okAt < leaseMs / 2 && s.gapEndedAt < claim.madeAt && now - claim.checkedAt < freshMs;
+}
+
+/** Look at the claim path (see pinnedState), noting when it was last seen ours. */
+function lookAtShared(claim: Claim, revalidate: boolean): 'ours' | 'gone' | 'unknown' {
+  const state = pinnedState(runPaths(claim.runDir).claim, claim.id, revalidate);
+  if (state === 'ours') claim.checkedAt = performance.now();
+  return state;
+}
+
+/**
  * Refresh the claim's heartbeat; false when it is no longer ours, or when its heartbeat has
  * failed for half of `leaseMs`. A packer's claims share its owner file: the first claim in a
- * heartbeat tick writes it, the others only check they still link to it.
+ * heartbeat tick writes it, the others only check they still link to it (and not even that
+ * while the heartbeat has had no gap: see surelyOurs).
  */
 export function heartbeatClaim(claim: Claim, leaseMs = Infinity): boolean {
   const claimPath = runPaths(claim.runDir).claim;
@@ -198,23 +224,35 @@ export function heartbeatClaim(claim: Claim, leaseMs = Infinity): boolean {
     // A refresh that fails once (EIO, a full disk at fdatasync) does not lose the claim. One that
     // has failed for half a lease does: we give the claim up (and stop its step) before anyone
     // may find it stale and run the step a second time.
-    if (!touchShared(claim.shared, 50) && performance.now() - claim.shared.okAt > leaseMs / 2) return false;
-    return pinnedState(claimPath, claim.id, true) !== 'gone';
+    if (!touchShared(claim.shared, 50, leaseMs) && performance.now() - claim.shared.okAt > leaseMs / 2) return false;
+    // Each claim is looked at about once per half lease, not at every heartbeat.
+    if (surelyOurs(claim, leaseMs, leaseMs / 2)) return true;
+    return lookAtShared(claim, true) !== 'gone';
   }
   return touchPrivate(claimPath, claim.id);
 }
 
-/** True while the claim path is still our owner file. Check before every status write. */
-export function holdsClaim(claim: Claim): boolean {
+/** True while the claim path is still our owner file. Check before every status write (or know it: surelyOurs). */
+export function holdsClaim(claim: Claim, leaseMs?: number): boolean {
+  if (leaseMs !== undefined && surelyOurs(claim, leaseMs)) return true;
   const claimPath = runPaths(claim.runDir).claim;
-  return claim.shared ? isPinnedFile(claimPath, claim.id, true) : sameFile(claimIdNow(claimPath), claim.id);
+  return claim.shared ? lookAtShared(claim, true) === 'ours' : sameFile(claimIdNow(claimPath), claim.id);
 }
 
 /**
- * Give the claim up; does nothing when it is no longer ours. The claim is renamed aside and
- * checked there before it is removed, so a claim that replaced ours meanwhile is put back, never
- * deleted.
+ * Give the claim up; does nothing when it is no longer ours. A claim we surely still hold (see
+ * surelyOurs) is simply unlinked. Otherwise it is renamed aside and checked there before it is
+ * removed, so a claim that replaced ours meanwhile is put back, never deleted.
  */
-export function releaseClaim(claim: Claim): void {
-  moveClaimAside(runPaths(claim.runDir).claim, claim.id, 'released', claim.shared !== null);
+export function releaseClaim(claim: Claim, leaseMs?: number): void {
+  const claimPath = runPaths(claim.runDir).claim;
+  if (leaseMs !== undefined && surelyOurs(claim, leaseMs)) {
+    try {
+      fs.unlinkSync(claimPath);
+      return;
+    } catch {
+      /* judged the careful way below */
+    }
+  }
+  moveClaimAside(claimPath, claim.id, 'released', claim.shared !== null);
 }

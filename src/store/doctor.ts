@@ -9,6 +9,8 @@ import { aliveHere, hostName, samePidSpace } from './proc.js';
 import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
 import type { IndexEntry } from './run-index.js';
 import { readRunState } from './scan.js';
+import { nextRev, SummaryLog } from './summary.js';
+import { planRebuild, rebuildSummary, type SummaryRebuild } from './summary-rebuild.js';
 
 /**
  * `themis doctor`: find what crashes, killed allocations and full disks can leave behind, explain
@@ -50,6 +52,8 @@ export interface DoctorReport {
   runsChecked: number;
   findings: Finding[];
   repaired: boolean;
+  /** The summary of finished runs, rebuilt from the statuses as doctor left them. */
+  summary: SummaryRebuild;
 }
 
 export interface DoctorOptions {
@@ -249,6 +253,13 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
   const journals = new Set<string>();
   const sp = setupPaths(setupDir);
   const entries = readIndexLeniently(setupDir, ens.root, findings);
+  // Judged before the runs are read (see summary-rebuild.ts).
+  const livePackers = new Set(
+    listPackers(setupDir, opts)
+      .filter((p) => p.alive)
+      .map((p) => p.packerId),
+  );
+  const rebuildPlan = planRebuild(setupDir, ens.createdAt, new Set(entries.map((e) => e.id)), livePackers);
   const seen = new Map<number, string>();
   for (const e of entries) {
     const first = seen.get(e.id);
@@ -322,19 +333,26 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
       repair: null,
     });
   }
-  const report: DoctorReport = { setupDir: sp.root, runsChecked: seen.size, findings, repaired: false };
+  let repaired = false;
   if (options.repair) {
-    for (const f of findings) if (f.repair !== null) applyRepair(setupDir, f, opts, stagingAge);
-    report.repaired = true;
+    const summary = SummaryLog.oneOff(setupDir, 'doctor', ens.createdAt);
+    try {
+      for (const f of findings) if (f.repair !== null) applyRepair(setupDir, f, opts, stagingAge, summary);
+    } finally {
+      summary.close(true);
+    }
+    repaired = true;
   }
+  const runs = [...seen].map(([id, dir]) => readRunState({ id, dir }));
+  const report: DoctorReport = { setupDir: sp.root, runsChecked: seen.size, findings, repaired, summary: rebuildSummary(rebuildPlan, runs) };
   return report;
 }
 
 const DOCTOR = { jobId: null, packerId: `doctor-${hostName()}-${process.pid}` };
 
-function applyRepair(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number): void {
+function applyRepair(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number, summary: SummaryLog): void {
   try {
-    const note = repairOne(setupDir, f, opts, stagingAge);
+    const note = repairOne(setupDir, f, opts, stagingAge, summary);
     f.outcome = note === null ? 'repaired' : 'left';
     if (note !== null) f.note = note;
   } catch (e) {
@@ -344,12 +362,12 @@ function applyRepair(setupDir: string, f: Finding, opts: ClaimOptions, stagingAg
 }
 
 /** Returns null when repaired, else why it was left. */
-function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number): string | null {
+function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number, summary: SummaryLog): string | null {
   switch (f.kind) {
     case 'orphan-running':
     case 'stale-claim':
     case 'missing-status':
-      return repairRun(setupDir, f, opts);
+      return repairRun(setupDir, f, opts, summary);
     case 'claim-leftover':
     case 'dead-break-mutex': {
       const a = age(f.path, opts.now());
@@ -386,7 +404,7 @@ function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge:
   }
 }
 
-function repairRun(setupDir: string, f: Finding, opts: ClaimOptions): string | null {
+function repairRun(setupDir: string, f: Finding, opts: ClaimOptions, summary: SummaryLog): string | null {
   const id = f.runId!;
   const dir = f.kind === 'orphan-running' ? f.path : path.dirname(path.dirname(f.path));
   if (f.kind === 'orphan-running') {
@@ -402,7 +420,12 @@ function repairRun(setupDir: string, f: Finding, opts: ClaimOptions): string | n
     const state = readRunState({ id, dir });
     if (f.kind === 'missing-status') {
       if (fs.existsSync(runPaths(dir).status)) return 'a status file appeared meanwhile';
-      writeStatus(dir, withHistory(newStatus(id), 'status rewritten', 'by themis doctor: status.json was missing'));
+      // The lost status's revision is unknown, and the summary may hold a final entry of it: the
+      // new status starts far above any revision a run reaches by counting, and says so first.
+      const fresh = withHistory(newStatus(id), 'status rewritten', 'by themis doctor: status.json was missing');
+      fresh.rev = Date.now();
+      summary.obsolete([{ id, rev: nextRev(fresh) }]);
+      writeStatus(dir, fresh);
       return null;
     }
     if (state.status === null) return `status unreadable: ${state.problem}`;

@@ -54,6 +54,33 @@ export function failedCount(setupDir: string): number {
   }
 }
 
+// --- dequeue requests of running runs: one file per run, listed by packers each heartbeat ---
+
+export function markDequeueRequest(setupDir: string, runId: number): void {
+  const p = setupPaths(setupDir);
+  ensureDir(p.dequeueDir);
+  writeFileAtomicSync(p.dequeueMarker(runId), new Date().toISOString() + '\n');
+}
+
+export function clearDequeueRequest(setupDir: string, runId: number): void {
+  unlinkQuiet(setupPaths(setupDir).dequeueMarker(runId));
+}
+
+/** The runs asked to stop (one directory listing, whatever the number of runs). */
+export function listDequeueRequests(setupDir: string): Set<number> {
+  try {
+    return new Set(
+      fs
+        .readdirSync(setupPaths(setupDir).dequeueDir)
+        .filter((n) => /^\d+$/.test(n))
+        .map(Number),
+    );
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return new Set();
+    throw new ThemisError('IO', `cannot list ${setupPaths(setupDir).dequeueDir}: ${describeFsError(e)}`, { cause: e });
+  }
+}
+
 // --- the stop flag: packers start no new run while it exists ---
 
 export interface StopRecord {

@@ -59,6 +59,14 @@ export function setupPaths(setupDir: string) {
     stopFile: path.join(s, 'state', 'stop.json'),
     failedDir: path.join(s, 'state', 'failed'),
     failedMarker: (runId: number) => path.join(s, 'state', 'failed', String(runId)),
+    /**
+     * `themis dequeue` of a running run: one empty file per run (`state/dequeue/<id>`), so a packer
+     * lists one directory per heartbeat instead of looking into every run it holds.
+     */
+    dequeueDir: path.join(s, 'state', 'dequeue'),
+    dequeueMarker: (runId: number) => path.join(s, 'state', 'dequeue', String(runId)),
+    /** The summary of finished runs (src/store/summary.ts). */
+    summaryDir: path.join(s, 'state', 'summary'),
     prepEnsembleLock: path.join(s, 'state', 'prep-ensemble.lock'),
     prepEnsembleDone: path.join(s, 'state', 'prep-ensemble.done'),
     postEnsembleMark: (generation: string) => path.join(s, 'state', `post-ensemble-${generation}.done`),
@@ -121,7 +129,7 @@ export function statusFileOf(runDir: string): string {
 }
 
 export const RUN_LOG = 'run.log';
-/** An empty file `gen` leaves in `.themis/` that becomes the first `run.log` (see SpawnRequest.logSpare). */
+/** An empty file older versions of `gen` left in `.themis/` to become the first `run.log` (gen now leaves an empty run.log itself). */
 export const LOG_SPARE = 'log.spare';
 /** The inode the next status.json version is written into (`sparePathFor` in atomic.ts). */
 export const STATUS_SPARE = '.status.json.spare';

@@ -4,8 +4,9 @@ import type { AllocationSettings, SchedulerName } from '../model/allocation.js';
 import { ThemisError } from '../model/errors.js';
 import type { RunStatus } from '../model/status.js';
 import type { Sample, StepSpec } from '../model/step.js';
-import { checkFormat, readJsonSync, writeFileRecycledSync, writeJsonAtomicSync } from './atomic.js';
+import { checkFormat, readJsonSync, writeFileReplacingSync, writeJsonAtomicSync } from './atomic.js';
 import { FORMAT_VERSION, runPaths, setupPaths } from './layout.js';
+import { nextRev } from './summary.js';
 
 export type { AllocationSettings, SchedulerName } from '../model/allocation.js';
 
@@ -90,6 +91,12 @@ export interface StatusRecord {
   launch?: LaunchRef | null;
   /** Newest last; trimmed to the last HISTORY_LIMIT entries. */
   history: HistoryEntry[];
+  /**
+   * The record's revision: one more at every write (`writeStatus`), so the summary of finished runs
+   * can tell an entry about this version from one about an older one (src/store/summary.ts).
+   * Absent (0) in statuses written by gen and by older themis versions.
+   */
+  rev?: number;
 }
 
 export interface LaunchRef {
@@ -200,9 +207,16 @@ export function readStatus(runDir: string): StatusRecord | null {
   return rec;
 }
 
-/** Status files are rewritten at every step: recycled, so a write creates no inode. */
+/**
+ * Write a run's status (its holder only) at the next revision, which is set on `status` itself so
+ * the caller's copy says what is on disk. The first write fills the spare gen left; later ones
+ * create a temp file (see writeFileReplacingSync).
+ */
 export function writeStatus(runDir: string, status: StatusRecord): void {
-  writeFileRecycledSync(runPaths(runDir).status, JSON.stringify(status, null, 1) + '\n');
+  // Only a status gen wrote (no revision yet) has a spare beside it: later writes do not look for one.
+  const fromGen = (status.rev ?? 0) === 0;
+  status.rev = nextRev(status);
+  writeFileReplacingSync(runPaths(runDir).status, JSON.stringify(status, null, 1) + '\n', fromGen);
 }
 
 /** `.themis/result.json`: {format, result}, written by postRun, `themis result`, or the API. */

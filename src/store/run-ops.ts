@@ -4,12 +4,13 @@ import { isCompleted } from '../model/status.js';
 import { writeFileAtomicSync } from './atomic.js';
 import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type Claim, type ClaimOptions, type ClaimOwner } from './claim.js';
 import { fileServerNow } from './clock.js';
-import { bumpGeneration, clearFailed, clearStop, readStop } from './ensemble-state.js';
+import { bumpGeneration, clearDequeueRequest, clearFailed, clearStop, markDequeueRequest, readStop } from './ensemble-state.js';
 import { runPaths } from './layout.js';
 import { stepRecords } from './journal.js';
 import { aliveHere, hostName } from './proc.js';
 import { readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
 import { readIndex } from './run-index.js';
+import { nextRev, SummaryLog } from './summary.js';
 import { readRunState } from './scan.js';
 
 /**
@@ -111,34 +112,47 @@ export function requeueRuns(setupDir: string, ids: number[], options: { hard?: b
   });
   // Bump first: if we die half-way, post-ensemble work runs once too often, never once too few.
   if (candidates.length > 0) bumpGeneration(setupDir);
-  const wanted = new Set(candidates.map((c) => c.id));
-  eachRun(ctx, [...wanted], (id, dir) => {
-    const was = candidates.find((c) => c.id === id)!.was;
-    const done = underClaim(ctx, id, dir, (status) => {
-      if (!isCompleted(status.status)) {
-        report.skipped.push({ id, reason: `became ${status.status} meanwhile` });
-        return;
-      }
-      const step = options.hard || status.status === 'successful' ? 0 : status.step;
-      const next: StatusRecord = {
-        ...status,
-        status: 'queued',
-        step,
-        attempt: 0,
-        restarts: 0,
-        exitCode: null,
-        signal: null,
-        reason: null,
-        endedAt: null,
-        launch: null,
-      };
-      const how = options.hard ? 'hard' : 'soft';
-      writeStatus(dir, withHistory(next, 'requeued', `${how}, was ${status.status}, resumes at step ${step}`));
-      removeQuiet(runPaths(dir).dequeueRequest);
-      report.changed.push(id);
+  // The summary of finished runs learns first (synced) that these runs change: a reader must
+  // never take a requeued run for finished. One sync for the lot; a run whose revision moved on
+  // before we claimed it gets an entry of its own under the claim.
+  const summary = SummaryLog.oneOff(setupDir, 'requeue', readEnsemble(setupDir).createdAt);
+  summary.obsolete(candidates.map((c) => ({ id: c.id, rev: nextRev(c.was) })));
+  let finished = false;
+  try {
+    const wanted = new Map(candidates.map((c) => [c.id, c.was] as const));
+    eachRun(ctx, [...wanted.keys()], (id, dir) => {
+      const was = wanted.get(id)!;
+      const done = underClaim(ctx, id, dir, (status) => {
+        if (!isCompleted(status.status)) {
+          report.skipped.push({ id, reason: `became ${status.status} meanwhile` });
+          return;
+        }
+        if ((status.rev ?? 0) !== (was.rev ?? 0)) summary.obsolete([{ id, rev: nextRev(status) }]);
+        const step = options.hard || status.status === 'successful' ? 0 : status.step;
+        const next: StatusRecord = {
+          ...status,
+          status: 'queued',
+          step,
+          attempt: 0,
+          restarts: 0,
+          exitCode: null,
+          signal: null,
+          reason: null,
+          endedAt: null,
+          launch: null,
+        };
+        const how = options.hard ? 'hard' : 'soft';
+        writeStatus(dir, withHistory(next, 'requeued', `${how}, was ${status.status}, resumes at step ${step}`));
+        removeQuiet(runPaths(dir).dequeueRequest);
+        clearDequeueRequest(ctx.setupDir, id);
+        report.changed.push(id);
+      });
+      if (!done) report.skipped.push({ id, reason: heldReason(dir, ctx, was.status) });
     });
-    if (!done) report.skipped.push({ id, reason: heldReason(dir, ctx, was.status) });
-  });
+    finished = true;
+  } finally {
+    summary.close(finished);
+  }
   // Markers of runs queued again (now or by an earlier, interrupted requeue) no longer count.
   const requeued = [...report.changed, ...alreadyQueued];
   if (requeued.length > 0) {
@@ -181,7 +195,10 @@ function liveStepHere(setupDir: string, dir: string, status: StatusRecord): bool
   return rec.exit === null && p !== null && aliveHere(p);
 }
 
-function requestDequeue(dir: string): void {
+function requestDequeue(setupDir: string, id: number, dir: string): void {
+  // The packer holding the run lists state/dequeue/ each heartbeat; the file in the run directory
+  // is for packers of older themis versions, which looked there.
+  markDequeueRequest(setupDir, id);
   writeFileAtomicSync(runPaths(dir).dequeueRequest, JSON.stringify({ at: new Date().toISOString(), by: `${hostName()} pid ${process.pid}` }) + '\n');
 }
 
@@ -208,7 +225,7 @@ export function dequeueRuns(setupDir: string, ids: number[], options: RunOpOptio
     if (s === 'running') {
       const c = inspectClaim(dir, ctx.opts);
       if ((c !== null && !c.stale) || liveStepHere(ctx.setupDir, dir, before.status)) {
-        requestDequeue(dir);
+        requestDequeue(ctx.setupDir, id, dir);
         report.pending.push(id);
         return;
       }
@@ -221,11 +238,12 @@ export function dequeueRuns(setupDir: string, ids: number[], options: RunOpOptio
       const detail = status.status === 'running' ? `was running under ${broken ? describeOwner(broken) : 'no packer'}, which is gone` : 'was queued';
       writeStatus(dir, killed(status, detail));
       removeQuiet(runPaths(dir).dequeueRequest);
+      clearDequeueRequest(ctx.setupDir, id);
       report.changed.push(id);
     });
     if (!done) {
       // A packer claimed it just now (to start it): it honours the request before or after starting.
-      requestDequeue(dir);
+      requestDequeue(ctx.setupDir, id, dir);
       report.pending.push(id);
     }
   });

@@ -18,6 +18,8 @@ export interface RunState {
   status: StatusRecord | null;
   /** Why `status` is null: unreadable, corrupt, missing, in words. */
   problem: string | null;
+  /** Answered from the summary of finished runs: `status` holds only status, step and reason. */
+  fromSummary?: true;
 }
 
 export interface ScanResult {
@@ -70,7 +72,7 @@ export function readRunState(entry: IndexEntry): RunState {
   }
   let parsed = parseStatusText(file, text, entry.id);
   if (parsed.status === null) {
-    // A status rewritten in place of a spare while we read it (see writeFileRecycledSync): read again.
+    // A status torn by a foreign writer (or an older themis reusing inodes) while we read it: read again.
     try {
       parsed = parseStatusText(file, fs.readFileSync(file, 'utf8'), entry.id);
     } catch {

@@ -18,11 +18,12 @@ import {
   type HookContext,
   type LocalExecution,
   type OpReport,
+  type OpenOptions,
   type RunStatus,
   type StatusReport,
 } from '../../src/index.js';
 
-expectTypeOf(Themis.open).parameters.toEqualTypeOf<[setupDir?: string]>();
+expectTypeOf(Themis.open).parameters.toEqualTypeOf<[setupDir?: string, options?: OpenOptions]>();
 expectTypeOf(Themis.open).returns.toEqualTypeOf<Themis>(); // synchronous, for hooks
 expectTypeOf(Themis.exists).returns.toEqualTypeOf<boolean>();
 expectTypeOf(Themis.create).parameter(0).toEqualTypeOf<CreateOptions>();

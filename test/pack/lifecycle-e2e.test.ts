@@ -91,9 +91,9 @@ describe('run life cycle (real processes)', () => {
     expect(fs.existsSync(path.join(e.runDir(1), '.themis', 'dequeue.request'))).toBe(false);
   }, 30_000);
 
-  it("a packer whose claim was taken away stops the step and never writes that run's status again", async () => {
+  it("a packer whose claim was taken away (outside the lease protocol) notices within half a lease, stops the step and never writes that run's status again", async () => {
     const e = makeEnsemble([{ steps: [{ args: ['/bin/sleep', '30'] }] }]);
-    const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST]);
+    const p = startPack(['--setup-dir', e.setupDir, '--cores', '1', ...FAST, '--lease', '2']);
     const meta = path.join(e.runDir(1), '.themis');
     await waitFor(() => stepPid(e.runDir(1)) !== null, 10_000, 'run 1 to start');
     const pid = stepPid(e.runDir(1))!;
@@ -102,7 +102,9 @@ describe('run life cycle (real processes)', () => {
     fs.renameSync(path.join(meta, 'claim'), path.join(meta, 'claim.taken'));
     fs.mkdirSync(path.join(meta, 'claim'));
     fs.writeFileSync(path.join(meta, 'claim', 'owner.json'), JSON.stringify({ token: 'someone-else', host: 'x', pid: 1, packerId: 'other' }));
-    const r = await p.done;
+    // The other owner stays alive: its heartbeat goes on (the lease here is 2 s).
+    const beat = setInterval(() => fs.utimesSync(path.join(meta, 'claim', 'owner.json'), new Date(), new Date()), 200);
+    const r = await p.done.finally(() => clearInterval(beat));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('claim lost');
     expect(alive(pid)).toBe(false);

@@ -42,7 +42,8 @@ describe('symlinks planted where themis writes', () => {
     // run 2: status.json is a link to the victim file
     fs.rmSync(runPaths(e.runDir(2)).status);
     fs.symlinkSync(victim, runPaths(e.runDir(2)).status);
-    // run 3: run.log is a link to the victim file (the app's output would land in it)
+    // run 3: run.log (the empty one gen leaves) is a link to the victim file (the app's output would land in it)
+    fs.rmSync(path.join(e.runDir(3), 'run.log'), { force: true });
     fs.symlinkSync(victim, path.join(e.runDir(3), 'run.log'));
     // run 4: claim/ is a link to a directory elsewhere (old, so it looks stale)
     fs.symlinkSync(victimDir, runPaths(e.runDir(4)).claim);

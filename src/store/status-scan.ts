@@ -1,0 +1,96 @@
+import { FORMAT_VERSION } from './layout.js';
+import { readRunStatesParallel, scanWorkersFor } from './parallel-read.js';
+import { readEnsemble, type EnsembleRecord, type StatusRecord } from './records.js';
+import { readIndex, type IndexEntry } from './run-index.js';
+import type { RunState } from './scan.js';
+import { readSummary, type SummaryEntry } from './summary.js';
+
+/**
+ * Every run's status for the commands that only need statuses (`themis status`, `progress`,
+ * `countByStatus`/`filterByStatus`): the summary of finished runs answers for the runs it covers,
+ * and only the others' status files are read. `full` reads every status file, as does a summary
+ * that cannot be trusted (the answer says why).
+ */
+
+export interface SummaryUse {
+  /** False when every status file was read (`full`, or a summary that cannot be trusted). */
+  used: boolean;
+  /** Runs answered from the summary, and runs whose status file was read. */
+  covered: number;
+  read: number;
+  /** Summary files read. */
+  files: number;
+  /** Why the summary was not used although asked for; null when it was (or `full`). */
+  problem: string | null;
+}
+
+export interface StatusScan {
+  ensemble: EnsembleRecord;
+  /** In index order; a run answered from the summary has `fromSummary` set and a status with no history. */
+  runs: RunState[];
+  summary: SummaryUse;
+}
+
+/** A final status as the summary states it: what status reports read (status, step, reason). */
+function summarized(id: number, f: NonNullable<SummaryEntry['final']>): StatusRecord {
+  return {
+    format: FORMAT_VERSION,
+    id,
+    status: f.status,
+    step: f.step,
+    attempt: 0,
+    restarts: 0,
+    exitCode: null,
+    signal: null,
+    reason: f.reason,
+    startedAt: null,
+    endedAt: null,
+    host: null,
+    jobId: null,
+    history: [],
+  };
+}
+
+/** Which runs of `entries` the summary covers; null (and why) when it cannot be trusted. */
+export function coveredRuns(setupDir: string, ensemble: EnsembleRecord, entries: readonly IndexEntry[]) {
+  const ids = new Set<number>();
+  for (const e of entries) ids.add(e.id);
+  return readSummary(setupDir, ensemble.createdAt, (id) => ids.has(id));
+}
+
+export async function scanStatuses(setupDir: string, opts: { full?: boolean; ids?: Iterable<number>; workers?: number } = {}): Promise<StatusScan> {
+  const ensemble = readEnsemble(setupDir);
+  const all = readIndex(setupDir, ensemble.root);
+  let entries = all;
+  if (opts.ids !== undefined) {
+    const want = new Set(opts.ids);
+    entries = all.filter((e) => want.has(e.id));
+  }
+  const read = opts.full ? null : coveredRuns(setupDir, ensemble, all);
+  const covered = read?.ok ? read.covered : null;
+  const runs = new Array<RunState>(entries.length);
+  const toRead: IndexEntry[] = [];
+  const slots: number[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    const f = covered?.get(e.id);
+    if (f !== undefined) runs[i] = { id: e.id, dir: e.dir, status: summarized(e.id, f), problem: null, fromSummary: true };
+    else {
+      toRead.push(e);
+      slots.push(i);
+    }
+  }
+  const states = await readRunStatesParallel(toRead, opts.workers ?? scanWorkersFor(toRead.length, ensemble.root));
+  for (let k = 0; k < states.length; k++) runs[slots[k]!] = states[k]!;
+  return {
+    ensemble,
+    runs,
+    summary: {
+      used: covered !== null,
+      covered: entries.length - toRead.length,
+      read: toRead.length,
+      files: read?.files ?? 0,
+      problem: read && !read.ok ? read.problem : null,
+    },
+  };
+}
