@@ -50,6 +50,20 @@ export function ensureParallel({ install }) {
   return `apt-get install parallel failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-2).join(' ')}`;
 }
 
+/**
+ * strace for the metadata rows (issue 14): installed with apt-get when missing and we are root with
+ * apt; returns null, or why it is unavailable (the rows are then reported as skipped).
+ */
+export function ensureStrace() {
+  if (have('strace')) return null;
+  if (process.getuid?.() !== 0 || !have('apt-get')) return 'strace not installed (and apt-get as root is not available to install it)';
+  spawnSync('sh', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace)'], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  return have('strace') ? null : 'strace not installed (apt-get install -y strace failed)';
+}
+
 /** utime+stime (ms), VmHWM and VmRSS (MB) of one pid from /proc; null when it is gone. */
 export function procSample(pid) {
   try {

@@ -5,8 +5,8 @@
 //   npm run bench                      # full sizes (about 15-20 minutes here)
 //   npm run bench -- --quick           # small sizes, under 2 minutes (what CI runs)
 //   npm run bench -- --case launch     # one case (repeat --case, or a comma list, for several)
-//   npm run bench -- --cores 4         # in-flight cores where a case allows (launch, large, packing, srun)
-//   npm run bench -- --runs N          # size of the big ensemble (gen, large, memory, status; default 100000)
+//   npm run bench -- --cores 4         # in-flight cores where a case allows (launch, large, packing, srun, metaops)
+//   npm run bench -- --runs N          # size of the big ensembles (gen, large, memory, status, summary; default 100000)
 //   npm run bench -- --out FILE        # JSON elsewhere than bench/results/latest.json; --keep keeps the work dir
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,7 +14,7 @@ import path from 'node:path';
 import { ROOT, THEMIS, machine, rm, settle } from './lib.mjs';
 import { genInputs, genInto } from './cases/gen.mjs';
 
-export const CASES = ['gen', 'launch', 'large', 'memory', 'status', 'packing', 'idle', 'srun', 'scale'];
+export const CASES = ['gen', 'launch', 'large', 'memory', 'status', 'packing', 'idle', 'srun', 'scale', 'metaops', 'summary'];
 
 function parseArgs(argv) {
   const o = { quick: false, cases: [], cores: null, out: null, keep: false, runs: null };
@@ -87,6 +87,8 @@ async function main() {
   const ctx = {
     quick: opts.quick,
     cores: opts.cores,
+    /** --runs when given (null otherwise): cases with a big ensemble of their own size it by this too. */
+    runs: opts.runs,
     work,
     shared: {},
     /** The suite's big ensemble (the gen case's tree), generated once and reused. */

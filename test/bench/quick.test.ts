@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CASES = ['gen', 'launch', 'large', 'memory', 'status', 'packing', 'idle', 'srun', 'scale'];
+const CASES = ['gen', 'launch', 'large', 'memory', 'status', 'packing', 'idle', 'srun', 'scale', 'metaops', 'summary'];
 
 describe('bench --quick', () => {
   it('runs every case and writes the JSON', () => {
