@@ -29,11 +29,8 @@ export function perRun(count, n, minShare = 0) {
   };
 }
 
-export async function run(ctx) {
-  const noStrace = ensureStrace();
-  if (noStrace) return { skipped: `skipped: ${noStrace}` };
-  const runs = ctx.quick ? 200 : 1000;
-  const base = path.join(ctx.work, 'metaops');
+/** gen N `/bin/true` runs, run them under strace, count what touched the ensemble's files. */
+function measure(base, runs, cores) {
   fs.mkdirSync(base, { recursive: true });
   const samples = path.join(base, 'samples.csv');
   writeCsv(samples, ['x'], runs, (i) => [i]);
@@ -42,7 +39,6 @@ export async function run(ctx) {
   genEnsemble(dir, '/bin/true', samples);
   const trace = path.join(base, 'trace');
   settle();
-  const cores = ctx.cores ?? 2;
   const t = timed(['strace', '-f', '-qq', '-y', '-e', 'trace=%file,%desc', '-o', trace, process.execPath, THEMIS, 'run', '--json', '--cores', String(cores)], { cwd: dir });
   const summary = JSON.parse(t.stdout);
   const launched = summary.counts?.started ?? 0;
@@ -51,17 +47,32 @@ export async function run(ctx) {
   const traceMB = fs.statSync(trace).size / 2 ** 20;
   const count = countStraceFile(trace, { root: dir, cwd: dir });
   fs.rmSync(trace, { force: true });
-  const ops = count.total / launched;
-  const ns = count.namespace / launched;
+  return { launched, count, seconds: t.seconds, traceMB };
+}
+
+export async function run(ctx) {
+  const noStrace = ensureStrace();
+  if (noStrace) return { skipped: `skipped: ${noStrace}` };
+  const runs = ctx.quick ? 200 : 1000;
+  const cores = ctx.cores ?? 2;
+  // Two sizes: the difference is what each launched run costs; what is left is the packer's own
+  // start-up and exit (its heartbeat file, journal, log, summary file), paid once per allocation.
+  const small = measure(path.join(ctx.work, 'metaops-half'), runs / 2, cores);
+  const big = measure(path.join(ctx.work, 'metaops'), runs, cores);
+  const slope = (k) => (big.count[k] - small.count[k]) / (big.launched - small.launched);
+  const ops = slope('total');
+  const ns = slope('namespace');
+  const fixed = big.count.total - ops * big.launched;
+  const { launched, count } = big;
   return {
     rows: [
       {
-        metric: `metadata ops per launched run (strace -f, files under the ensemble, ${launched} runs)`,
+        metric: `metadata ops per launched run (strace -f, files under the ensemble; ${small.launched} vs ${launched} runs)`,
         themis: round(ops, 2),
         baseline: null,
         ratio: null,
         target: `<= ${TARGET_OPS}`,
-        met: ops <= TARGET_OPS,
+        met: ops <= TARGET_OPS + 0.005,
       },
       {
         metric: 'namespace-changing ops per launched run (O_CREAT opens counted as creates)',
@@ -69,7 +80,15 @@ export async function run(ctx) {
         baseline: null,
         ratio: null,
         target: `<= ${TARGET_NAMESPACE}`,
-        met: ns <= TARGET_NAMESPACE,
+        met: ns <= TARGET_NAMESPACE + 0.005,
+      },
+      {
+        metric: 'metadata ops of the packer itself, once per allocation (start-up, heartbeat file, journal, exit)',
+        themis: round(fixed, 0),
+        baseline: null,
+        ratio: null,
+        target: null,
+        met: null,
       },
     ],
     details: {
@@ -80,9 +99,11 @@ export async function run(ctx) {
       counting:
         'calls with a path argument resolving under the ensemble root (either path of link/rename), failed calls included (each a round trip); ' +
         'O_CREAT/O_TMPFILE opens and creat() are counted as creates (namespace-changing) whether or not the file existed; ' +
-        'descriptor-only calls (close, fstat, statx(fd, "")) are in fdOpsNotCounted, in no total; the whole packer run (start-up and exit too) over the runs launched',
-      stracedSeconds: round(t.seconds, 2),
-      traceMB: round(traceMB, 1),
+        'descriptor-only calls (close, fstat, statx(fd, "")) are in fdOpsNotCounted, in no total; per run = the difference between two runs of the packer (N/2 and N runs) over N/2, ' +
+        "so the packer's own start-up and exit are reported once, not spread over the runs",
+      wholeRunAverage: { total: round(count.total / launched, 3), namespace: round(count.namespace / launched, 3) },
+      stracedSeconds: round(big.seconds, 2),
+      traceMB: round(big.traceMB, 1),
       traceLines: count.lines,
       perRun: perRun(count, launched),
     },

@@ -49,9 +49,8 @@ function loseClaim(c: Core, a: HeldRun, why: string): void {
     case 'recovering':
       a.phase = { kind: 'lost', awaits: 'recovery', slot: p.slot, key: null, route: null, pid: 0 };
       return;
-    case 'starting':
     case 'writing':
-      a.phase = { kind: 'lost', awaits: 'write', slot: p.kind === 'starting' ? p.slot : null, key: null, route: null, pid: 0 };
+      a.phase = { kind: 'lost', awaits: 'write', slot: null, key: null, route: null, pid: 0 };
       return;
     case 'lost':
       return;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ThemisError } from '../model/errors.js';
 import { holdsClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
 import { clearDequeueRequest, failedCount, markFailed, readStop, setStop } from '../store/ensemble-state.js';
+import { adoptLaunch } from '../store/journal.js';
 import { RUN_LOG, runPaths } from '../store/layout.js';
 import { readStatus, writeResult, writeStatus, type StatusRecord } from '../store/records.js';
 import type { SummaryLog } from '../store/summary.js';
@@ -130,6 +131,9 @@ export function carryOut(e: Effect, sh: Shell): void {
     case 'set-stop-flag':
       if (!readStop(sh.setupDir)) setStop(sh.setupDir, { reason: e.reason, by: sh.who.packerId, kind: e.kind });
       return;
+    case 'write-running-later':
+      sh.later(e.ms, { type: 'running-write-due', key: e.key });
+      return;
     case 'wait-job-stop':
       sh.later(e.ms, { type: 'job-stop-window-closed', key: e.key });
       return;
@@ -180,6 +184,8 @@ function claim(e: EffectOf<'claim'>, sh: Shell): void {
   let statusError: string | null = null;
   try {
     status = readStatus(c.dir);
+    // A dead packer may have launched the step before writing its `running` status.
+    if (got.broken && status?.status === 'queued') status = adoptLaunch(sh.setupDir, status, got.broken.packerId);
   } catch (err) {
     statusError = (err as Error).message;
   }

@@ -44,6 +44,8 @@ export type PackerEvent =
   | { type: 'step-started'; key: string; pid: number }
   /** The launcher saw the step end (and journaled its exit). */
   | { type: 'step-exited'; key: string; exit: ExitRecord }
+  /** A step has run for RUNNING_WRITE_DELAY_MS (asked by `write-running-later`): time to write its `running` status. */
+  | { type: 'running-write-due'; key: string }
   /** The window opened by `wait-job-stop` is over without a stop of ours. */
   | { type: 'job-stop-window-closed'; key: string }
   /** Answer to `mark-failed`: runs failed in the whole ensemble now. */
@@ -98,6 +100,8 @@ export type Effect =
   | { type: 'mark-failed'; runId: number; count: boolean }
   /** Set the ensemble's stop flag unless it is set. */
   | { type: 'set-stop-flag'; reason: string; kind: 'max-failed-runs' }
+  /** → `running-write-due` after `ms`. */
+  | { type: 'write-running-later'; key: string; ms: number }
   /** → `job-stop-window-closed` after `ms`. */
   | { type: 'wait-job-stop'; key: string; ms: number }
   /** Scan every run's status → `scanned`. */

@@ -366,6 +366,9 @@ export function simulate(runs: readonly SimRun[], allocations: readonly SimAlloc
       case 'rescan-later':
         q.push(now + e.ms, p.index, { type: 'rescan-due', recheck: true });
         return;
+      case 'write-running-later':
+        q.push(now + e.ms, p.index, { type: 'running-write-due', key: e.key });
+        break;
       case 'wait-job-stop':
         q.push(now + e.ms, p.index, { type: 'job-stop-window-closed', key: e.key });
         return;

@@ -55,10 +55,12 @@ export type Phase =
   | { kind: 'waiting' }
   /** prepRun is running before the run's first step. */
   | { kind: 'prepping'; slot: Slot }
-  /** The `running` status naming this launch is being written; the spawn follows. */
-  | { kind: 'starting'; slot: Slot; key: string; route: Route; status: StatusRecord }
-  /** The step is running under `key`, started by `route`; `pid` once the launcher said it started (0 before). */
-  | { kind: 'running'; slot: Slot; key: string; route: Route; pid: number }
+  /**
+   * The step is running under `key`, started by `route`; `pid` once the launcher said it started
+   * (0 before). `written`: its `running` status is on disk (or being written): it is written only
+   * once the step has run for RUNNING_WRITE_DELAY_MS, so a short step costs no write of its own.
+   */
+  | { kind: 'running'; slot: Slot; key: string; route: Route; pid: number; written: boolean }
   /**
    * The step died of a signal a scheduler sends a whole job: if the packer is told to stop within
    * a short window, it was the allocation ending (back to the queue), not the step failing.

@@ -5,7 +5,7 @@ import { heartbeat, interrupt, killDequeued, launcherLost, stopStartingRuns } fr
 import type { Effect, PackerEvent } from './events.js';
 import { routeOf } from './launch-policy.js';
 import type { ExitRecord } from './launcher-protocol.js';
-import { afterStepExit, EXTERNAL_STOP_SETTLE_MS, hookFailure, mayBeJobWideStop, type LifecyclePolicy, type Next } from './lifecycle.js';
+import { afterStepExit, EXTERNAL_STOP_SETTLE_MS, hookFailure, mayBeJobWideStop, RUNNING_WRITE_DELAY_MS, type LifecyclePolicy, type Next } from './lifecycle.js';
 import { nextLaunches, type QueueItem } from './plan.js';
 import { release, type Slot } from './pool.js';
 import type { LoadedCandidate } from './queue.js';
@@ -56,6 +56,9 @@ export function transition(s: PackerState, ev: PackerEvent, at: At): Effect[] {
     }
     case 'step-exited':
       t.stepExited(ev.key, ev.exit);
+      break;
+    case 'running-write-due':
+      t.runningWriteDue(ev.key);
       break;
     case 'job-stop-window-closed': {
       const a = s.byKey.get(ev.key);
@@ -311,17 +314,23 @@ export class Core {
     this.launchStep(a, slot);
   }
 
-  /** Claim, then the `running` status naming the launch, then the spawn: a successor never finds a step running that no status leads to. */
+  /**
+   * Launch the run's step at once; its `running` status (naming the launch) is written only if the
+   * step still runs RUNNING_WRITE_DELAY_MS later: a step that ends sooner costs one status write,
+   * its final one, not two. A successor that finds the run's status still `queued` under our stale
+   * claim looks our journal up for a launch made from that very status version (the key says
+   * which: `journal.ts`, adoptLaunch), so it settles the step instead of running it again.
+   */
   private launchStep(a: HeldRun, slot: Slot): void {
     const s = this.s;
     const stepIndex = a.status.step;
     const route = routeOf(s.cfg.launch, slot, a.record.steps[stepIndex]!);
     if (!takeJobStep(this, a, slot, route)) return;
     const remote = route.kind === 'node' && route.node !== s.cfg.launch.ownNode ? s.pool.nodes[route.node]!.name : null;
-    // A key no other launch of this packer has (a requeued run counts attempts from 0 again): the
-    // status names it, so a successor finds this launch's start and exit in our journal.
-    const key = `${a.id}:${stepIndex}:${a.status.attempt}:${++s.launchSeq}`;
-    const status = withHistory(
+    // A key no other launch of this packer has (a requeued run counts attempts from 0 again), and
+    // the revision of the status on disk it was launched from.
+    const key = `${a.id}:${stepIndex}:${a.status.attempt}:${a.status.rev ?? 0}.${++s.launchSeq}`;
+    a.status = withHistory(
       {
         ...a.status,
         status: 'running',
@@ -338,8 +347,21 @@ export class Core {
       `step ${stepIndex} attempt ${a.status.attempt}`,
       this.at.iso,
     );
-    a.phase = { kind: 'starting', slot, key, route, status };
-    this.out.push({ type: 'write-status', runId: a.id, dir: a.dir, claim: a.claim, status });
+    a.phase = { kind: 'running', slot, key, route, pid: 0, written: false };
+    s.byKey.set(key, a);
+    s.counts.started++;
+    this.out.push({ type: 'changed' });
+    this.out.push({ type: 'spawn', key, runId: a.id, dir: a.dir, slot, route, stepIndex, attempt: a.status.attempt, step: a.record.steps[stepIndex]! });
+    this.out.push({ type: 'write-running-later', key, ms: RUNNING_WRITE_DELAY_MS });
+  }
+
+  /** The step still runs: now its `running` status says so (and names the launch). */
+  runningWriteDue(key: string): void {
+    const a = this.s.byKey.get(key);
+    const p = a?.phase;
+    if (!a || p?.kind !== 'running' || p.key !== key || p.written) return;
+    p.written = true;
+    this.out.push({ type: 'write-status', runId: a.id, dir: a.dir, claim: a.claim, status: a.status });
   }
 
   // --- hooks ---
@@ -549,7 +571,21 @@ export class Core {
       this.dropLost(a);
       return;
     }
-    if (p.kind !== 'starting' && p.kind !== 'writing') return;
+    if (p.kind === 'running') {
+      // The deferred `running` status of a step that runs on.
+      if (ev.ok) return;
+      if (ev.why === 'claim-lost') {
+        this.log(`run ${a.id}: claim lost; stopping its step and leaving its status to the new holder`);
+        this.out.push({ type: 'kill', key: p.key, reason: 'lost-claim' });
+        return;
+      }
+      // Its final status will most likely fail the same way; start nothing new meanwhile.
+      s.error ??= ev.message;
+      this.log(`run ${a.id}: cannot write its running status (${ev.message}); its step runs on, but this packer starts nothing new`);
+      stopStartingRuns(this, { kind: 'status-unwritable', why: ev.message });
+      return;
+    }
+    if (p.kind !== 'writing') return;
     if (!ev.ok) {
       if (ev.why === 'claim-lost') this.log(`run ${a.id}: claim lost; leaving its status to the new holder`);
       else {
@@ -561,20 +597,10 @@ export class Core {
         this.log(`run ${a.id}: cannot write its status (${ev.message}); it will be recovered after the lease by another packer or \`themis doctor --repair\``);
         stopStartingRuns(this, { kind: 'status-unwritable', why: ev.message });
       }
-      if (p.kind === 'starting') this.giveBack(p.slot);
       this.drop(a, true);
       return;
     }
     a.status = p.status;
-    if (p.kind === 'starting') {
-      a.phase = { kind: 'running', slot: p.slot, key: p.key, route: p.route, pid: 0 };
-      s.byKey.set(p.key, a);
-      s.counts.started++;
-      this.out.push({ type: 'changed' });
-      const step = a.record.steps[a.status.step]!;
-      this.out.push({ type: 'spawn', key: p.key, runId: a.id, dir: a.dir, slot: p.slot, route: p.route, stepIndex: a.status.step, attempt: a.status.attempt, step });
-      return;
-    }
     if (p.purpose === 'requeue') s.counts.requeued++;
     else {
       const st = p.status.status;

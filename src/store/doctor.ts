@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type ClaimOptions, type ClaimOwner } from './claim.js';
 import { fileServerNow } from './clock.js';
 import { listPackers, readStop, removePacker } from './ensemble-state.js';
-import { journalId, journalPacker, listJournals, removeJournal, stepRecords } from './journal.js';
+import { adoptLaunch, journalId, journalPacker, listJournals, removeJournal, stepRecords } from './journal.js';
 import { runPaths, setupPaths } from './layout.js';
 import { aliveHere, hostName, samePidSpace } from './proc.js';
 import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
@@ -430,7 +430,19 @@ function repairRun(setupDir: string, f: Finding, opts: ClaimOptions, summary: Su
     }
     if (state.status === null) return `status unreadable: ${state.problem}`;
     let s: StatusRecord = state.status;
-    if (got.broken) s = withHistory(s, 'claim broken', `by themis doctor: stale claim of ${who(got.broken)}`);
+    if (got.broken) {
+      // A step its packer launched before writing `running`: the status names it from now on, so
+      // the packer that takes the run over settles it from the journal instead of running it again.
+      const adopted = adoptLaunch(setupDir, s, got.broken.packerId);
+      if (adopted !== s) {
+        const rec = stepRecords(setupDir, dir, adopted);
+        if (rec.exit === null && liveHere(rec.start)) {
+          writeStatus(dir, withHistory(adopted, 'claim broken', `by themis doctor: stale claim of ${who(got.broken)}; its step still runs`));
+          return 'its step process is running on this host now (its status now says so)';
+        }
+      }
+      s = withHistory(adopted, 'claim broken', `by themis doctor: stale claim of ${who(got.broken)}`);
+    }
     if (s.status === 'running' && stepRecords(setupDir, dir, s).exit === null) {
       // A new attempt number, as the packer's own recovery does (its next launch gets a new key
       // anyway; the attempt number names the rotated logs).

@@ -38,8 +38,23 @@ interface Loc {
   done?: JournalEntry;
 }
 
+/**
+ * The part of a launch key that names the status version it was launched from: keys are
+ * `<runId>:<step>:<attempt>:<rev>.<seq>`, `rev` being the revision of the run's status on disk
+ * when the step was launched (older keys have no `<rev>.`). A packer writes a step's `running`
+ * status only once the step has run for a moment (see RUNNING_WRITE_DELAY_MS), so a successor
+ * that finds the status still queued looks here for a launch made from exactly that version.
+ */
+function runRevOf(key: string): string | null {
+  const a = key.indexOf(':');
+  const last = key.lastIndexOf(':');
+  const dot = key.indexOf('.', last);
+  if (a < 0 || last <= a || dot < 0) return null;
+  return `${key.slice(0, a)}@${key.slice(last + 1, dot)}`;
+}
+
 /** Index the complete lines in `buf[0, end)` (which starts at file offset `base`) into `into`. */
-function indexLines(buf: Buffer, end: number, base: number, into: Map<string, Loc>): void {
+function indexLines(buf: Buffer, end: number, base: number, into: Map<string, Loc>, byRunRev?: Map<string, string>): void {
   let pos = 0;
   while (pos < end) {
     const nl = buf.indexOf(0x0a, pos);
@@ -60,6 +75,8 @@ function indexLines(buf: Buffer, end: number, base: number, into: Map<string, Lo
         if (t === 0x53) {
           loc.s = base + sp + 1;
           loc.sl = nl - sp - 1;
+          const rr = byRunRev && runRevOf(key);
+          if (rr) byRunRev.set(rr, key); // appended in launch order: the last is the latest
         } else {
           loc.e = base + sp + 1;
           loc.el = nl - sp - 1;
@@ -111,6 +128,8 @@ interface Cached {
   /** Bytes read and indexed: always just after a newline. */
   offset: number;
   entries: Map<string, Loc>;
+  /** `<runId>@<rev>` -> the latest key launched from that status version. */
+  byRunRev: Map<string, string>;
 }
 
 const CACHE_LIMIT = 16;
@@ -122,7 +141,7 @@ function refresh(file: string, fd: number): Cached {
   const st = fs.fstatSync(fd);
   let c = cache.get(file);
   if (!c || c.ino !== st.ino || c.dev !== st.dev || st.size < c.offset) {
-    c = { ino: st.ino, dev: st.dev, offset: 0, entries: new Map() };
+    c = { ino: st.ino, dev: st.dev, offset: 0, entries: new Map(), byRunRev: new Map() };
   }
   cache.delete(file);
   cache.set(file, c); // most recently used last
@@ -141,7 +160,7 @@ function refresh(file: string, fd: number): Cached {
     // `data` starts at c.offset: `rest` is what followed the last newline indexed.
     const data = rest.length > 0 ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
     const end = data.lastIndexOf(0x0a) + 1;
-    indexLines(data, end, c.offset, c.entries);
+    indexLines(data, end, c.offset, c.entries, c.byRunRev);
     const zero = hole < 0 ? data.indexOf(0) : -1;
     if (zero >= 0 && zero < end) hole = c.offset + data.lastIndexOf(0x0a, zero) + 1;
     c.offset += end;
@@ -174,6 +193,63 @@ export function readJournalEntry(file: string, key: string): JournalEntry | null
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * The launch a dead packer made from a run's status version `rev` (the latest, if it made several:
+ * restarts), in any of its journals; null when it launched nothing from it. This is how a
+ * successor that breaks the claim of a run whose status is still `queued` learns that a step was
+ * started (and perhaps ended) before its `running` status was written.
+ */
+export function launchFrom(setupDir: string, packerId: string, runId: number, rev: number): LaunchRef | null {
+  let best: LaunchRef | null = null;
+  let bestSeq = -1;
+  for (const id of listJournals(setupDir)) {
+    if (journalPacker(id) !== packerId) continue;
+    const file = setupPaths(setupDir).packerJournal(id);
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch {
+      continue;
+    }
+    let key: string | undefined;
+    try {
+      key = refresh(file, fd).byRunRev.get(`${runId}@${rev}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (key === undefined) continue;
+    const seq = Number(key.slice(key.lastIndexOf('.') + 1));
+    if (seq > bestSeq) {
+      bestSeq = seq;
+      const plus = id.indexOf('+');
+      best = plus < 0 ? { packer: packerId, key } : { packer: packerId, key, node: id.slice(plus + 1) };
+    }
+  }
+  return best;
+}
+
+/**
+ * A run whose stale claim was just broken, with the launch its dead owner made from this very
+ * status adopted: a `running` status naming that launch (step and attempt from its start record),
+ * so it is settled from the journal like any orphan instead of being run again. Unchanged when the
+ * owner launched nothing from it.
+ */
+export function adoptLaunch(setupDir: string, status: StatusRecord, ownerPacker: string): StatusRecord {
+  if (status.status !== 'queued') return status;
+  const launch = launchFrom(setupDir, ownerPacker, status.id, status.rev ?? 0);
+  if (launch === null) return status;
+  const start = launchEntry(setupDir, launch).start;
+  return {
+    ...status,
+    status: 'running',
+    step: start?.step ?? status.step,
+    attempt: start?.attempt ?? status.attempt,
+    startedAt: start?.startedAt ?? status.startedAt,
+    host: start?.host ?? status.host,
+    launch,
+  };
 }
 
 /** Forget what was cached of `file` (after removing it), or of every journal. */

@@ -6,7 +6,7 @@ import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type Claim, typ
 import { fileServerNow } from './clock.js';
 import { bumpGeneration, clearDequeueRequest, clearFailed, clearStop, markDequeueRequest, readStop } from './ensemble-state.js';
 import { runPaths } from './layout.js';
-import { stepRecords } from './journal.js';
+import { adoptLaunch, stepRecords } from './journal.js';
 import { aliveHere, hostName } from './proc.js';
 import { readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
 import { readIndex } from './run-index.js';
@@ -74,7 +74,10 @@ function underClaim(ctx: Ctx, id: number, dir: string, fn: (status: StatusRecord
       return true;
     }
     let status = state.status;
-    if (got.broken) status = withHistory(status, 'claim broken', brokenDetail(got.broken));
+    if (got.broken) {
+      // Its packer may have launched the step before writing `running`: then it is a running run.
+      status = withHistory(adoptLaunch(ctx.setupDir, status, got.broken.packerId), 'claim broken', brokenDetail(got.broken));
+    }
     fn(status, got.claim, got.broken);
   } finally {
     releaseClaim(got.claim);

@@ -102,6 +102,11 @@ export class CoreHarness {
     return this.send({ type: 'step-exited', key: this.keyOf(runId), exit });
   }
 
+  /** The step of `runId` has run long enough for its `running` status to be written (the core's timer). */
+  runningDue(runId: number): Effect[] {
+    return this.send({ type: 'running-write-due', key: this.keyOf(runId) });
+  }
+
   keyOf(runId: number): string {
     for (const [k, a] of this.state.byKey) if (a.id === runId) return k;
     throw new Error(`run ${runId} has no launched step`);

@@ -12,15 +12,20 @@ function drain(h: CoreHarness, pending = 0): string | null {
 }
 
 describe('packer core (transitions, in process)', () => {
-  it('a run is claimed, its running status written before the spawn, and on exit 0 it is successful and its claim released', () => {
+  it('a run is claimed and spawned at once; its running status (naming the launch) is written once the step has run a moment; on exit 0 it is successful and its claim released', () => {
     const h = new CoreHarness();
     h.addRun(1);
     const fx = h.decide();
-    expect(fx.map((e) => e.type).filter((t) => ['claim', 'write-status', 'spawn'].includes(t))).toEqual(['claim', 'write-status', 'spawn']);
-    expect(h.written(1)[0]).toMatchObject({ status: 'running', step: 0, launch: { packer: 'p1', key: h.keyOf(1) } });
+    expect(fx.map((e) => e.type).filter((t) => ['claim', 'write-status', 'spawn', 'write-running-later'].includes(t))).toEqual(['claim', 'spawn', 'write-running-later']);
+    expect(h.of('write-running-later', fx)).toEqual([{ type: 'write-running-later', key: h.keyOf(1), ms: 1000 }]);
+    // The key names the status version the step was launched from (rev 0: as gen wrote it).
+    expect(h.keyOf(1)).toMatch(/^1:0:0:0\.\d+$/);
     expect(h.phaseOf(1)).toBe('running');
     expect(h.state.counts.started).toBe(1);
     h.started(1);
+    const due = h.runningDue(1);
+    expect(h.written(1, due)).toEqual([expect.objectContaining({ status: 'running', step: 0, launch: { packer: 'p1', key: h.keyOf(1) } })]);
+    expect(h.runningDue(1)).toEqual([]); // written once
     const done = h.exited(1, 0);
     expect(h.written(1, done)).toEqual([expect.objectContaining({ status: 'successful', exitCode: 0, launch: null })]);
     expect(h.of('release-claim', done)).toHaveLength(1);
@@ -40,8 +45,20 @@ describe('packer core (transitions, in process)', () => {
     const fx = h.exited(1, 0);
     const types = fx.map((e) => (e.type === 'write-status' ? `write ${e.runId} ${e.status.status}` : e.type));
     expect(types.indexOf('decide-now')).toBeLessThan(types.indexOf('write 1 successful'));
-    expect(types.indexOf('write 2 running')).toBeLessThan(types.indexOf('write 1 successful'));
+    expect(types.indexOf('spawn')).toBeGreaterThan(-1);
+    expect(types.indexOf('spawn')).toBeLessThan(types.indexOf('write 1 successful'));
     expect(h.phaseOf(2)).toBe('running');
+  });
+
+  it('a step that ends before its running status is due costs one status write (its final one); the timer then does nothing', () => {
+    const h = new CoreHarness();
+    h.addRun(1);
+    h.decide();
+    const key = h.keyOf(1);
+    h.exited(1, 0);
+    expect(h.written(1).map((s) => s.status)).toEqual(['successful']);
+    expect(h.send({ type: 'running-write-due', key })).toEqual([]);
+    expect(h.written(1)).toHaveLength(1);
   });
 
   it('a composite run goes on to its next step without a status write in between, keeping its claim', () => {
@@ -53,7 +70,8 @@ describe('packer core (transitions, in process)', () => {
     const spawns = h.of('spawn', fx);
     expect(spawns).toHaveLength(1);
     expect(spawns[0]).toMatchObject({ stepIndex: 1, attempt: 0 });
-    expect(h.written(1, fx).map((s) => `${s.status}@${s.step}`)).toEqual(['running@1']);
+    expect(h.written(1, fx)).toEqual([]);
+    expect(h.written(1, h.runningDue(1)).map((s) => `${s.status}@${s.step}`)).toEqual(['running@1']);
     h.exited(1, 0);
     expect(h.diskStatus.get(1)).toMatchObject({ status: 'successful', step: 2 });
   });
@@ -316,15 +334,32 @@ describe('packer core (transitions, in process)', () => {
     expect(exitCodeOf(endOf(h), false)).toBe(PACK_EXIT.error);
   });
 
-  it('a running status that cannot be written (claim gone meanwhile) spawns nothing and gives the cores back', () => {
+  it('a running status that cannot be written (claim gone meanwhile) stops the step; its exit gives the cores back and writes nothing', () => {
     const h = new CoreHarness();
     h.addRun(1);
+    h.decide();
     h.failWrites.set(1, 'claim-lost');
-    const fx = h.decide();
-    expect(h.of('spawn', fx)).toHaveLength(0);
-    expect(h.logs(fx)).toContain('run 1: claim lost; leaving its status to the new holder');
+    const fx = h.runningDue(1);
+    expect(h.of('kill', fx)).toEqual([{ type: 'kill', key: h.keyOf(1), reason: 'lost-claim' }]);
+    expect(h.logs(fx)).toContain('run 1: claim lost; stopping its step and leaving its status to the new holder');
+    const end = h.exited(1, null, { signal: 'SIGTERM', stoppedBy: 'lost-claim' });
+    expect(h.written(1, end)).toEqual([]);
+    expect(h.of('release-claim', end)).toEqual([]);
     expect(h.state.held.size).toBe(0);
     expect(h.poolProblems()).toEqual([]);
+  });
+
+  it('a running status that cannot be written (disk full) lets the step run on and starts nothing new', () => {
+    const h = new CoreHarness({ cores: 1 });
+    h.addRun(1);
+    h.addRun(2);
+    h.decide();
+    h.failWrites.set(1, 'io');
+    const fx = h.runningDue(1);
+    expect(h.of('kill', fx)).toEqual([]);
+    expect(h.state.stopStarting).toMatchObject({ kind: 'status-unwritable' });
+    h.exited(1, 0);
+    expect(h.of('spawn').map((e) => e.runId)).toEqual([1]);
   });
 
   it('a run claimed by someone else is given up, and the packer waits for that claim to go stale instead of exiting', () => {
@@ -467,6 +502,8 @@ describe('packer core: launchers on other nodes and the step limit (in process)'
       { kind: 'node', node: 1 },
       { kind: 'node', node: 2 },
     ]);
+    h.runningDue(1);
+    h.runningDue(2);
     expect(h.written(1)[0]!.launch).toEqual({ packer: 'p1', key: h.keyOf(1) });
     expect(h.written(2)[0]!.launch).toEqual({ packer: 'p1', key: h.keyOf(2), node: 'n1' });
     expect(h.state.steps).toEqual({ used: 2, scheduler: 0, nodeLaunchers: 2, exhausted: false });
