@@ -184,8 +184,15 @@ function claim(e: EffectOf<'claim'>, sh: Shell): void {
   let statusError: string | null = null;
   try {
     status = readStatus(c.dir);
-    // A dead packer may have launched the step before writing its `running` status.
-    if (got.broken && status?.status === 'queued') status = adoptLaunch(sh.setupDir, status, got.broken.packerId);
+    // A dead packer may have launched the step before writing its `running` status. The adoption
+    // is written at once: should we die too, whoever comes next finds the launch in the status.
+    if (got.broken && status?.status === 'queued') {
+      const adopted = adoptLaunch(sh.setupDir, status);
+      if (adopted !== status) {
+        writeStatus(c.dir, adopted);
+        status = adopted;
+      }
+    }
   } catch (err) {
     statusError = (err as Error).message;
   }

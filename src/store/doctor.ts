@@ -3,13 +3,14 @@ import path from 'node:path';
 import { DEFAULT_LEASE_MS, inspectClaim, releaseClaim, tryClaim, type ClaimOptions, type ClaimOwner } from './claim.js';
 import { fileServerNow } from './clock.js';
 import { listPackers, readStop, removePacker } from './ensemble-state.js';
-import { adoptLaunch, journalId, journalPacker, listJournals, removeJournal, stepRecords } from './journal.js';
+import { adoptLaunch, journalId, journalPacker, launchedFrom, listJournals, removeJournal, stepRecords } from './journal.js';
 import { runPaths, setupPaths } from './layout.js';
 import { aliveHere, hostName, samePidSpace } from './proc.js';
 import { newStatus, readEnsemble, withHistory, writeStatus, type StatusRecord } from './records.js';
 import type { IndexEntry } from './run-index.js';
 import { readRunState } from './scan.js';
 import { nextRev, SummaryLog } from './summary.js';
+import { isCompleted } from '../model/status.js';
 import { planRebuild, rebuildSummary, type SummaryRebuild } from './summary-rebuild.js';
 
 /**
@@ -245,6 +246,19 @@ function journalUnused(setupDir: string, packerId: string, opts: ClaimOptions, p
   return a !== null && a > opts.leaseMs;
 }
 
+/** Why journal `id` must stay (a run may still be settled from it), or null when nothing needs it. */
+function journalNeeded(setupDir: string, id: string, dirs: ReadonlyMap<number, string>): string | null {
+  for (const { runId, rev } of launchedFrom(setupDir, id)) {
+    const dir = dirs.get(runId);
+    const st = dir === undefined ? null : readRunState({ id: runId, dir }).status;
+    if (st === null || isCompleted(st.status)) continue;
+    if ((st.rev ?? 0) === rev || (st.launch && journalId(st.launch.packer, st.launch.node) === id)) {
+      return `run ${runId} may still be settled from it (its status is at the revision a launch in it was made from, or names it)`;
+    }
+  }
+  return null;
+}
+
 /** Check an ensemble; with `repair`, fix what is safe. */
 export function runDoctor(setupDir: string, options: DoctorOptions = {}): DoctorReport {
   const ens = readEnsemble(setupDir);
@@ -290,7 +304,7 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
     });
   }
   for (const id of listJournals(setupDir)) {
-    if (journals.has(id) || !journalUnused(setupDir, id, opts, packers)) continue;
+    if (journals.has(id) || !journalUnused(setupDir, id, opts, packers) || journalNeeded(setupDir, id, seen) !== null) continue;
     findings.push({
       kind: 'dead-packer',
       severity: 'problem',
@@ -337,7 +351,7 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
   if (options.repair) {
     const summary = SummaryLog.oneOff(setupDir, 'doctor', ens.createdAt);
     try {
-      for (const f of findings) if (f.repair !== null) applyRepair(setupDir, f, opts, stagingAge, summary);
+      for (const f of findings) if (f.repair !== null) applyRepair(setupDir, f, opts, stagingAge, summary, seen);
     } finally {
       summary.close(true);
     }
@@ -350,9 +364,9 @@ export function runDoctor(setupDir: string, options: DoctorOptions = {}): Doctor
 
 const DOCTOR = { jobId: null, packerId: `doctor-${hostName()}-${process.pid}` };
 
-function applyRepair(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number, summary: SummaryLog): void {
+function applyRepair(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number, summary: SummaryLog, dirs: ReadonlyMap<number, string>): void {
   try {
-    const note = repairOne(setupDir, f, opts, stagingAge, summary);
+    const note = repairOne(setupDir, f, opts, stagingAge, summary, dirs);
     f.outcome = note === null ? 'repaired' : 'left';
     if (note !== null) f.note = note;
   } catch (e) {
@@ -362,7 +376,7 @@ function applyRepair(setupDir: string, f: Finding, opts: ClaimOptions, stagingAg
 }
 
 /** Returns null when repaired, else why it was left. */
-function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number, summary: SummaryLog): string | null {
+function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge: number, summary: SummaryLog, dirs: ReadonlyMap<number, string>): string | null {
   switch (f.kind) {
     case 'orphan-running':
     case 'stale-claim':
@@ -381,8 +395,12 @@ function repairOne(setupDir: string, f: Finding, opts: ClaimOptions, stagingAge:
     case 'dead-packer': {
       if (f.path.endsWith('.journal')) {
         const id = path.basename(f.path, '.journal');
-        // Only its own packer adds references to a journal, and that packer is gone.
         if (!journalUnused(setupDir, id, opts)) return 'its packer is alive, or its launcher wrote to it meanwhile';
+        // A run still at the status revision a launch in it was made from may be adopted from it
+        // (its packer died before writing `running`), and a repair above may just have made a
+        // status name it: both keep it.
+        const needed = journalNeeded(setupDir, id, dirs);
+        if (needed !== null) return needed;
         removeJournal(setupDir, id);
         return null;
       }
@@ -433,7 +451,7 @@ function repairRun(setupDir: string, f: Finding, opts: ClaimOptions, summary: Su
     if (got.broken) {
       // A step its packer launched before writing `running`: the status names it from now on, so
       // the packer that takes the run over settles it from the journal instead of running it again.
-      const adopted = adoptLaunch(setupDir, s, got.broken.packerId);
+      const adopted = adoptLaunch(setupDir, s);
       if (adopted !== s) {
         const rec = stepRecords(setupDir, dir, adopted);
         if (rec.exit === null && liveHere(rec.start)) {

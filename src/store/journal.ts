@@ -195,39 +195,54 @@ export function readJournalEntry(file: string, key: string): JournalEntry | null
   }
 }
 
+/** The cached index of one journal (refreshed with what was appended), or null when it cannot be read. */
+function indexOf(file: string): Cached | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    return refresh(file, fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
- * The launch a dead packer made from a run's status version `rev` (the latest, if it made several:
- * restarts), in any of its journals; null when it launched nothing from it. This is how a
- * successor that breaks the claim of a run whose status is still `queued` learns that a step was
- * started (and perhaps ended) before its `running` status was written.
+ * The latest launch made from a run's status revision `rev`, in any packer's journal; null when
+ * none was. Any packer's: a packer that took a dead one's run over (adopting its launch) may itself
+ * have died before writing a status, and started the step again from the same revision. Latest by
+ * the start records' times: a successor starts only after its predecessor's claim went stale, a
+ * whole lease later, far more than clocks of one cluster differ.
  */
-export function launchFrom(setupDir: string, packerId: string, runId: number, rev: number): LaunchRef | null {
+export function launchFrom(setupDir: string, runId: number, rev: number): LaunchRef | null {
   let best: LaunchRef | null = null;
-  let bestSeq = -1;
+  let bestAt = '';
   for (const id of listJournals(setupDir)) {
-    if (journalPacker(id) !== packerId) continue;
-    const file = setupPaths(setupDir).packerJournal(id);
-    let fd: number;
-    try {
-      fd = fs.openSync(file, 'r');
-    } catch {
-      continue;
-    }
-    let key: string | undefined;
-    try {
-      key = refresh(file, fd).byRunRev.get(`${runId}@${rev}`);
-    } finally {
-      fs.closeSync(fd);
-    }
+    const key = indexOf(setupPaths(setupDir).packerJournal(id))?.byRunRev.get(`${runId}@${rev}`);
     if (key === undefined) continue;
-    const seq = Number(key.slice(key.lastIndexOf('.') + 1));
-    if (seq > bestSeq) {
-      bestSeq = seq;
-      const plus = id.indexOf('+');
-      best = plus < 0 ? { packer: packerId, key } : { packer: packerId, key, node: id.slice(plus + 1) };
+    const plus = id.indexOf('+');
+    const packer = journalPacker(id);
+    const ref: LaunchRef = plus < 0 ? { packer, key } : { packer, key, node: id.slice(plus + 1) };
+    const at = launchEntry(setupDir, ref).start?.startedAt ?? '';
+    if (best === null || at > bestAt) {
+      best = ref;
+      bestAt = at;
     }
   }
   return best;
+}
+
+/** The (run, status revision) pairs a journal holds launches from: what doctor checks before removing it. */
+export function launchedFrom(setupDir: string, id: string): { runId: number; rev: number }[] {
+  const c = indexOf(setupPaths(setupDir).packerJournal(id));
+  if (c === null) return [];
+  return [...c.byRunRev.keys()].map((k) => {
+    const at = k.indexOf('@');
+    return { runId: Number(k.slice(0, at)), rev: Number(k.slice(at + 1)) };
+  });
 }
 
 /**
@@ -236,9 +251,9 @@ export function launchFrom(setupDir: string, packerId: string, runId: number, re
  * so it is settled from the journal like any orphan instead of being run again. Unchanged when the
  * owner launched nothing from it.
  */
-export function adoptLaunch(setupDir: string, status: StatusRecord, ownerPacker: string): StatusRecord {
+export function adoptLaunch(setupDir: string, status: StatusRecord): StatusRecord {
   if (status.status !== 'queued') return status;
-  const launch = launchFrom(setupDir, ownerPacker, status.id, status.rev ?? 0);
+  const launch = launchFrom(setupDir, status.id, status.rev ?? 0);
   if (launch === null) return status;
   const start = launchEntry(setupDir, launch).start;
   return {

@@ -76,7 +76,7 @@ function underClaim(ctx: Ctx, id: number, dir: string, fn: (status: StatusRecord
     let status = state.status;
     if (got.broken) {
       // Its packer may have launched the step before writing `running`: then it is a running run.
-      status = withHistory(adoptLaunch(ctx.setupDir, status, got.broken.packerId), 'claim broken', brokenDetail(got.broken));
+      status = withHistory(adoptLaunch(ctx.setupDir, status), 'claim broken', brokenDetail(got.broken));
     }
     fn(status, got.claim, got.broken);
   } finally {
@@ -213,6 +213,15 @@ function requestDequeue(setupDir: string, id: number, dir: string): void {
  */
 export function dequeueRuns(setupDir: string, ids: number[], options: RunOpOptions = {}): OpReport {
   const ctx = context(setupDir, ids, options);
+  const summary = SummaryLog.oneOff(setupDir, 'dequeue', readEnsemble(setupDir).createdAt);
+  try {
+    return dequeueEach(ctx, ids, summary);
+  } finally {
+    summary.close(true);
+  }
+}
+
+function dequeueEach(ctx: Ctx, ids: number[], summary: SummaryLog): OpReport {
   const { report } = ctx;
   eachRun(ctx, ids, (id, dir) => {
     const before = readRunState({ id, dir });
@@ -239,7 +248,10 @@ export function dequeueRuns(setupDir: string, ids: number[], options: RunOpOptio
         return;
       }
       const detail = status.status === 'running' ? `was running under ${broken ? describeOwner(broken) : 'no packer'}, which is gone` : 'was queued';
-      writeStatus(dir, killed(status, detail));
+      const k = killed(status, detail);
+      writeStatus(dir, k);
+      // Final now: into the summary of finished runs (after the status, never before it).
+      summary.final(id, k.rev ?? 0, k.status, k.step, k.reason);
       removeQuiet(runPaths(dir).dequeueRequest);
       clearDequeueRequest(ctx.setupDir, id);
       report.changed.push(id);

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeTempDir } from '../helpers/cli.js';
+import { runDoctor } from '../../src/store/doctor.js';
 import { journaledExits } from '../helpers/journal.js';
 import { makeEnsemble, readStatusOf, sleep, startPack, waitFor } from './helpers.js';
 
@@ -32,6 +33,27 @@ describe('the running status written late (real processes)', () => {
     expect(fs.readFileSync(ledger, 'utf8').trim().split('\n')).toEqual(['start', 'end']);
     expect(journaledExits(f.setupDir, 1)).toHaveLength(1);
     expect(second.stderr).not.toMatch(/started 1 steps/);
+  }, 30_000);
+
+  it('the same after themis doctor --repair broke the claim: doctor names the launch in the status, and keeps the journal it is settled from', async () => {
+    const ledger = path.join(makeTempDir('themis-ledger-'), 'ledger');
+    const step = { args: ['/bin/sh', '-c', `echo start >> ${ledger}; sleep 0.3; echo end >> ${ledger}`], batchScript: false };
+    const f = makeEnsemble([{ steps: [step] }]);
+    const first = startPack(['--setup-dir', f.setupDir, '--cores', '1', '--heartbeat', '0.2', '--lease', '1']);
+    await waitFor(() => fs.existsSync(ledger), 10_000, 'the step to start');
+    first.child.kill('SIGSTOP');
+    await waitFor(() => journaledExits(f.setupDir, 1).length === 1, 5000, 'the step to end');
+    first.child.kill('SIGKILL');
+    await first.done;
+    await sleep(1200);
+    const report = runDoctor(f.setupDir, { repair: true, leaseMs: 1000 });
+    expect(report.findings.filter((x) => x.outcome === 'failed')).toEqual([]);
+    expect(readStatusOf(f.runDir(1))).toMatchObject({ status: 'running', launch: { packer: expect.any(String) } });
+    expect(fs.readdirSync(path.join(f.setupDir, 'packers')).filter((n) => n.endsWith('.journal'))).toHaveLength(1);
+    const second = await startPack(['--setup-dir', f.setupDir, '--cores', '1', '--heartbeat', '0.2', '--lease', '1']).done;
+    expect(second.code, second.stderr).toBe(0);
+    expect(readStatusOf(f.runDir(1))).toMatchObject({ status: 'successful', exitCode: 0 });
+    expect(fs.readFileSync(ledger, 'utf8').trim().split('\n')).toEqual(['start', 'end']);
   }, 30_000);
 
   it('a packer killed -9 (its launcher and step with it) before the running status: the step is run again, as any interrupted step, and completes once', async () => {
