@@ -5,7 +5,7 @@ import { failedCount, listPackers, readStop, type PackerInfo, type StopRecord } 
 import { allocationStates, type AllocationState } from '../store/jobs.js';
 import type { EnsembleRecord } from '../store/records.js';
 import type { RunState } from '../store/scan.js';
-import { scanStatuses, type SummaryUse } from '../store/status-scan.js';
+import { scanStatusesCompact, type CompactStatusScan, type SummaryUse } from '../store/status-scan.js';
 
 /**
  * One value for `themis status`: the table and `--json` both render it, so they cannot drift.
@@ -67,6 +67,8 @@ export interface ReportInputs {
   failedRuns: number;
   allocations: AllocationState[];
   summary?: SummaryUse | null;
+  /** Runs answered from the summary of finished runs (not in `runs`): their ids in order and final statuses. */
+  covered?: CompactStatusScan['covered'];
 }
 
 /** Pure: turn what was read from disk into the report. */
@@ -106,8 +108,24 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
       if (ended.length < LIST_LIMIT) ended.push({ id: r.id, status: s, step: r.status.step, reason: r.status.reason });
     }
   }
+  let total = inp.runs.length;
+  if (inp.covered && inp.covered.ids.length > 0) {
+    // Finished runs from the summary: counted, and merged into `ended` in id order.
+    total += inp.covered.ids.length;
+    const endedCovered: StatusReport['ended'] = [];
+    for (const id of inp.covered.ids) {
+      const f = inp.covered.get(id)!;
+      counts[f.status]++;
+      if (f.status !== 'successful') {
+        endedCount++;
+        if (endedCovered.length < LIST_LIMIT) endedCovered.push({ id, status: f.status, step: f.step, reason: f.reason });
+      }
+    }
+    const merged = ended.concat(endedCovered).sort((a, b) => a.id - b.id);
+    ended.length = 0;
+    ended.push(...merged.slice(0, LIST_LIMIT));
+  }
   const completed = COMPLETED_STATUSES.reduce((n, s) => n + counts[s], 0);
-  const total = inp.runs.length;
   const live = inp.packers.filter((p) => p.alive);
   const blocked: StatusReport['blocked'] = [];
   if (queued.length > 0) {
@@ -171,8 +189,8 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
  * @example const report = await gatherStatus('.themis_setup');
  */
 export async function gatherStatus(setupDir: string, options: { allocations?: boolean; leaseMs?: number; full?: boolean } = {}): Promise<StatusReport> {
-  const { ensemble, runs, summary } = await scanStatuses(setupDir, { full: options.full ?? false });
-  return statusReportOf(setupDir, ensemble, runs, { ...options, summary });
+  const { ensemble, read, covered, summary } = await scanStatusesCompact(setupDir, { full: options.full ?? false });
+  return statusReportOf(setupDir, ensemble, read, { ...options, summary, covered });
 }
 
 /** The status report of runs already scanned (`themis report` scans once for both). */
@@ -180,7 +198,7 @@ export async function statusReportOf(
   setupDir: string,
   ensemble: EnsembleRecord,
   runs: RunState[],
-  options: { allocations?: boolean; leaseMs?: number; summary?: SummaryUse } = {},
+  options: { allocations?: boolean; leaseMs?: number; summary?: SummaryUse; covered?: CompactStatusScan['covered'] } = {},
 ): Promise<StatusReport> {
   const packers = listPackers(setupDir, { leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, now: () => fileServerNow(setupDir) });
   const allocations = options.allocations === false ? [] : await allocationStates(setupDir);
@@ -193,6 +211,7 @@ export async function statusReportOf(
     failedRuns: failedCount(setupDir),
     allocations,
     summary: options.summary ?? null,
+    covered: options.covered,
   });
 }
 

@@ -8,7 +8,7 @@ import { ensembleExists, readEnsemble, writeEnsemble, writeResult, type Ensemble
 import { readIndex } from '../store/run-index.js';
 import { acquireWriteLock } from '../store/write-lock.js';
 import { scanRuns, type RunState } from '../store/scan.js';
-import { scanStatuses, type StatusScan } from '../store/status-scan.js';
+import { scanStatuses, scanStatusesCompact, type StatusScan } from '../store/status-scan.js';
 import { dequeueRuns, requeueRuns, type OpReport } from '../store/run-ops.js';
 import { buildTable, formatCsv, formatJson, formatYaml, tableRecords, type RunExport } from './export.js';
 import { checkJsonResult } from './runtime.js';
@@ -151,7 +151,10 @@ export class Themis {
    */
   async filterByStatus(...statuses: RunStatus[]): Promise<number[]> {
     const want = statusSet(statuses);
-    return (await this.scanStatuses()).runs.filter((r) => want === null || (r.status !== null && want.has(r.status.status))).map((r) => r.id);
+    const { read, covered } = await scanStatusesCompact(this.setupDir, { full: this.fullScan });
+    const ids = read.filter((r) => want === null || (r.status !== null && want.has(r.status.status))).map((r) => r.id);
+    for (const id of covered.ids) if (want === null || want.has(covered.get(id)!.status)) ids.push(id);
+    return covered.ids.length > 0 ? ids.sort((a, b) => a - b) : ids;
   }
 
   /**
@@ -177,9 +180,9 @@ export class Themis {
    * @example const [done, total] = await ens.progress();
    */
   async progress(): Promise<[number, number]> {
-    const { runs } = await this.scanStatuses();
-    const done = runs.filter((r) => r.status !== null && COMPLETED_STATUSES.includes(r.status.status)).length;
-    return [done, runs.length];
+    const { read, covered, total } = await scanStatusesCompact(this.setupDir, { full: this.fullScan });
+    const done = read.filter((r) => r.status !== null && COMPLETED_STATUSES.includes(r.status.status)).length + covered.ids.length;
+    return [done, total];
   }
 
   /** What the exporters need about each run (or only `ids`), read from the run directories. */

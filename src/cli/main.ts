@@ -69,7 +69,8 @@ export function buildCli(argv: string[], output: Output = processOutput, version
     .help()
     .alias('help', 'h')
     .version('version', 'show the version, where themis and node are, and which launcher starts steps here', version ?? '')
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    // Measuring text for wrapping costs tens of ms (string-width): only for help.
+    .wrap(argv.includes('--help') || argv.includes('-h') || argv.length === 0 ? Math.min(110, process.stdout.columns || 100) : null)
     .exitProcess(false)
     .fail((msg, err) => {
       if (err) throw err;

@@ -204,7 +204,7 @@ export class PackLoop implements Shell {
   finish(reason: string, keepJournal: boolean): void {
     this.stopTimers();
     void this.launchers.close().then(() => {
-      this.summary.close(false);
+      this.summary.compact(() => true);
       if (!keepJournal) removePackerJournals(this.cfg.setupDir, this.state.cfg.packerId);
       this.resolveDone(reason);
     });

@@ -6,8 +6,8 @@ import { readEnsemble, readStatus, withHistory, writeStatus } from '../store/rec
 import { holdsClaim, releaseClaim, tryClaim, type ClaimOptions, type OwnerInput } from '../store/claim.js';
 import { peekStatusesParallel, scanWorkersFor } from '../store/parallel-read.js';
 import { peekStatus } from '../store/peek.js';
-import { readIndex } from '../store/run-index.js';
-import { coveredRuns } from '../store/status-scan.js';
+import { readIndexTable, type IndexEntry } from '../store/run-index.js';
+import { readSummary } from '../store/summary.js';
 import { resourcesOf, type StepResources } from '../model/resources.js';
 
 /** A run the packer may claim: queued, or `running` with a claim that looks abandoned. */
@@ -71,10 +71,11 @@ export async function scanQueue(
   let suspects = 0;
   const ensemble = readEnsemble(setupDir);
   const root = ensemble.root;
-  const all = readIndex(setupDir, root);
+  const table = readIndexTable(setupDir, root);
   // Finished runs are not read again: the summary says they cannot have changed.
-  const summary = coveredRuns(setupDir, ensemble, all);
-  const entries = summary.ok ? all.filter((e) => !summary.covered.has(e.id)) : all;
+  const summary = readSummary(setupDir, ensemble.createdAt, table.has);
+  const entries: IndexEntry[] = [];
+  for (let i = 0; i < table.count; i++) if (!(summary.ok && summary.covered.has(table.idAt(i)))) entries.push(table.entryAt(i));
   // On a network file system a large ensemble's status files are read by threads, each open a
   // round trip to the server (as `themis status` reads them); here the loop only judges them.
   const workers = scanWorkersFor(entries.length, root);
@@ -111,7 +112,7 @@ export async function scanQueue(
     suspects,
     problems,
     workers,
-    covered: all.length - entries.length,
+    covered: table.count - entries.length,
     summaryProblem: summary.ok ? null : summary.problem,
   };
 }

@@ -1,9 +1,9 @@
 import { FORMAT_VERSION } from './layout.js';
 import { readRunStatesParallel, scanWorkersFor } from './parallel-read.js';
 import { readEnsemble, type EnsembleRecord, type StatusRecord } from './records.js';
-import { readIndex, type IndexEntry } from './run-index.js';
+import { readIndex, readIndexTable, type IndexEntry } from './run-index.js';
 import type { RunState } from './scan.js';
-import { readSummary, type SummaryEntry } from './summary.js';
+import { readSummary, type FinalEntry, type SummaryEntry } from './summary.js';
 
 /**
  * Every run's status for the commands that only need statuses (`themis status`, `progress`,
@@ -56,6 +56,42 @@ export function coveredRuns(setupDir: string, ensemble: EnsembleRecord, entries:
   const ids = new Set<number>();
   for (const e of entries) ids.add(e.id);
   return readSummary(setupDir, ensemble.createdAt, (id) => ids.has(id));
+}
+
+/**
+ * As scanStatuses, without an object per covered run: what the status report needs of a 100,000-run
+ * ensemble that is mostly finished (the covered runs' counts and final statuses, the others'
+ * records). `read` is in index order.
+ */
+export interface CompactStatusScan {
+  ensemble: EnsembleRecord;
+  total: number;
+  read: RunState[];
+  /** Covered runs among the index's, in index order, with what the summary says of them. */
+  covered: { ids: number[]; get(id: number): FinalEntry | undefined };
+  summary: SummaryUse;
+}
+
+export async function scanStatusesCompact(setupDir: string, opts: { full?: boolean; workers?: number } = {}): Promise<CompactStatusScan> {
+  const ensemble = readEnsemble(setupDir);
+  const table = readIndexTable(setupDir, ensemble.root);
+  const sum = opts.full ? null : readSummary(setupDir, ensemble.createdAt, table.has);
+  const covered = sum?.ok ? sum.covered : null;
+  const toRead: IndexEntry[] = [];
+  const ids: number[] = [];
+  for (let i = 0; i < table.count; i++) {
+    const id = table.idAt(i);
+    if (covered?.has(id)) ids.push(id);
+    else toRead.push(table.entryAt(i));
+  }
+  const read = await readRunStatesParallel(toRead, opts.workers ?? scanWorkersFor(toRead.length, ensemble.root));
+  return {
+    ensemble,
+    total: table.count,
+    read,
+    covered: { ids, get: (id) => covered?.get(id) },
+    summary: { used: covered !== null, covered: ids.length, read: toRead.length, files: sum?.files ?? 0, problem: sum && !sum.ok ? sum.problem : null },
+  };
 }
 
 export async function scanStatuses(setupDir: string, opts: { full?: boolean; ids?: Iterable<number>; workers?: number } = {}): Promise<StatusScan> {

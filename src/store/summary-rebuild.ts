@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { deadHere, hostName } from './proc.js';
 import type { RunState } from './scan.js';
-import { ONE_OFF_SUFFIX, parseSummaryFile, summaryDir, writeBase, type SummaryEntry } from './summary.js';
+import { ONE_OFF_SUFFIX, parseSummaryFile, SummaryEntries, summaryDir, writeBase } from './summary.js';
 
 /**
  * `themis doctor`'s rebuild of the summary of finished runs from a full scan, in two halves around
@@ -57,7 +57,7 @@ export function planRebuild(setupDir: string, createdAt: string, ids: ReadonlySe
     const file = path.join(dir, name);
     let verdict: string | 'done' | null;
     try {
-      verdict = parseSummaryFile(file, fs.readFileSync(file, 'latin1'), createdAt, (id) => ids.has(id), new Map<number, SummaryEntry>());
+      verdict = parseSummaryFile(file, fs.readFileSync(file, 'utf8'), createdAt, (id) => ids.has(id), new SummaryEntries());
     } catch {
       continue; // removed meanwhile
     }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostName } from '../../src/store/proc.js';
 import type { RunState } from '../../src/store/scan.js';
-import { DONE_LINE, finalLine, headerLine, obsoleteLine, readSummary, SummaryLog, summaryDir } from '../../src/store/summary.js';
+import { compactLines, DONE_LINE, finalLine, headerLine, obsoleteLine, readSummary, SummaryLog, summaryDir } from '../../src/store/summary.js';
 import { planRebuild, rebuildSummary } from '../../src/store/summary-rebuild.js';
 import { makeTempDir } from '../helpers/cli.js';
 
@@ -94,6 +94,44 @@ describe('readSummary: the newest entry of a run decides', () => {
     temps.push(d);
     const r = readSummary(d, CREATED, known);
     expect(r.ok && r.covered.size).toBe(0);
+  });
+});
+
+describe('range lines (a compacted summary)', () => {
+  it('runs alike become one line; what a reader makes of it is what it makes of one line per run', () => {
+    const d = setup();
+    const records = [
+      ...Array.from({ length: 5 }, (_, i) => ({ id: i + 1, rev: 2, final: { status: 'successful' as const, step: 0, reason: null } })),
+      { id: 6, rev: 2, final: { status: 'failed' as const, step: 1, reason: 'exit 1' } },
+      { id: 7, rev: 3, final: null },
+      { id: 8, rev: 3, final: null },
+      { id: 9, rev: 2, final: { status: 'successful' as const, step: 0, reason: null } },
+    ];
+    const lines = compactLines(records);
+    expect(lines.map((l) => l.split('\t')[0])).toEqual(['R', 'F', 'Y', 'F']);
+    put(d, 'c.log', headerLine(CREATED), ...lines);
+    expect(coveredOf(d)).toEqual({ 1: 'successful', 2: 'successful', 3: 'successful', 4: 'successful', 5: 'successful', 6: 'failed', 9: 'successful' });
+    const r = readSummary(d, CREATED, known);
+    expect(r.ok && r.covered.get(6)).toEqual({ status: 'failed', step: 1, reason: 'exit 1' });
+  });
+
+  it('a range reaching a run the index does not know makes the summary unusable', () => {
+    const d = setup();
+    put(d, 'c.log', headerLine(CREATED), ...compactLines(Array.from({ length: 12 }, (_, i) => ({ id: i + 1, rev: 1, final: null }))));
+    const r = readSummary(d, CREATED, known);
+    expect(!r.ok && r.problem).toMatch(/run 11 is not in the ensemble's index/);
+  });
+
+  it("a packer's file is compacted at its end: far fewer lines, the same answer", () => {
+    const d = setup();
+    const log = new SummaryLog(d, 'p', CREATED);
+    for (const id of [3, 1, 2, 5, 4, 6, 7, 8]) log.final(id, 2, id === 6 ? 'failed' : 'successful', 0, id === 6 ? 'exit 2' : null);
+    log.final(9, 2, 'successful', 0, null);
+    const before = coveredOf(d);
+    log.compact(known);
+    const text = fs.readFileSync(log.file, 'utf8');
+    expect(text.split('\n').filter(Boolean)).toHaveLength(4); // header, R 1-5, F 6, R 7-9
+    expect(coveredOf(d)).toEqual(before);
   });
 });
 
