@@ -5,12 +5,13 @@ import type { NodeInfo, Placement } from '../schedulers/adapter.js';
  * The allocation's cores and GPUs, indexed per node. Pure: `allocate` and `release` return a new
  * pool and never mutate their input (nodes that did not change are shared), so the packing
  * decision can try placements freely and tests can check every intermediate state. A new version
- * copies only the chunk of nodes it changes (see `NodeVec`), so its cost does not grow with the
- * allocation: 1,024 nodes cost what 32 do.
+ * copies only the chunk of nodes it changes (see `NodeVec`) and the changed nodes' bitmasks (see
+ * `NodeFree`), so its cost grows neither with the allocation (1,024 nodes cost what 32 do) nor
+ * with how many cores a node has free.
  */
 export interface PoolState {
   readonly nodes: readonly NodeInfo[];
-  /** Free core indices per node, ascending (a view made on demand: hot paths use `freeCoresOf`). */
+  /** Free core indices per node, ascending (a view made on demand: hot paths use `freeCoreCountOf`). */
   readonly freeCores: readonly (readonly number[])[];
   /** Free GPU indices (into `nodes[i].gpus`) per node, ascending (on demand, as `freeCores`). */
   readonly freeGpus: readonly (readonly number[])[];
@@ -55,15 +56,68 @@ class NodeVec<T> {
   }
 }
 
-/** The pool's representation: per-node free lists in `NodeVec`s, and a bit per node that has a free core. */
+/**
+ * What is free on one node, in one small array (one allocation per changed node, and a release
+ * sets bits instead of merging into a sorted list as long as the node's free cores): the free
+ * core count, the free GPU count, then a bit per core (set = free), then a bit per GPU. Never
+ * mutated once a pool holds it. Words of 30 bits keep every element a small integer, so this is a
+ * plain array V8 copies inline; a typed array costs several times more to allocate and copy.
+ */
+type NodeFree = readonly number[];
+const CORE_COUNT = 0;
+const GPU_COUNT = 1;
+const HEADER = 2;
+const WORD_BITS = 30;
+
+const wordsFor = (n: number): number => Math.ceil(n / WORD_BITS);
+const wordOf = (x: number): number => (x / WORD_BITS) | 0;
+const bitOf = (x: number): number => 1 << (x % WORD_BITS);
+/** Where node's GPU bits start in its `NodeFree`. */
+const gpuBase = (node: NodeInfo): number => HEADER + wordsFor(node.cores);
+
+function allFree(node: NodeInfo): NodeFree {
+  const f = Array.from({ length: gpuBase(node) + wordsFor(node.gpus.length) }, () => 0);
+  f[CORE_COUNT] = node.cores;
+  f[GPU_COUNT] = node.gpus.length;
+  setLowBits(f, HEADER, node.cores);
+  setLowBits(f, gpuBase(node), node.gpus.length);
+  return f;
+}
+
+function setLowBits(f: number[], base: number, n: number): void {
+  for (let b = 0; b < n; b++) f[base + wordOf(b)]! |= bitOf(b);
+}
+
+/** The indices of the set bits from `base` on, ascending: the first `limit` of them. */
+function setBits(f: NodeFree, base: number, words: number, limit: number): number[] {
+  const out: number[] = [];
+  for (let w = 0; w < words && out.length < limit; w++) {
+    let word = f[base + w]!;
+    while (word !== 0 && out.length < limit) {
+      const low = word & -word;
+      out.push(w * WORD_BITS + (31 - Math.clz32(low)));
+      word ^= low;
+    }
+  }
+  return out;
+}
+
+function freeCoreList(node: NodeInfo, f: NodeFree): number[] {
+  return setBits(f, HEADER, wordsFor(node.cores), Infinity);
+}
+
+function freeGpuList(node: NodeInfo, f: NodeFree): number[] {
+  return setBits(f, gpuBase(node), wordsFor(node.gpus.length), Infinity);
+}
+
+/** The pool's representation: per-node bitmasks in a `NodeVec`, and a bit per node that has a free core. */
 class Pool implements PoolState {
   private coresView: (readonly number[])[] | null = null;
   private gpusView: (readonly number[])[] | null = null;
 
   constructor(
     readonly nodes: readonly NodeInfo[],
-    readonly cores: NodeVec<readonly number[]>,
-    readonly gpus: NodeVec<readonly number[]>,
+    readonly free: NodeVec<NodeFree>,
     /** Bit i set: node i has a free core (first fit skips full nodes 32 at a time). */
     readonly withFreeCores: Uint32Array,
     readonly down: ReadonlySet<number>,
@@ -71,12 +125,12 @@ class Pool implements PoolState {
   ) {}
 
   get freeCores(): readonly (readonly number[])[] {
-    this.coresView ??= this.cores.toArray();
+    this.coresView ??= this.nodes.map((n, i) => freeCoreList(n, this.free.at(i)));
     return this.coresView;
   }
 
   get freeGpus(): readonly (readonly number[])[] {
-    this.gpusView ??= this.gpus.toArray();
+    this.gpusView ??= this.nodes.map((n, i) => freeGpuList(n, this.free.at(i)));
     return this.gpusView;
   }
 }
@@ -93,22 +147,21 @@ export function createPool(nodes: readonly NodeInfo[]): PoolState {
   });
   return new Pool(
     nodes,
-    NodeVec.of(nodes.map((n) => range(n.cores))),
-    NodeVec.of(nodes.map((n) => range(n.gpus.length))),
+    NodeVec.of(nodes.map(allFree)),
     bits,
     new Set(),
     nodes.reduce((s, n) => s + n.cores, 0),
   );
 }
 
-/** Free cores of node i, ascending. */
-export function freeCoresOf(pool: PoolState, i: number): readonly number[] {
-  return asPool(pool).cores.at(i);
+/** How many cores of node i are free. */
+export function freeCoreCountOf(pool: PoolState, i: number): number {
+  return asPool(pool).free.at(i)[CORE_COUNT]!;
 }
 
-/** Free GPU indices of node i, ascending. */
-export function freeGpusOf(pool: PoolState, i: number): readonly number[] {
-  return asPool(pool).gpus.at(i);
+/** How many GPUs of node i are free. */
+export function freeGpuCountOf(pool: PoolState, i: number): number {
+  return asPool(pool).free.at(i)[GPU_COUNT]!;
 }
 
 /** The nodes steps may still be placed on. */
@@ -116,40 +169,37 @@ export function liveNodes(pool: PoolState): readonly NodeInfo[] {
   return pool.down.size === 0 ? pool.nodes : pool.nodes.filter((_, i) => !pool.down.has(i));
 }
 
-/** Pool versions with some nodes' free lists replaced (the one way a pool changes). */
-function withNodes(pool: Pool, changes: { node: number; cores: readonly number[]; gpus: readonly number[] }[], down: ReadonlySet<number> = pool.down): Pool {
-  let cores = pool.cores;
-  let gpus = pool.gpus;
+/** Pool versions with some nodes' free sets replaced (the one way a pool changes). */
+function withNodes(pool: Pool, changes: readonly { node: number; free: NodeFree }[], down: ReadonlySet<number> = pool.down): Pool {
+  let free = pool.free;
   let bits: Uint32Array | null = null;
   let count = pool.freeCoreCount;
   for (const c of changes) {
-    const before = cores.at(c.node).length;
-    count += c.cores.length - before;
-    cores = cores.with(c.node, c.cores);
-    gpus = gpus.with(c.node, c.gpus);
-    if (before > 0 !== c.cores.length > 0) {
+    const before = free.at(c.node)[CORE_COUNT]!;
+    const after = c.free[CORE_COUNT]!;
+    count += after - before;
+    free = free.with(c.node, c.free);
+    if (before > 0 !== after > 0) {
       bits ??= pool.withFreeCores.slice();
       bits[c.node >> 5]! ^= 1 << (c.node & 31);
     }
   }
-  return new Pool(pool.nodes, cores, gpus, bits ?? pool.withFreeCores, down, count);
+  return new Pool(pool.nodes, free, bits ?? pool.withFreeCores, down, count);
 }
 
 /** Stop placing steps on node i: its free cores and GPUs go, and what its steps give back is dropped. */
 export function markDown(pool: PoolState, i: number): PoolState {
   const p = asPool(pool);
   if (p.down.has(i)) return p;
-  return withNodes(p, [{ node: i, cores: [], gpus: [] }], new Set([...p.down, i]));
-}
-
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
+  const none = p.free.at(i).map(() => 0);
+  return withNodes(p, [{ node: i, free: none }], new Set([...p.down, i]));
 }
 
 /** How many tasks of this need fit on node i as it is now. */
 function tasksFitting(pool: Pool, i: number, need: StepResources): number {
-  const byCores = Math.floor(pool.cores.at(i).length / coresPerTask(need));
-  const byGpus = need.gpusPerTask > 0 ? Math.floor(pool.gpus.at(i).length / need.gpusPerTask) : Infinity;
+  const f = pool.free.at(i);
+  const byCores = Math.floor(f[CORE_COUNT]! / coresPerTask(need));
+  const byGpus = need.gpusPerTask > 0 ? Math.floor(f[GPU_COUNT]! / need.gpusPerTask) : Infinity;
   return Math.min(byCores, byGpus);
 }
 
@@ -195,8 +245,11 @@ export function findSlot(pool: PoolState, need: StepResources, avoid: ReadonlySe
   return left === 0 ? { nodes: parts } : null;
 }
 
+/** The lowest free cores and GPUs of node i for `tasks` tasks. */
 function take(pool: Pool, i: number, tasks: number, cpt: number, gpt: number): Slot['nodes'][number] {
-  return { node: i, tasks, cores: pool.cores.at(i).slice(0, tasks * cpt), gpus: pool.gpus.at(i).slice(0, tasks * gpt) };
+  const node = pool.nodes[i]!;
+  const f = pool.free.at(i);
+  return { node: i, tasks, cores: setBits(f, HEADER, wordsFor(node.cores), tasks * cpt), gpus: gpt === 0 ? [] : setBits(f, gpuBase(node), wordsFor(node.gpus.length), tasks * gpt) };
 }
 
 /** Mark a slot's cores and GPUs as held. Throws if any of them is not free (a bug in the caller). */
@@ -204,50 +257,38 @@ export function allocate(pool: PoolState, slot: Slot): PoolState {
   const p = asPool(pool);
   return withNodes(
     p,
-    slot.nodes.map((part) => ({
-      node: part.node,
-      cores: without(p.cores.at(part.node), part.cores, 'core', p.nodes[part.node]!.name),
-      gpus: without(p.gpus.at(part.node), part.gpus, 'GPU', p.nodes[part.node]!.name),
-    })),
+    slot.nodes.map((part) => ({ node: part.node, free: flipped(p, part, true) })),
   );
 }
 
 /** Give a slot's cores and GPUs back. Throws if any of them was already free (released twice). */
 export function release(pool: PoolState, slot: Slot): PoolState {
   const p = asPool(pool);
-  const changes = slot.nodes
-    .filter((part) => !p.down.has(part.node))
-    .map((part) => ({
-      node: part.node,
-      cores: withAdded(p.cores.at(part.node), part.cores, 'core', p.nodes[part.node]!.name),
-      gpus: withAdded(p.gpus.at(part.node), part.gpus, 'GPU', p.nodes[part.node]!.name),
-    }));
+  const changes = slot.nodes.filter((part) => !p.down.has(part.node)).map((part) => ({ node: part.node, free: flipped(p, part, false) }));
   return changes.length === 0 ? p : withNodes(p, changes);
 }
 
-function without(free: readonly number[], taken: readonly number[], what: string, node: string): number[] {
-  if (taken.length === 0) return free as number[];
-  const set = new Set(taken);
-  const out = free.filter((x) => !set.has(x));
-  if (out.length !== free.length - set.size || set.size !== taken.length) {
-    throw new Error(`pool: ${what} ${taken.join(',')} on ${node} is not free (held twice)`);
-  }
-  return out;
+/** Node `part.node`'s free set with the part's cores and GPUs taken (`taking`) or given back. */
+function flipped(pool: Pool, part: Slot['nodes'][number], taking: boolean): NodeFree {
+  const node = pool.nodes[part.node]!;
+  const f = pool.free.at(part.node).slice();
+  flip(f, HEADER, CORE_COUNT, node.cores, part.cores, taking, 'core', node.name);
+  flip(f, gpuBase(node), GPU_COUNT, node.gpus.length, part.gpus, taking, 'GPU', node.name);
+  return f;
 }
 
-/** `free` (ascending) with `given` added, by merging: no set, no sort. */
-function withAdded(free: readonly number[], given: readonly number[], what: string, node: string): number[] {
-  if (given.length === 0) return free as number[];
-  const add = given.length === 1 ? given : [...given].sort((x, y) => x - y);
-  const out: number[] = [];
-  let i = 0;
-  for (const g of add) {
-    while (i < free.length && free[i]! < g) out.push(free[i++]!);
-    if ((i < free.length && free[i] === g) || out[out.length - 1] === g) throw new Error(`pool: ${what} ${g} on ${node} released twice`);
-    out.push(g);
+function flip(f: number[], base: number, countAt: number, size: number, which: readonly number[], taking: boolean, what: string, node: string): void {
+  for (const x of which) {
+    const exists = x >= 0 && x < size;
+    const w = base + wordOf(x);
+    const bit = bitOf(x);
+    const free = exists && (f[w]! & bit) !== 0;
+    if (taking && !free) throw new Error(`pool: ${what} ${which.join(',')} on ${node} is not free (held twice)`);
+    if (!taking && !exists) throw new Error(`pool: ${what} ${x} on ${node} does not exist`);
+    if (!taking && free) throw new Error(`pool: ${what} ${x} on ${node} released twice`);
+    f[w]! ^= bit;
   }
-  while (i < free.length) out.push(free[i++]!);
-  return out;
+  f[countAt]! += taking ? -which.length : which.length;
 }
 
 /**
@@ -262,11 +303,14 @@ export function checkPoolInvariant(pool: PoolState, held: readonly Slot[]): stri
     if (pool.down.has(i)) return;
     const cores = new Map<number, number>();
     const gpus = new Map<number, number>();
-    const free = p.cores.at(i);
+    const f = p.free.at(i);
+    const free = freeCoreList(node, f);
+    const freeGpus = freeGpuList(node, f);
     count += free.length;
     if (free.length > 0 !== ((p.withFreeCores[i >> 5]! >>> (i & 31)) & 1) > 0) problems.push(`${node.name}: its has-free-cores bit is wrong`);
+    if (f[CORE_COUNT] !== free.length || f[GPU_COUNT] !== freeGpus.length) problems.push(`${node.name}: its free counts are wrong`);
     for (const c of free) cores.set(c, (cores.get(c) ?? 0) + 1);
-    for (const g of p.gpus.at(i)) gpus.set(g, (gpus.get(g) ?? 0) + 1);
+    for (const g of freeGpus) gpus.set(g, (gpus.get(g) ?? 0) + 1);
     for (const slot of held) {
       for (const part of slot.nodes) {
         if (part.node !== i) continue;
