@@ -26,34 +26,58 @@ export interface Slot {
   nodes: { node: number; tasks: number; cores: number[]; gpus: number[] }[];
 }
 
-const CHUNK_BITS = 5;
-const CHUNK = 1 << CHUNK_BITS;
+const BRANCH_BITS = 4;
+const BRANCH = 1 << BRANCH_BITS;
+const BRANCH_MASK = BRANCH - 1;
 
-/** A per-node list whose versions share every chunk of 32 nodes but the one that changed. */
+/** A tree level: 16 subtrees, or 16 items at the leaves. */
+type Branch = readonly unknown[];
+
+/**
+ * A per-node list as a tree of 16-way arrays, whose versions share every array but those on the
+ * path to the node that changed: one short array per level (three of at most 16 entries for
+ * 1,024 nodes), so a version costs about the same allocation at any size.
+ */
 class NodeVec<T> {
-  private constructor(private readonly chunks: readonly (readonly T[])[]) {}
+  private constructor(
+    private readonly root: Branch,
+    /** Bits of the index below the root level (0: the root holds the items). */
+    private readonly shift: number,
+  ) {}
 
   static of<T>(items: readonly T[]): NodeVec<T> {
-    const chunks: T[][] = [];
-    for (let i = 0; i < items.length; i += CHUNK) chunks.push(items.slice(i, i + CHUNK));
-    return new NodeVec(chunks);
+    let level: Branch[] = groups(items);
+    let shift = 0;
+    while (level.length > 1) {
+      level = groups(level);
+      shift += BRANCH_BITS;
+    }
+    return new NodeVec(level[0] ?? [], shift);
   }
 
   at(i: number): T {
-    return this.chunks[i >> CHUNK_BITS]![i & (CHUNK - 1)]!;
+    let branch = this.root;
+    for (let s = this.shift; s > 0; s -= BRANCH_BITS) branch = branch[(i >> s) & BRANCH_MASK] as Branch;
+    return branch[i & BRANCH_MASK] as T;
   }
 
   with(i: number, value: T): NodeVec<T> {
-    const chunks = this.chunks.slice();
-    const chunk = chunks[i >> CHUNK_BITS]!.slice();
-    chunk[i & (CHUNK - 1)] = value;
-    chunks[i >> CHUNK_BITS] = chunk;
-    return new NodeVec(chunks);
+    return new NodeVec(withIn(this.root, this.shift, i, value), this.shift);
   }
+}
 
-  toArray(): T[] {
-    return this.chunks.flat() as T[];
-  }
+function groups(items: readonly unknown[]): Branch[] {
+  const out: Branch[] = [];
+  for (let i = 0; i < items.length; i += BRANCH) out.push(items.slice(i, i + BRANCH));
+  return out;
+}
+
+/** `branch` with item i (below it, `shift` bits of index) replaced, copying one array per level. */
+function withIn(branch: Branch, shift: number, i: number, value: unknown): Branch {
+  const copy = branch.slice();
+  const k = (i >> shift) & BRANCH_MASK;
+  copy[k] = shift === 0 ? value : withIn(branch[k] as Branch, shift - BRANCH_BITS, i, value);
+  return copy;
 }
 
 /**
@@ -169,22 +193,16 @@ export function liveNodes(pool: PoolState): readonly NodeInfo[] {
   return pool.down.size === 0 ? pool.nodes : pool.nodes.filter((_, i) => !pool.down.has(i));
 }
 
-/** Pool versions with some nodes' free sets replaced (the one way a pool changes). */
-function withNodes(pool: Pool, changes: readonly { node: number; free: NodeFree }[], down: ReadonlySet<number> = pool.down): Pool {
-  let free = pool.free;
-  let bits: Uint32Array | null = null;
-  let count = pool.freeCoreCount;
-  for (const c of changes) {
-    const before = free.at(c.node)[CORE_COUNT]!;
-    const after = c.free[CORE_COUNT]!;
-    count += after - before;
-    free = free.with(c.node, c.free);
-    if (before > 0 !== after > 0) {
-      bits ??= pool.withFreeCores.slice();
-      bits[c.node >> 5]! ^= 1 << (c.node & 31);
-    }
+/** The pool with node i's free set replaced (the one way a pool changes). */
+function withNode(pool: Pool, i: number, free: NodeFree, down: ReadonlySet<number> = pool.down): Pool {
+  const before = pool.free.at(i)[CORE_COUNT]!;
+  const after = free[CORE_COUNT]!;
+  let bits = pool.withFreeCores;
+  if (before > 0 !== after > 0) {
+    bits = bits.slice();
+    bits[i >> 5]! ^= 1 << (i & 31);
   }
-  return new Pool(pool.nodes, free, bits ?? pool.withFreeCores, down, count);
+  return new Pool(pool.nodes, pool.free.with(i, free), bits, down, pool.freeCoreCount + after - before);
 }
 
 /** Stop placing steps on node i: its free cores and GPUs go, and what its steps give back is dropped. */
@@ -192,7 +210,7 @@ export function markDown(pool: PoolState, i: number): PoolState {
   const p = asPool(pool);
   if (p.down.has(i)) return p;
   const none = p.free.at(i).map(() => 0);
-  return withNodes(p, [{ node: i, free: none }], new Set([...p.down, i]));
+  return withNode(p, i, none, new Set([...p.down, i]));
 }
 
 /** How many tasks of this need fit on node i as it is now. */
@@ -203,28 +221,33 @@ function tasksFitting(pool: Pool, i: number, need: StepResources): number {
   return Math.min(byCores, byGpus);
 }
 
-/** The nodes with a free core, in order (a node without one fits no task: every task holds a core). */
-function* nodesWithFreeCores(pool: Pool): Generator<number> {
+/**
+ * The first node from `from` on with a free core, or -1 (a node without one fits no task: every
+ * task holds a core). A plain loop, not a generator: a decision per launch should not allocate one.
+ */
+function nextWithFreeCores(pool: Pool, from: number): number {
   const bits = pool.withFreeCores;
-  for (let w = 0; w < bits.length; w++) {
-    let word = bits[w]!;
-    while (word !== 0) {
-      const low = word & -word;
-      yield (w << 5) + (31 - Math.clz32(low));
-      word ^= low;
-    }
+  let w = from >> 5;
+  if (w >= bits.length) return -1;
+  let word = bits[w]! & (~0 << (from & 31));
+  while (word === 0) {
+    if (++w >= bits.length) return -1;
+    word = bits[w]!;
   }
+  return (w << 5) + (31 - Math.clz32(word & -word));
 }
+
+const NO_NODES: ReadonlySet<number> = new Set();
 
 /**
  * Place a step: on one node when it fits there (first node that fits), otherwise its tasks spread
  * over nodes (only when it has more than one task; a task never spans nodes). Null when it does
  * not fit now. `avoid` lists nodes the caller keeps free (a reservation for a waiting run).
  */
-export function findSlot(pool: PoolState, need: StepResources, avoid: ReadonlySet<number> = new Set()): Slot | null {
+export function findSlot(pool: PoolState, need: StepResources, avoid: ReadonlySet<number> = NO_NODES): Slot | null {
   const p = asPool(pool);
   const cpt = coresPerTask(need);
-  for (const i of nodesWithFreeCores(p)) {
+  for (let i = nextWithFreeCores(p, 0); i >= 0; i = nextWithFreeCores(p, i + 1)) {
     if (avoid.has(i)) continue;
     if (tasksFitting(p, i, need) >= need.tasks) {
       return { nodes: [take(p, i, need.tasks, cpt, need.gpusPerTask)] };
@@ -233,8 +256,7 @@ export function findSlot(pool: PoolState, need: StepResources, avoid: ReadonlySe
   if (need.tasks <= 1) return null;
   let left = need.tasks;
   const parts: Slot['nodes'] = [];
-  for (const i of nodesWithFreeCores(p)) {
-    if (left === 0) break;
+  for (let i = nextWithFreeCores(p, 0); i >= 0 && left > 0; i = nextWithFreeCores(p, i + 1)) {
     if (avoid.has(i)) continue;
     const n = Math.min(left, tasksFitting(p, i, need));
     if (n > 0) {
@@ -254,18 +276,16 @@ function take(pool: Pool, i: number, tasks: number, cpt: number, gpt: number): S
 
 /** Mark a slot's cores and GPUs as held. Throws if any of them is not free (a bug in the caller). */
 export function allocate(pool: PoolState, slot: Slot): PoolState {
-  const p = asPool(pool);
-  return withNodes(
-    p,
-    slot.nodes.map((part) => ({ node: part.node, free: flipped(p, part, true) })),
-  );
+  let p = asPool(pool);
+  for (const part of slot.nodes) p = withNode(p, part.node, flipped(p, part, true));
+  return p;
 }
 
 /** Give a slot's cores and GPUs back. Throws if any of them was already free (released twice). */
 export function release(pool: PoolState, slot: Slot): PoolState {
-  const p = asPool(pool);
-  const changes = slot.nodes.filter((part) => !p.down.has(part.node)).map((part) => ({ node: part.node, free: flipped(p, part, false) }));
-  return changes.length === 0 ? p : withNodes(p, changes);
+  let p = asPool(pool);
+  for (const part of slot.nodes) if (!p.down.has(part.node)) p = withNode(p, part.node, flipped(p, part, false));
+  return p;
 }
 
 /** Node `part.node`'s free set with the part's cores and GPUs taken (`taking`) or given back. */

@@ -111,3 +111,43 @@ describe('the pool (free cores and GPUs as bits per node)', () => {
     expect(pool.freeCores.map((c) => c.length)).toEqual([0, 4]);
   });
 });
+
+describe('the pool on many nodes (versions share all but the path to a changed node)', () => {
+  it('fills 1,000 nodes in order, gives a freed core on a far node back, and keeps old versions intact', () => {
+    const nodes = Array.from({ length: 1000 }, (_, i) => node(`n${i}`, 2));
+    let pool = createPool(nodes);
+    const slots: Slot[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const r = place(pool, 1, 1);
+      expect(r.slot.nodes[0]!.node).toBe(i >> 1);
+      pool = r.pool;
+      slots.push(r.slot);
+    }
+    expect(pool.freeCoreCount).toBe(0);
+    const full = pool;
+    pool = release(pool, slots[1501]!);
+    pool = release(pool, slots[301]!);
+    expect(place(pool, 1, 1).slot.nodes[0]).toEqual({ node: 150, tasks: 1, cores: [1], gpus: [] });
+    pool = allocate(pool, slots[301]!);
+    expect(place(pool, 1, 1).slot.nodes[0]).toEqual({ node: 750, tasks: 1, cores: [1], gpus: [] });
+    expect(findSlot(full, { tasks: 1, coresPerTask: 1, gpusPerTask: 0 })).toBeNull();
+    expect(
+      checkPoolInvariant(
+        pool,
+        slots.filter((_, i) => i !== 1501),
+      ),
+    ).toEqual([]);
+    expect(checkPoolInvariant(full, slots)).toEqual([]);
+  });
+
+  it('spreads a many-task step over the nodes with room, lowest first', () => {
+    let pool = createPool(Array.from({ length: 300 }, (_, i) => node(`n${i}`, 4)));
+    for (let i = 0; i < 299; i++) pool = place(pool, 1, 4).pool;
+    pool = release(pool, { nodes: [{ node: 17, tasks: 1, cores: [2, 3], gpus: [] }] });
+    const slot = findSlot(pool, { tasks: 3, coresPerTask: 2, gpusPerTask: 0 })!;
+    expect(slot.nodes).toEqual([
+      { node: 17, tasks: 1, cores: [2, 3], gpus: [] },
+      { node: 299, tasks: 2, cores: [0, 1, 2, 3], gpus: [] },
+    ]);
+  });
+});
