@@ -90,6 +90,14 @@ function formatMinutes(min: number): string {
 }
 
 /**
+ * The status with the step's exit and the outcome's `changes`, in one copy: on a big allocation the
+ * status is cold by the time its step ends, and every copy is garbage to collect.
+ */
+function endedStatus(status: StatusRecord, exit: StepExit, changes: Partial<StatusRecord>): StatusRecord {
+  return { ...status, exitCode: exit.code, signal: exit.signal, endedAt: exit.endedAt, ...changes };
+}
+
+/**
  * The status after a step ends, and what to do next. Pure. The order of the rules matters:
  * an exit 0 wins over an interrupt or a dequeue that came too late;
  * themis's own stops (interrupt, dequeue, lost claim) come first because the exit code then says
@@ -97,7 +105,6 @@ function formatMinutes(min: number): string {
  * any other non-zero exit restarts the same step while the run's budget lasts.
  */
 export function afterStepExit(status: StatusRecord, exit: StepExit, policy: LifecyclePolicy, at: string = new Date().toISOString()): { status: StatusRecord; next: Next } {
-  const base: StatusRecord = { ...status, exitCode: exit.code, signal: exit.signal, endedAt: exit.endedAt };
   // A step that exited 0 on its own while being stopped had finished its work: running it again
   // would run it twice to completion (the seed: "if the run finishes first, its real status wins").
   if ((exit.stoppedBy === 'interrupt' || exit.stoppedBy === 'dequeue') && exit.code === 0 && exit.signal === null) {
@@ -109,34 +116,34 @@ export function afterStepExit(status: StatusRecord, exit: StepExit, policy: Life
     // Not the run's fault: back to the queue at the same step, no restart used.
     const reason = exit.stoppedBy === 'interrupt' ? 'interrupted by the packer (allocation ending or signalled)' : 'claim lost';
     return {
-      status: withHistory({ ...base, status: 'queued', attempt: status.attempt + 1, reason }, 'requeued', `${step}: ${reason}`, at),
+      status: withHistory(endedStatus(status, exit, { status: 'queued', attempt: status.attempt + 1, reason }), 'requeued', `${step}: ${reason}`, at),
       next: 'requeue',
     };
   }
   if (exit.stoppedBy === 'dequeue') {
-    return { status: withHistory({ ...base, status: 'killed', reason: 'dequeued while running' }, 'killed', `${step}: dequeued`, at), next: 'done' };
+    return { status: withHistory(endedStatus(status, exit, { status: 'killed', reason: 'dequeued while running' }), 'killed', `${step}: dequeued`, at), next: 'done' };
   }
   if (exit.stoppedBy !== 'timeout' && exit.code === 0) {
     if (status.step + 1 >= policy.stepCount) {
-      return { status: withHistory({ ...base, status: 'successful', step: policy.stepCount, reason: null }, 'successful', undefined, at), next: 'done' };
+      return { status: withHistory(endedStatus(status, exit, { status: 'successful', step: policy.stepCount, reason: null }), 'successful', undefined, at), next: 'done' };
     }
     return {
-      status: withHistory({ ...base, step: status.step + 1, attempt: 0, reason: null }, 'step done', `${step} exit 0`, at),
+      status: withHistory(endedStatus(status, exit, { step: status.step + 1, attempt: 0, reason: null }), 'step done', `${step} exit 0`, at),
       next: 'next-step',
     };
   }
   const reason = exit.stoppedBy === 'timeout' ? `timeout: ${step} ran over its ${formatMinutes(policy.timeoutMinutes)} limit (${what})` : `${step}: ${what}`;
   if (exit.stoppedBy !== 'timeout' && exit.code !== null && policy.abortOn.includes(exit.code)) {
-    return { status: withHistory({ ...base, status: 'aborted', reason: `${reason} (in abort_on)` }, 'aborted', reason, at), next: 'done' };
+    return { status: withHistory(endedStatus(status, exit, { status: 'aborted', reason: `${reason} (in abort_on)` }), 'aborted', reason, at), next: 'done' };
   }
   if (policy.maxRestarts === -1 || status.restarts < policy.maxRestarts) {
     return {
-      status: withHistory({ ...base, restarts: status.restarts + 1, attempt: status.attempt + 1, reason }, 'restart', reason, at),
+      status: withHistory(endedStatus(status, exit, { restarts: status.restarts + 1, attempt: status.attempt + 1, reason }), 'restart', reason, at),
       next: 'restart',
     };
   }
   const budget = policy.maxRestarts === 0 ? 'no restarts allowed' : `all ${policy.maxRestarts} restarts used`;
-  return { status: withHistory({ ...base, status: 'failed', reason: `${reason}; ${budget}` }, 'failed', reason, at), next: 'done' };
+  return { status: withHistory(endedStatus(status, exit, { status: 'failed', reason: `${reason}; ${budget}` }), 'failed', reason, at), next: 'done' };
 }
 
 /** A hook (prepRun/postRun) that threw: the step fails like a non-zero exit. */

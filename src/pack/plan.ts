@@ -1,6 +1,6 @@
 import { coresPerTask, sameResources, type StepResources } from '../model/resources.js';
 import type { NodeInfo } from '../schedulers/adapter.js';
-import { allocate, findSlot, freeCoresOf, freeGpusOf, liveNodes, neverFits, type PoolState, type Slot } from './pool.js';
+import { allocate, findSlot, freeCoreCountOf, freeGpuCountOf, liveNodes, neverFits, type PoolState, type Slot } from './pool.js';
 
 /** A run waiting to start (or to start its next step), in run order. */
 export interface QueueItem {
@@ -143,7 +143,7 @@ function reserveFor(pool: PoolState, need: StepResources): Set<number> {
     if (pool.down.has(i)) return;
     const fitsEmpty = node.cores >= need.tasks * cpt && node.gpus.length >= need.tasks * need.gpusPerTask;
     if (!fitsEmpty) return;
-    const free = freeCoresOf(pool, i).length + freeGpusOf(pool, i).length * 1000;
+    const free = freeCoreCountOf(pool, i) + freeGpuCountOf(pool, i) * 1000;
     if (free > bestFree) {
       best = i;
       bestFree = free;
