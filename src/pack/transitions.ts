@@ -239,6 +239,7 @@ export class Core {
       // A `running` status means a step was launched, so prepRun had run.
       needsPrep: status.status !== 'running',
       phase: { kind: 'recovering', slot: ev.slot, need },
+      launchKey: null,
     };
     s.held.set(a.id, a);
     // Its packer died mid-step: finish that packer's bookkeeping before anything runs again.

@@ -170,7 +170,14 @@ export function newStatus(id: number): StatusRecord {
 /** The status with one more history entry stamped `at` (default now), keeping only the newest entries. */
 export function withHistory(status: StatusRecord, event: string, detail?: string, at: string = new Date().toISOString()): StatusRecord {
   const entry: HistoryEntry = detail === undefined ? { at, event } : { at, event, detail };
-  return { ...status, history: [...status.history, entry].slice(-HISTORY_LIMIT) };
+  // One new array of the newest entries (not a copy, then a slice of the copy): the packer adds a
+  // history entry at every launch and exit of 100,000 runs held at once on a big allocation.
+  const old = status.history;
+  const keep = Math.min(old.length, HISTORY_LIMIT - 1);
+  const history = new Array<HistoryEntry>(keep + 1);
+  for (let i = 0; i < keep; i++) history[i] = old[old.length - keep + i]!;
+  history[keep] = entry;
+  return { ...status, history };
 }
 
 export function readEnsemble(setupDir: string): EnsembleRecord {
