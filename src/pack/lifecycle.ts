@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { withHistory, type StatusRecord } from '../store/records.js';
+import { addHistory, type StatusRecord } from '../store/records.js';
 import { STOP_SIGNALS, signalExitCode } from './stop-signals.js';
 
 /** How a step ended, as the launcher recorded it. */
@@ -116,34 +116,34 @@ export function afterStepExit(status: StatusRecord, exit: StepExit, policy: Life
     // Not the run's fault: back to the queue at the same step, no restart used.
     const reason = exit.stoppedBy === 'interrupt' ? 'interrupted by the packer (allocation ending or signalled)' : 'claim lost';
     return {
-      status: withHistory(endedStatus(status, exit, { status: 'queued', attempt: status.attempt + 1, reason }), 'requeued', `${step}: ${reason}`, at),
+      status: addHistory(endedStatus(status, exit, { status: 'queued', attempt: status.attempt + 1, reason }), 'requeued', `${step}: ${reason}`, at),
       next: 'requeue',
     };
   }
   if (exit.stoppedBy === 'dequeue') {
-    return { status: withHistory(endedStatus(status, exit, { status: 'killed', reason: 'dequeued while running' }), 'killed', `${step}: dequeued`, at), next: 'done' };
+    return { status: addHistory(endedStatus(status, exit, { status: 'killed', reason: 'dequeued while running' }), 'killed', `${step}: dequeued`, at), next: 'done' };
   }
   if (exit.stoppedBy !== 'timeout' && exit.code === 0) {
     if (status.step + 1 >= policy.stepCount) {
-      return { status: withHistory(endedStatus(status, exit, { status: 'successful', step: policy.stepCount, reason: null }), 'successful', undefined, at), next: 'done' };
+      return { status: addHistory(endedStatus(status, exit, { status: 'successful', step: policy.stepCount, reason: null }), 'successful', undefined, at), next: 'done' };
     }
     return {
-      status: withHistory(endedStatus(status, exit, { step: status.step + 1, attempt: 0, reason: null }), 'step done', `${step} exit 0`, at),
+      status: addHistory(endedStatus(status, exit, { step: status.step + 1, attempt: 0, reason: null }), 'step done', `${step} exit 0`, at),
       next: 'next-step',
     };
   }
   const reason = exit.stoppedBy === 'timeout' ? `timeout: ${step} ran over its ${formatMinutes(policy.timeoutMinutes)} limit (${what})` : `${step}: ${what}`;
   if (exit.stoppedBy !== 'timeout' && exit.code !== null && policy.abortOn.includes(exit.code)) {
-    return { status: withHistory(endedStatus(status, exit, { status: 'aborted', reason: `${reason} (in abort_on)` }), 'aborted', reason, at), next: 'done' };
+    return { status: addHistory(endedStatus(status, exit, { status: 'aborted', reason: `${reason} (in abort_on)` }), 'aborted', reason, at), next: 'done' };
   }
   if (policy.maxRestarts === -1 || status.restarts < policy.maxRestarts) {
     return {
-      status: withHistory(endedStatus(status, exit, { restarts: status.restarts + 1, attempt: status.attempt + 1, reason }), 'restart', reason, at),
+      status: addHistory(endedStatus(status, exit, { restarts: status.restarts + 1, attempt: status.attempt + 1, reason }), 'restart', reason, at),
       next: 'restart',
     };
   }
   const budget = policy.maxRestarts === 0 ? 'no restarts allowed' : `all ${policy.maxRestarts} restarts used`;
-  return { status: withHistory(endedStatus(status, exit, { status: 'failed', reason: `${reason}; ${budget}` }), 'failed', reason, at), next: 'done' };
+  return { status: addHistory(endedStatus(status, exit, { status: 'failed', reason: `${reason}; ${budget}` }), 'failed', reason, at), next: 'done' };
 }
 
 /** A hook (prepRun/postRun) that threw: the step fails like a non-zero exit. */

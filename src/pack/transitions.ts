@@ -1,5 +1,5 @@
 import { resourcesOf, sameResources, type StepResources } from '../model/resources.js';
-import { withHistory, type StatusRecord } from '../store/records.js';
+import { addHistory, withHistory, type StatusRecord } from '../store/records.js';
 import { nodeLost, spawnRefused, takeJobStep } from './core-nodes.js';
 import { heartbeat, interrupt, killDequeued, launcherLost, stopStartingRuns } from './core-stops.js';
 import type { Effect, PackerEvent } from './events.js';
@@ -331,7 +331,7 @@ export class Core {
     // A key no other launch of this packer has (a requeued run counts attempts from 0 again), and
     // the revision of the status on disk it was launched from.
     const key = `${a.id}:${stepIndex}:${a.status.attempt}:${a.status.rev ?? 0}.${++s.launchSeq}`;
-    a.status = withHistory(
+    a.status = addHistory(
       {
         ...a.status,
         status: 'running',

@@ -169,15 +169,23 @@ export function newStatus(id: number): StatusRecord {
 
 /** The status with one more history entry stamped `at` (default now), keeping only the newest entries. */
 export function withHistory(status: StatusRecord, event: string, detail?: string, at: string = new Date().toISOString()): StatusRecord {
+  return addHistory({ ...status }, event, detail, at);
+}
+
+/**
+ * As withHistory, on a record the caller has just made (a spread of the old one): no second copy.
+ * The packer makes one at every launch and exit of 100,000 runs held at once on a big allocation.
+ */
+export function addHistory(fresh: StatusRecord, event: string, detail?: string, at: string = new Date().toISOString()): StatusRecord {
   const entry: HistoryEntry = detail === undefined ? { at, event } : { at, event, detail };
-  // One new array of the newest entries (not a copy, then a slice of the copy): the packer adds a
-  // history entry at every launch and exit of 100,000 runs held at once on a big allocation.
-  const old = status.history;
+  // One new array of the newest entries, not a copy and then a slice of the copy.
+  const old = fresh.history;
   const keep = Math.min(old.length, HISTORY_LIMIT - 1);
   const history = new Array<HistoryEntry>(keep + 1);
   for (let i = 0; i < keep; i++) history[i] = old[old.length - keep + i]!;
   history[keep] = entry;
-  return { ...status, history };
+  fresh.history = history;
+  return fresh;
 }
 
 export function readEnsemble(setupDir: string): EnsembleRecord {
