@@ -3,6 +3,7 @@
 import { chmodSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { buildNativeLauncher } from './build-native.mjs';
+import { bundleCli } from './bundle.mjs';
 
 for (const bin of ['dist/bin/themis.js', 'dist/bin/themis-pack.js']) {
   if (existsSync(bin)) chmodSync(bin, 0o755);
@@ -29,4 +30,10 @@ if (existsSync('src')) pruneDist('dist');
 {
   const { record, line } = buildNativeLauncher(process.cwd(), { how: 'build' });
   if (record.launcher !== 'native') console.error(`themis build: ${line}`);
+}
+
+// The CLI as one bundle (scripts/bundle.mjs): a third of `themis status` was loading modules.
+{
+  const r = await bundleCli(process.cwd());
+  if (!r.bundled && r.why) console.error(`themis build: ${r.why}`);
 }

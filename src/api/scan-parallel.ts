@@ -1,6 +1,6 @@
 import { readEnsemble } from '../store/records.js';
 import { onNetworkFs } from '../store/fs-kind.js';
-import { DEFAULT_SCAN_WORKERS, inWorkers, MIN_RUNS_FOR_WORKERS, readRunStatesParallel, runWorker, scanSlice, scanWorkersFor } from '../store/parallel-read.js';
+import { DEFAULT_SCAN_WORKERS, inWorkers, threadsFailed, MIN_RUNS_FOR_WORKERS, readRunStatesParallel, runWorker, scanSlice, scanWorkersFor } from '../store/parallel-read.js';
 import { readIndex } from '../store/run-index.js';
 import type { RunState, ScanResult } from '../store/scan.js';
 import type { RunExport } from './export.js';
@@ -32,9 +32,11 @@ export async function readExportsParallel(root: string, states: RunState[], work
   if (n <= 1 || states.length < 2 * n) return readRunExports(states);
   try {
     return await inWorkers(states, n, (slice) => runWorker<RunExport>(EXPORT_WORKER, { kind: 'export', items: slice }));
-  } catch {
+  } catch (e) {
+    threadsFailed(e);
     return readRunExports(states);
   }
 }
 
-const EXPORT_WORKER = new URL('./scan-worker.js', import.meta.url);
+// From a module one directory below dist/: this one, or the bundled CLI's chunk in dist/bin/.
+const EXPORT_WORKER = new URL('../api/scan-worker.js', import.meta.url);

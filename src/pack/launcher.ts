@@ -15,7 +15,10 @@ export const NATIVE_ENV = 'THEMIS_NATIVE_SPAWNER';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** The first of `candidates` (relative to this module) that exists: next to it in dist/, or dist/ from sources (tests). */
+/**
+ * The first of `candidates` (relative to this module) that exists: in dist/ (from this module, or
+ * from the bundled CLI's chunk in dist/bin/), or dist/ from sources (tests).
+ */
 function locate(candidates: string[]): string | null {
   for (const c of candidates) {
     const p = path.resolve(here, c);
@@ -26,7 +29,7 @@ function locate(candidates: string[]): string | null {
 
 /** The Node launcher. */
 function childPath(): string {
-  const p = locate(['launcher-child.js', '../../dist/pack/launcher-child.js']);
+  const p = locate(['../pack/launcher-child.js', '../../dist/pack/launcher-child.js']);
   if (!p) throw new ThemisError('NOT_FOUND', `themis launcher not found at ${path.join(here, 'launcher-child.js')}; build themis first (npm run build)`);
   return p;
 }

@@ -27,6 +27,15 @@ export async function inWorkers<T, R>(items: T[], n: number, fn: (slice: T[]) =>
   return (await Promise.all(slices.map(fn))).flat();
 }
 
+let threadsFailedSaid = false;
+
+/** Say once per process that reads fall back to this thread: the answer is the same, only slower on a network file system. */
+export function threadsFailed(e: unknown): void {
+  if (threadsFailedSaid) return;
+  threadsFailedSaid = true;
+  process.stderr.write(`themis: reading status files in this thread: scan threads did not run (${e instanceof Error ? e.message : String(e)})\n`);
+}
+
 /** Run one job in a worker thread from `script` (rejects when the thread cannot run or dies). */
 export function runWorker<R>(script: URL, job: { kind: string; items: unknown[] }): Promise<R[]> {
   return new Promise((resolve, reject) => {
@@ -50,7 +59,8 @@ export function runWorker<R>(script: URL, job: { kind: string; items: unknown[] 
   });
 }
 
-const SCAN_WORKER = new URL('./scan-worker.js', import.meta.url);
+// From a module one directory below dist/: this one, or the bundled CLI's chunk in dist/bin/.
+const SCAN_WORKER = new URL('../store/scan-worker.js', import.meta.url);
 
 /** Read one slice of the index in a worker thread: each run's full state. */
 export function scanSlice(entries: IndexEntry[]): Promise<RunState[]> {
@@ -70,7 +80,8 @@ export async function peekStatusesParallel(entries: IndexEntry[], workers: numbe
   if (workers <= 1 || entries.length < 2 * workers) return entries.map(peekStatus);
   try {
     return await inWorkers(entries, workers, peekSlice);
-  } catch {
+  } catch (e) {
+    threadsFailed(e);
     return entries.map(peekStatus);
   }
 }
@@ -80,7 +91,8 @@ export async function readRunStatesParallel(entries: IndexEntry[], workers: numb
   if (workers <= 1 || entries.length < 2 * workers) return entries.map(readRunState);
   try {
     return await inWorkers(entries, workers, scanSlice);
-  } catch {
+  } catch (e) {
+    threadsFailed(e);
     return entries.map(readRunState);
   }
 }

@@ -52,13 +52,29 @@ function loaded(bin: string, args: string[], cwd: string): { code: number | null
   const distRoot = pathToFileURL(path.join(PROJECT_ROOT, 'dist')).href + '/';
   const dist = new Set<string>();
   const packages = new Set<string>();
-  for (const u of files) {
-    if (u.startsWith(distRoot)) dist.add(`dist/${u.slice(distRoot.length)}`);
+  const addPackage = (u: string): void => {
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u);
     if (m) packages.add(m[1]!);
+  };
+  for (const u of files) {
+    const rel = u.startsWith(distRoot) ? `dist/${u.slice(distRoot.length)}` : null;
+    // The bundled CLI (scripts/bundle.mjs): a loaded chunk stands for the modules esbuild put in
+    // it, each marked by a `// dist/...` or `// node_modules/...` line.
+    if (rel && /^dist\/bin\/themis(-chunk-[^/]*)?\.js$/.test(rel) && BUNDLED) {
+      for (const m of fs.readFileSync(new URL(u), 'utf8').matchAll(/^\/\/ ((?:dist|node_modules)\/\S+\.[cm]?js)$/gm)) {
+        if (m[1]!.startsWith('dist/')) dist.add(m[1]!);
+        else addPackage(m[1]!);
+      }
+      continue;
+    }
+    if (rel) dist.add(rel);
+    addPackage(u);
   }
   return { code: r.status, dist: [...dist].sort(), packages: [...packages].sort() };
 }
+
+/** Whether dist/bin/themis.js is the bundle (a build with esbuild) or tsc's module. */
+const BUNDLED = fs.readFileSync(THEMIS_BIN, 'utf8').includes('\n// dist/cli/main.js\n');
 
 const HEAVY = ['csv-parse', 'execa', 'fast-glob', 'handlebars', 'shell-quote', 'yaml'];
 
@@ -66,7 +82,7 @@ describe('startup: each command loads only what it uses', () => {
   it('`themis --help` lists every command without loading any command module', () => {
     const r = loaded(THEMIS_BIN, ['--help'], dir);
     expect(r.code).toBe(0);
-    expect(r.dist).toEqual(['dist/bin/themis.js', 'dist/cli/commands.js', 'dist/cli/main.js', 'dist/cli/output.js', 'dist/model/errors.js']);
+    expect(r.dist).toEqual(['dist/bin/themis.js', 'dist/cli/commands.js', 'dist/cli/main.js', 'dist/cli/output.js', ...(BUNDLED ? ['dist/cli/text-width.js'] : []), 'dist/model/errors.js']);
     expect(r.packages.filter((p) => HEAVY.includes(p))).toEqual([]);
   });
 
@@ -77,14 +93,18 @@ describe('startup: each command loads only what it uses', () => {
       expect(runThemis(['gen', '/bin/true', 's.csv', '--no-batch-script', '--scheduler', 'local'], { cwd }).code).toBe(0);
       const run = loaded(THEMIS_BIN, ['run'], cwd);
       expect(run.code).toBe(0);
-      expect(run.dist).toContain('dist/pack/index.js');
+      expect(run.dist).toContain('dist/pack/run-packer.js');
       expect(runThemis(['requeue', '1'], { cwd }).code).toBe(0);
       const pack = loaded(PACK_BIN, [], cwd);
       expect(pack.code).toBe(0);
       for (const r of [run, pack]) {
         expect(r.packages.filter((p) => HEAVY.includes(p))).toEqual([]);
         expect(r.dist.filter((f) => f.startsWith('dist/api/') || (f.startsWith('dist/render/') && f !== 'dist/render/quote.js'))).toEqual([]);
-        expect(r.dist.filter((f) => f.startsWith('dist/cli/') && !['dist/cli/main.js', 'dist/cli/commands.js', 'dist/cli/output.js', 'dist/cli/run.js', 'dist/cli/pack.js'].includes(f))).toEqual([]);
+        expect(
+          r.dist.filter(
+            (f) => f.startsWith('dist/cli/') && !['dist/cli/main.js', 'dist/cli/commands.js', 'dist/cli/output.js', 'dist/cli/text-width.js', 'dist/cli/run.js', 'dist/cli/pack.js'].includes(f),
+          ),
+        ).toEqual([]);
       }
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
