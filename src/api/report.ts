@@ -57,6 +57,8 @@ export interface PackerStatus {
 }
 
 const LIST_LIMIT = 20;
+/** Final statuses listed under `ended`. */
+const ENDED_BADLY: ReadonlySet<string> = new Set(['failed', 'killed', 'aborted']);
 
 export interface ReportInputs {
   setupDir: string;
@@ -67,7 +69,7 @@ export interface ReportInputs {
   failedRuns: number;
   allocations: AllocationState[];
   summary?: SummaryUse | null;
-  /** Runs answered from the summary of finished runs (not in `runs`): their ids in order and final statuses. */
+  /** Runs answered from the summary of finished runs (not in `runs`), with their final statuses. */
   covered?: CompactStatusScan['covered'];
 }
 
@@ -109,18 +111,17 @@ export function buildStatusReport(inp: ReportInputs): StatusReport {
     }
   }
   let total = inp.runs.length;
-  if (inp.covered && inp.covered.ids.length > 0) {
-    // Finished runs from the summary: counted, and merged into `ended` in id order.
-    total += inp.covered.ids.length;
-    const endedCovered: StatusReport['ended'] = [];
-    for (const id of inp.covered.ids) {
-      const f = inp.covered.get(id)!;
-      counts[f.status]++;
-      if (f.status !== 'successful') {
-        endedCount++;
-        if (endedCovered.length < LIST_LIMIT) endedCovered.push({ id, status: f.status, step: f.step, reason: f.reason });
-      }
-    }
+  if (inp.covered && inp.covered.size > 0) {
+    // Finished runs from the summary: counted by status at once, and the ones that did not
+    // succeed merged into `ended` in id order.
+    total += inp.covered.size;
+    const by = inp.covered.countsByStatus();
+    for (const s of ['successful', 'failed', 'killed', 'aborted'] as const) counts[s] += by[s];
+    endedCount += by.failed + by.killed + by.aborted;
+    const endedCovered: StatusReport['ended'] = inp.covered.idsWith(ENDED_BADLY, LIST_LIMIT).map((id) => {
+      const f = inp.covered!.get(id)!;
+      return { id, status: f.status, step: f.step, reason: f.reason };
+    });
     const merged = ended.concat(endedCovered).sort((a, b) => a.id - b.id);
     ended.length = 0;
     ended.push(...merged.slice(0, LIST_LIMIT));

@@ -153,8 +153,8 @@ export class Themis {
     const want = statusSet(statuses);
     const { read, covered } = await scanStatusesCompact(this.setupDir, { full: this.fullScan });
     const ids = read.filter((r) => want === null || (r.status !== null && want.has(r.status.status))).map((r) => r.id);
-    for (const id of covered.ids) if (want === null || want.has(covered.get(id)!.status)) ids.push(id);
-    return covered.ids.length > 0 ? ids.sort((a, b) => a - b) : ids;
+    const fromSummary = covered.idsWith(want);
+    return fromSummary.length > 0 ? ids.concat(fromSummary).sort((a, b) => a - b) : ids;
   }
 
   /**
@@ -181,7 +181,7 @@ export class Themis {
    */
   async progress(): Promise<[number, number]> {
     const { read, covered, total } = await scanStatusesCompact(this.setupDir, { full: this.fullScan });
-    const done = read.filter((r) => r.status !== null && COMPLETED_STATUSES.includes(r.status.status)).length + covered.ids.length;
+    const done = read.filter((r) => r.status !== null && COMPLETED_STATUSES.includes(r.status.status)).length + covered.size;
     return [done, total];
   }
 

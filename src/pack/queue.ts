@@ -73,9 +73,10 @@ export async function scanQueue(
   const root = ensemble.root;
   const table = readIndexTable(setupDir, root);
   // Finished runs are not read again: the summary says they cannot have changed.
-  const summary = readSummary(setupDir, ensemble.createdAt, table.has);
+  const summary = readSummary(setupDir, ensemble.createdAt, table.known);
+  const covered = summary.ok ? summary.covered : null;
   const entries: IndexEntry[] = [];
-  for (let i = 0; i < table.count; i++) if (!(summary.ok && summary.covered.has(table.idAt(i)))) entries.push(table.entryAt(i));
+  for (let i = 0; i < table.count; i++) if (!covered?.has(table.ids[i]!)) entries.push(table.entryAt(i));
   // On a network file system a large ensemble's status files are read by threads, each open a
   // round trip to the server (as `themis status` reads them); here the loop only judges them.
   const workers = scanWorkersFor(entries.length, root);

@@ -119,10 +119,38 @@ export function writeIndexBatch(setupDir: string, root: string, batch: number, e
  */
 export interface IndexTable {
   readonly count: number;
+  /** The entries' run ids, in index order (`count` of them). */
+  readonly ids: Int32Array;
   idAt(i: number): number;
+  /** Flags by run id, 1 for the ids the index has (what the summary's reader checks ranges against). */
+  readonly known: Uint8Array;
   /** The run directory of the i-th entry (absolute), parsed on demand. */
   entryAt(i: number): IndexEntry;
   has(id: number): boolean;
+}
+
+const NL = 0x0a;
+const HEAD_BYTES = Buffer.from(HEAD);
+
+const MID_BYTES = Buffer.from(MID);
+
+function startsWithMid(buf: Buffer, pos: number): boolean {
+  for (let k = 0; k < MID_BYTES.length; k++) if (buf[pos + k] !== MID_BYTES[k]) return false;
+  return true;
+}
+
+/** Whether buf holds HEAD at pos (byte by byte: a native compare costs more than 6 bytes do). */
+function startsWithHead(buf: Buffer, pos: number): boolean {
+  for (let k = 0; k < HEAD_BYTES.length; k++) if (buf[pos + k] !== HEAD_BYTES[k]) return false;
+  return true;
+}
+
+/** Grow a typed array to hold at least `n` (doubling). */
+function grown<T extends Int32Array | Uint8Array>(a: T, n: number, make: (n: number) => T): T {
+  if (n <= a.length) return a;
+  const b = make(Math.max(n, a.length * 2));
+  b.set(a);
+  return b;
 }
 
 export function readIndexTable(setupDir: string, root: string): IndexTable {
@@ -138,74 +166,104 @@ export function readIndexTable(setupDir: string, root: string): IndexTable {
     names = [];
   }
   const base = path.resolve(root);
-  const texts: string[] = [];
+  // Bytes, not text: the plain lines are ASCII, and a 100,000-run index is 3 MB to walk with
+  // memchr (Buffer.indexOf) and a digit loop, into typed arrays (no object, no string per run).
+  const bufs: Buffer[] = [];
   const files: string[] = [];
-  const ids: number[] = [];
-  // Per entry: which file, where its line starts and ends, and its line number (for errors).
-  const fileOf: number[] = [];
-  const starts: number[] = [];
-  const ends: number[] = [];
+  // Per file, the index of its first entry; per entry, where its line starts.
+  const firstOf: number[] = [];
+  let ids = new Int32Array(1024);
+  let starts = new Int32Array(1024);
   let seen = new Uint8Array(1024);
+  let count = 0;
   for (const name of names) {
     const file = path.join(indexDir, name);
-    const text = fs.readFileSync(file, 'utf8');
-    const f = texts.length;
-    texts.push(text);
+    const buf = fs.readFileSync(file);
+    bufs.push(buf);
     files.push(file);
+    firstOf.push(count);
+    const want = count + Math.ceil(buf.length / 20) + 1;
+    ids = grown(ids, want, (n) => new Int32Array(n));
+    starts = grown(starts, want, (n) => new Int32Array(n));
+    // One pass over the bytes: a plain line's id, then on to its newline (a loop over bytes beats
+    // a native indexOf per line here).
+    const len = buf.length;
     let pos = 0;
     let lineNo = 0;
-    while (pos < text.length) {
-      let nl = text.indexOf('\n', pos);
-      if (nl < 0) nl = text.length;
+    while (pos < len) {
       lineNo++;
-      if (nl > pos) {
-        let id = -1;
-        if (text.startsWith(HEAD, pos)) {
-          id = 0;
-          let i = pos + HEAD.length;
-          for (; i < nl; i++) {
-            const c = text.charCodeAt(i) - 48;
-            if (c < 0 || c > 9) break;
-            id = id * 10 + c;
-          }
-          if (i === pos + HEAD.length) id = -1;
+      let id = -1;
+      let i = pos;
+      if (startsWithHead(buf, pos)) {
+        i = pos + HEAD_BYTES.length;
+        let n = 0;
+        for (; i < len && i < pos + HEAD_BYTES.length + 9; i++) {
+          const c = buf[i]! - 48;
+          if (c < 0 || c > 9) break;
+          n = n * 10 + c;
         }
+        if (i > pos + HEAD_BYTES.length && buf[i] === 0x2c) {
+          id = n;
+          // `,"dir":"` holds no newline: look for it after them.
+          if (startsWithMid(buf, i)) i += MID_BYTES.length;
+        }
+      }
+      let nl = i;
+      while (nl < len && buf[nl] !== NL) nl++;
+      if (nl > pos) {
         if (id < 0) {
           // Not the plain form: the general parser decides (and names a corrupt line).
-          const line = text.slice(pos, nl);
+          const line = buf.toString('utf8', pos, nl);
           try {
             id = (JSON.parse(line) as { id: number }).id;
           } catch {
             throw new ThemisError('FORMAT', `${file}:${lineNo}: corrupt index line; run \`themis doctor\``);
           }
+          if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw new ThemisError('FORMAT', `${file}:${lineNo}: index line with a bad run id; run \`themis doctor\``);
         }
-        ids.push(id);
-        fileOf.push(f);
-        starts.push(pos);
-        ends.push(nl);
-        if (id >= seen.length) {
-          const grown = new Uint8Array(Math.max(id + 1, seen.length * 2));
-          grown.set(seen);
-          seen = grown;
+        if (count >= ids.length) {
+          ids = grown(ids, count + 1, (n) => new Int32Array(n));
+          starts = grown(starts, count + 1, (n) => new Int32Array(n));
         }
-        if (id >= 0) seen[id] = 1;
+        ids[count] = id;
+        starts[count] = pos;
+        count++;
+        if (id >= seen.length) seen = grown(seen, id + 1, (n) => new Uint8Array(n));
+        seen[id] = 1;
       }
       pos = nl + 1;
     }
   }
+  /** The file holding entry i: the last whose first entry is at most i. */
+  const fileAt = (i: number): number => {
+    let lo = 0;
+    let hi = firstOf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (firstOf[mid]! <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
   return {
-    count: ids.length,
+    count,
+    ids: ids.subarray(0, count),
     idAt: (i) => ids[i]!,
+    known: seen,
     has: (id) => id >= 0 && id < seen.length && seen[id] === 1,
     entryAt: (i) => {
-      const line = texts[fileOf[i]!]!.slice(starts[i]!, ends[i]!);
+      const f = fileAt(i);
+      const buf = bufs[f]!;
+      let end = buf.indexOf(NL, starts[i]!);
+      if (end < 0) end = buf.length;
+      const line = buf.toString('utf8', starts[i]!, end);
       const plain = plainEntry(line, base);
       if (plain !== null) return plain;
       let e: { id: number; dir: string };
       try {
         e = JSON.parse(line);
       } catch {
-        throw new ThemisError('FORMAT', `${files[fileOf[i]!]}: corrupt index line; run \`themis doctor\``);
+        throw new ThemisError('FORMAT', `${files[f]}: corrupt index line; run \`themis doctor\``);
       }
       return { id: e.id, dir: path.resolve(root, e.dir) };
     },

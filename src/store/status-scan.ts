@@ -3,7 +3,7 @@ import { readRunStatesParallel, scanWorkersFor } from './parallel-read.js';
 import { readEnsemble, type EnsembleRecord, type StatusRecord } from './records.js';
 import { readIndex, readIndexTable, type IndexEntry } from './run-index.js';
 import type { RunState } from './scan.js';
-import { readSummary, type FinalEntry, type SummaryEntry } from './summary.js';
+import { CoveredRuns, readSummary, type SummaryEntry } from './summary.js';
 
 /**
  * Every run's status for the commands that only need statuses (`themis status`, `progress`,
@@ -53,9 +53,11 @@ function summarized(id: number, f: NonNullable<SummaryEntry['final']>): StatusRe
 
 /** Which runs of `entries` the summary covers; null (and why) when it cannot be trusted. */
 export function coveredRuns(setupDir: string, ensemble: EnsembleRecord, entries: readonly IndexEntry[]) {
-  const ids = new Set<number>();
-  for (const e of entries) ids.add(e.id);
-  return readSummary(setupDir, ensemble.createdAt, (id) => ids.has(id));
+  let max = 0;
+  for (const e of entries) if (e.id > max) max = e.id;
+  const known = new Uint8Array(max + 1);
+  for (const e of entries) if (e.id >= 0) known[e.id] = 1;
+  return readSummary(setupDir, ensemble.createdAt, known);
 }
 
 /**
@@ -67,30 +69,26 @@ export interface CompactStatusScan {
   ensemble: EnsembleRecord;
   total: number;
   read: RunState[];
-  /** Covered runs among the index's, in index order, with what the summary says of them. */
-  covered: { ids: number[]; get(id: number): FinalEntry | undefined };
+  /** Covered runs (all in the index: a summary naming another run is not trusted), with what the summary says of them. */
+  covered: CoveredRuns;
   summary: SummaryUse;
 }
+
+const NONE_COVERED = new CoveredRuns(new Int32Array(0), [], [0]);
 
 export async function scanStatusesCompact(setupDir: string, opts: { full?: boolean; workers?: number } = {}): Promise<CompactStatusScan> {
   const ensemble = readEnsemble(setupDir);
   const table = readIndexTable(setupDir, ensemble.root);
-  const sum = opts.full ? null : readSummary(setupDir, ensemble.createdAt, table.has);
-  const covered = sum?.ok ? sum.covered : null;
-  const toRead: IndexEntry[] = [];
-  const ids: number[] = [];
-  for (let i = 0; i < table.count; i++) {
-    const id = table.idAt(i);
-    if (covered?.has(id)) ids.push(id);
-    else toRead.push(table.entryAt(i));
-  }
+  const sum = opts.full ? null : readSummary(setupDir, ensemble.createdAt, table.known);
+  const covered = sum?.ok ? sum.covered : NONE_COVERED;
+  const toRead: IndexEntry[] = covered.uncoveredIn(table.ids).map((i) => table.entryAt(i));
   const read = await readRunStatesParallel(toRead, opts.workers ?? scanWorkersFor(toRead.length, ensemble.root));
   return {
     ensemble,
     total: table.count,
     read,
-    covered: { ids, get: (id) => covered?.get(id) },
-    summary: { used: covered !== null, covered: ids.length, read: toRead.length, files: sum?.files ?? 0, problem: sum && !sum.ok ? sum.problem : null },
+    covered,
+    summary: { used: sum?.ok === true, covered: table.count - toRead.length, read: toRead.length, files: sum?.files ?? 0, problem: sum && !sum.ok ? sum.problem : null },
   };
 }
 

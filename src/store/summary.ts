@@ -53,37 +53,115 @@ export interface SummaryEntry {
 export type FinalEntry = NonNullable<SummaryEntry['final']>;
 
 /**
- * The newest entry per run, in arrays indexed by run id (ids are small dense integers): reading
- * a 100,000-run summary allocates no object per run. Final entries without a reason are shared.
+ * Which run ids the index has: a predicate, or a table of flags by id (1 = known), which a range
+ * line of 100,000 runs checks without a call per run.
+ */
+export type KnownRuns = ((id: number) => boolean) | Uint8Array;
+
+function knowsAll(known: KnownRuns, first: number, count: number): number {
+  if (typeof known === 'function') {
+    for (let id = first; id < first + count; id++) if (!known(id)) return id;
+    return -1;
+  }
+  // Flags are 0 or 1: the first 0 in the range (a native search) is the first unknown run.
+  if (first + count > known.length) {
+    for (let id = first; id < first + count; id++) if (known[id] !== 1) return id;
+    return -1;
+  }
+  const at = known.subarray(first, first + count).indexOf(0);
+  return at < 0 ? -1 : first + at;
+}
+
+const knows = (known: KnownRuns, id: number): boolean => (typeof known === 'function' ? known(id) : known[id] === 1);
+
+/**
+ * The newest entry per run, in typed arrays indexed by run id (ids are small dense integers):
+ * reading a 100,000-run summary allocates no object per run. A run's final entry is a number into
+ * a table of them; those without a reason are shared.
  */
 export class SummaryEntries {
   private revs = new Float64Array(1024).fill(-1);
-  private finals: (FinalEntry | null)[] = [];
-  private interned = new Map<string, FinalEntry>();
+  /** Per run: 0 for none (or an X), else 1 + its final entry's place in `table`. */
+  private finalOf = new Int32Array(1024);
+  private readonly table: FinalEntry[] = [];
+  private readonly slotOf = new Map<FinalEntry, number>();
+  /** Shared final entries without a reason, by status (FINAL_NAMES' order) and step. */
+  private readonly shared: FinalEntry[][] = [];
   private count = 0;
 
-  /** Keep `e` if it is the run's newest (an X, final = null, wins a tie: the cautious answer). */
-  note(id: number, rev: number, final: FinalEntry | null): void {
-    if (id >= this.revs.length) {
-      const grown = new Float64Array(Math.max(id + 1, this.revs.length * 2)).fill(-1);
-      grown.set(this.revs);
-      this.revs = grown;
-    }
-    const had = this.revs[id]!;
-    if (had < 0) this.count++;
-    if (had < 0 || rev > had || (rev === had && final === null)) {
-      this.revs[id] = rev;
-      this.finals[id] = final;
-    }
+  /** Runs per final entry (slot 0: runs whose newest entry is an X). */
+  private readonly slotCounts: number[] = [0];
+  /** The highest run id with an entry: a range above it is all new. */
+  private maxId = -1;
+
+  private reserve(id: number): void {
+    if (id < this.revs.length) return;
+    const n = Math.max(id + 1, this.revs.length * 2);
+    const revs = new Float64Array(n).fill(-1);
+    revs.set(this.revs);
+    this.revs = revs;
+    const finalOf = new Int32Array(n);
+    finalOf.set(this.finalOf);
+    this.finalOf = finalOf;
   }
 
+  /** Keep `e` if it is the run's newest (an X, final = 0, wins a tie: the cautious answer). */
+  private keep(id: number, rev: number, final: number): void {
+    const had = this.revs[id]!;
+    if (had < 0) this.count++;
+    if (had < 0 || rev > had || (rev === had && final === 0)) {
+      if (had >= 0) this.slotCounts[this.finalOf[id]!]!--;
+      this.slotCounts[final]!++;
+      this.revs[id] = rev;
+      this.finalOf[id] = final;
+    }
+    if (id > this.maxId) this.maxId = id;
+  }
+
+  /** One run's entry; `final` null for an X. */
+  note(id: number, rev: number, final: FinalEntry | null): void {
+    this.reserve(id);
+    this.keep(id, rev, final === null ? 0 : this.slot(final));
+  }
+
+  /** Runs first..first+count-1 alike (an R or Y line). */
+  noteRange(first: number, count: number, rev: number, final: FinalEntry | null): void {
+    const last = first + count - 1;
+    this.reserve(last);
+    const f = final === null ? 0 : this.slot(final);
+    if (first > this.maxId) {
+      // No entry for any of them yet (ranges come in id order): fill, natively.
+      this.revs.fill(rev, first, last + 1);
+      this.finalOf.fill(f, first, last + 1);
+      this.count += count;
+      this.slotCounts[f]! += count;
+      this.maxId = last;
+      return;
+    }
+    for (let id = first; id <= last; id++) this.keep(id, rev, f);
+  }
+
+  private slot(final: FinalEntry): number {
+    let at = this.slotOf.get(final);
+    if (at === undefined) {
+      at = this.table.push(final);
+      this.slotCounts.push(0);
+      // Only the shared ones come again; a final entry with a reason is one run's.
+      if (final.reason === null) this.slotOf.set(final, at);
+    }
+    return at;
+  }
+
+  /** A final entry; those without a reason are shared, by status and step (no string, no object per line). */
   final(status: RunStatus, step: number, reason: string | null): FinalEntry {
     if (reason !== null) return { status, step, reason };
-    const k = `${status}@${step}`;
-    let f = this.interned.get(k);
+    const k = FINAL_NAMES.indexOf(status as (typeof FINAL_NAMES)[number]);
+    const byStep = this.shared[k] ?? [];
+    this.shared[k] = byStep;
+    let f = byStep[step];
     if (f === undefined) {
       f = Object.freeze({ status, step, reason: null });
-      this.interned.set(k, f);
+      byStep[step] = f;
     }
     return f;
   }
@@ -98,42 +176,87 @@ export class SummaryEntries {
     const out: SummaryRecord[] = [];
     for (let id = 0; id < this.revs.length; id++) {
       const rev = this.revs[id]!;
-      if (rev >= 0) out.push({ id, rev, final: this.finals[id] ?? null });
+      if (rev >= 0) out.push({ id, rev, final: this.finalAt(id) });
     }
     return out;
   }
 
+  private finalAt(id: number): FinalEntry | null {
+    const f = id >= 0 && id < this.finalOf.length ? this.finalOf[id]! : 0;
+    return f === 0 ? null : this.table[f - 1]!;
+  }
+
   covered(): CoveredRuns {
-    let n = 0;
-    for (const f of this.finals) if (f) n++;
-    return new CoveredRuns(this.finals, n);
+    return new CoveredRuns(this.finalOf, this.table, this.slotCounts.slice());
   }
 
   newest(id: number): SummaryEntry | undefined {
-    const rev = id < this.revs.length ? this.revs[id]! : -1;
-    return rev < 0 ? undefined : { rev, final: this.finals[id] ?? null };
+    const rev = id >= 0 && id < this.revs.length ? this.revs[id]! : -1;
+    return rev < 0 ? undefined : { rev, final: this.finalAt(id) };
   }
 }
 
 /** The runs the summary covers, with their final status (a read-only view of SummaryEntries). */
 export class CoveredRuns {
+  /** How many runs it covers. */
+  readonly size: number;
+
   constructor(
-    private readonly finals: (FinalEntry | null)[],
-    readonly size: number,
-  ) {}
+    private readonly finalOf: Int32Array,
+    private readonly table: readonly FinalEntry[],
+    /** Runs per final entry, table[k - 1] for k >= 1. */
+    private readonly slotCounts: readonly number[],
+  ) {
+    let n = 0;
+    for (let k = 1; k < slotCounts.length; k++) n += slotCounts[k]!;
+    this.size = n;
+  }
 
   get(id: number): FinalEntry | undefined {
-    return this.finals[id] ?? undefined;
+    const f = id >= 0 && id < this.finalOf.length ? this.finalOf[id]! : 0;
+    return f === 0 ? undefined : this.table[f - 1];
   }
 
   has(id: number): boolean {
-    return this.finals[id] != null;
+    return id >= 0 && id < this.finalOf.length && this.finalOf[id] !== 0;
+  }
+
+  /** Covered runs by final status, without a look at each run. */
+  countsByStatus(): Record<FinalEntry['status'], number> {
+    const out = { successful: 0, failed: 0, killed: 0, aborted: 0 } as Record<FinalEntry['status'], number>;
+    for (let k = 1; k < this.slotCounts.length; k++) out[this.table[k - 1]!.status] += this.slotCounts[k]!;
+    return out;
+  }
+
+  /** Covered runs whose final status is one of `statuses`, in id order (a pass only when there are any). */
+  idsWith(statuses: ReadonlySet<string> | null, limit = Number.POSITIVE_INFINITY): number[] {
+    let want = false;
+    for (let k = 1; k < this.slotCounts.length; k++) if (this.slotCounts[k]! > 0 && (statuses === null || statuses.has(this.table[k - 1]!.status))) want = true;
+    const out: number[] = [];
+    if (!want) return out;
+    const wanted = this.table.map((f) => statuses === null || statuses.has(f.status));
+    for (let id = 0; id < this.finalOf.length && out.length < limit; id++) {
+      const f = this.finalOf[id]!;
+      if (f !== 0 && wanted[f - 1]) out.push(id);
+    }
+    return out;
+  }
+
+  /** The places in `ids` of the runs it does not cover (one tight pass over typed arrays). */
+  uncoveredIn(ids: Int32Array): number[] {
+    const out: number[] = [];
+    const finalOf = this.finalOf;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (id >= finalOf.length || finalOf[id] === 0) out.push(i);
+    }
+    return out;
   }
 
   *[Symbol.iterator](): IterableIterator<[number, FinalEntry]> {
-    for (let id = 0; id < this.finals.length; id++) {
-      const f = this.finals[id];
-      if (f) yield [id, f];
+    for (let id = 0; id < this.finalOf.length; id++) {
+      const f = this.finalOf[id]!;
+      if (f !== 0) yield [id, this.table[f - 1]!];
     }
   }
 }
@@ -253,7 +376,7 @@ function intAt(text: string, from: number, to: number): number {
  * Parse one file into `into`; returns a problem, or 'done' when it ends with a D line. One pass
  * over the text, no substring per field: a base of 100,000 runs parses in a few milliseconds.
  */
-export function parseSummaryFile(file: string, text: string, createdAt: string, known: (id: number) => boolean, into: SummaryEntries): string | 'done' | null {
+export function parseSummaryFile(file: string, text: string, createdAt: string, known: KnownRuns, into: SummaryEntries): string | 'done' | null {
   let pos = 0;
   let lineNo = 0;
   let done = false;
@@ -299,7 +422,7 @@ export function parseSummaryFile(file: string, text: string, createdAt: string, 
     const id = intAt(text, pos + 2, t1 < 0 || t1 > cut ? cut : t1);
     const rev = intAt(text, t1 + 1, t2 < 0 || t2 > cut ? cut : t2);
     if (id < 0 || rev < 0) return `${where()}: bad run id or revision`;
-    if (!known(id)) return `${where()}: run ${id} is not in the ensemble's index`;
+    if (!knows(known, id)) return `${where()}: run ${id} is not in the ensemble's index`;
     if (kind === 0x58) {
       if (t2 >= 0 && t2 < cut) return `${where()}: unknown entry`;
       into.note(id, rev, null);
@@ -327,7 +450,7 @@ export function parseSummaryFile(file: string, text: string, createdAt: string, 
 }
 
 /** An R or Y line (text[pos, cut)): a range of runs alike. */
-function parseRange(text: string, pos: number, cut: number, final: boolean, known: (id: number) => boolean, into: SummaryEntries): string | null {
+function parseRange(text: string, pos: number, cut: number, final: boolean, known: KnownRuns, into: SummaryEntries): string | null {
   const f = text.slice(pos, cut).split('\t');
   if (f.length !== (final ? 6 : 4)) return 'unknown entry';
   const first = intAt(f[1]!, 0, f[1]!.length);
@@ -341,10 +464,9 @@ function parseRange(text: string, pos: number, cut: number, final: boolean, know
     if (status === null || step < 0) return 'not a final status';
     entry = into.final(status, step, null);
   }
-  for (let id = first; id < first + count; id++) {
-    if (!known(id)) return `run ${id} is not in the ensemble's index`;
-    into.note(id, rev, entry);
-  }
+  const unknown = knowsAll(known, first, count);
+  if (unknown >= 0) return `run ${unknown} is not in the ensemble's index`;
+  into.noteRange(first, count, rev, entry);
   return null;
 }
 
@@ -371,7 +493,7 @@ function finalStatusAt(text: string, from: number, to: number): RunStatus | null
  * run means the summary is not this ensemble's as it is now). A file removed while we read (doctor
  * folding it into the base) makes us read them all again.
  */
-export function readSummary(setupDir: string, ensembleCreatedAt: string, known: (id: number) => boolean): SummaryRead {
+export function readSummary(setupDir: string, ensembleCreatedAt: string, known: KnownRuns): SummaryRead {
   const dir = summaryDir(setupDir);
   for (let attempt = 0; ; attempt++) {
     let names: string[];

@@ -135,6 +135,52 @@ describe('range lines (a compacted summary)', () => {
   });
 });
 
+describe('CoveredRuns: what readers ask of the covered runs at once', () => {
+  const rng = (seed: number) => () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const STATUSES = ['successful', 'failed', 'killed', 'aborted'] as const;
+
+  it('counts, ids by status and the runs it leaves out agree with a look at every run, over ranges and single lines in any order', () => {
+    for (const seed of [3, 17, 41]) {
+      const rand = rng(seed);
+      const d = setup();
+      const knownFlags = new Uint8Array(61).fill(1);
+      knownFlags[0] = 0;
+      // Two writers' files: ranges and single F/X lines over runs 1..60, overlapping, revisions mixed.
+      for (const name of ['a.log', 'b.log']) {
+        const lines = [headerLine(CREATED)];
+        for (let k = 0; k < 25; k++) {
+          const first = 1 + Math.floor(rand() * 55);
+          const count = 1 + Math.floor(rand() * Math.min(6, 61 - first));
+          const rev = Math.floor(rand() * 4);
+          const status = STATUSES[Math.floor(rand() * 4)]!;
+          const x = rand() < 0.3;
+          if (count === 1) lines.push(x ? obsoleteLine(first, rev) : finalLine(first, rev, status, 0, rand() < 0.3 ? 'exit 1' : null));
+          else lines.push(...compactLines(Array.from({ length: count }, (_, i) => ({ id: first + i, rev, final: x ? null : { status, step: 0, reason: null } }))));
+        }
+        put(d, name, ...lines);
+      }
+      const byFlags = readSummary(d, CREATED, knownFlags);
+      const byCall = readSummary(d, CREATED, (id) => id >= 1 && id <= 60);
+      if (!byFlags.ok || !byCall.ok) throw new Error('unusable');
+      const each = [...byCall.covered];
+      expect([...byFlags.covered]).toEqual(each);
+      const c = byFlags.covered;
+      expect(c.size).toBe(each.length);
+      const naive = { successful: 0, failed: 0, killed: 0, aborted: 0 };
+      for (const [, f] of each) naive[f.status]++;
+      expect(c.countsByStatus()).toEqual(naive);
+      const bad = new Set(['failed', 'aborted']);
+      expect(c.idsWith(bad)).toEqual(each.filter(([, f]) => bad.has(f.status)).map(([id]) => id));
+      expect(c.idsWith(null, 3)).toEqual(each.slice(0, 3).map(([id]) => id));
+      const ids = Int32Array.from({ length: 70 }, (_, i) => 70 - i);
+      expect(c.uncoveredIn(ids).map((i) => ids[i])).toEqual([...ids].filter((id) => !c.has(id)));
+    }
+  });
+});
+
 describe('SummaryLog: one file per writer', () => {
   it('writes its header once, then one line per entry; a reader sees them at once', () => {
     const d = setup();
