@@ -5,65 +5,36 @@
 // (10-60 virtual seconds).
 // No processes and no files: this measures what grows with the nodes (decisions, the pool, the
 // window, the bookkeeping per launch), not the file system, which costs the same per launch at any size.
-import path from 'node:path';
-import { PerformanceObserver } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
-import { ROOT, round } from '../lib.mjs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { median, round } from '../lib.mjs';
 
-const dist = (m) => import(pathToFileURL(path.join(ROOT, 'dist', m)).href);
+const ONE = fileURLToPath(new URL('./scale-one.mjs', import.meta.url));
 
-/** One packer (the real core, `dist/pack/simulate.js`) over `runs` one-core runs on `nodes` x `cores`. */
-async function simulateOnce(nodes, cores, runs) {
-  const { simulate } = await dist('pack/simulate.js');
-  let seed = 7;
-  const rand = () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed / 2 ** 31;
-  };
-  const work = Array.from({ length: runs }, (_, i) => ({ id: i + 1, steps: [{ tasks: 1, coresPerTask: 1, gpusPerTask: 0, timeout: 0, seconds: 10 + rand() * 50 }] }));
-  const allocation = { nodes: Array.from({ length: nodes }, (_, i) => ({ name: `n${i}`, cores, gpus: [] })) };
-  // GC pauses of the whole simulation (core and launcher stand-in), for information: the core's
-  // time includes the pauses that happen to start inside a transition, and which ones do depends on
-  // which allocation fills the young generation, so this says how much of the spread is collection.
-  let gcMs = 0;
-  const gc = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) gcMs += e.duration;
-  });
-  gc.observe({ entryTypes: ['gc'] });
-  const cpu0 = process.cpuUsage();
-  const r = simulate(work, [allocation]);
-  const cpu = process.cpuUsage(cpu0);
-  // The entries are delivered after the synchronous simulation, on a later turn of the event loop.
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  gc.disconnect();
-  const p = r.packers[0];
-  if (r.successful !== runs) throw new Error(`scale: ${r.successful} of ${runs} successful on ${nodes} nodes (${p.reason})`);
-  return {
-    launches: p.launches,
-    coreUsPerLaunch: (p.transitionMs * 1000) / p.launches,
-    decideUsPerLaunch: p.decideMsPerLaunch * 1000,
-    cpuUsPerLaunch: (cpu.user + cpu.system) / p.launches,
-    gcUsPerLaunch: (gcMs * 1000) / p.launches,
-    decisions: p.decisions,
-    wallMs: r.wallMs,
-    makespanS: r.makespanSeconds,
-  };
+/** One packer (the real core, `dist/pack/simulate.js`) over `runs` one-core runs on `nodes` x `cores`, in a fresh process. */
+function simulateOnce(nodes, cores, runs) {
+  const r = spawnSync(process.execPath, [ONE, String(nodes), String(cores), String(runs)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`scale: ${nodes} nodes: ${r.stderr.trim() || `exit ${r.status}`}`);
+  return JSON.parse(r.stdout);
 }
 
 export async function run(ctx) {
   const runs = ctx.quick ? 5_000 : 100_000;
   const sizes = ctx.quick ? [1, 8, 64] : [1, 64, 1024];
   const cores = 128;
-  const results = [];
-  for (const nodes of sizes) {
-    // Best of 3: the figures are CPU per launch of one process, and the machine is shared.
-    let best = null;
-    for (let i = 0; i < 3; i++) {
-      const r = await simulateOnce(nodes, cores, runs);
-      if (!best || r.coreUsPerLaunch < best.coreUsPerLaunch) best = r;
-    }
-    results.push({ nodes, ...best });
-  }
+  // Each measurement in its own process (a fresh heap and JIT), the sizes alternating (1, 64,
+  // 1,024, 1, 64, ...), the median of each size's repetitions: the figures are CPU per launch of
+  // one process on a shared machine, and a size measured after another in the same process would
+  // inherit its heap, so where GC pauses land would decide more than the core does.
+  const repeats = ctx.quick ? 1 : 5;
+  const bySize = new Map(sizes.map((n) => [n, []]));
+  for (let i = 0; i < repeats; i++) for (const nodes of sizes) bySize.get(nodes).push(simulateOnce(nodes, cores, runs));
+  const results = sizes.map((nodes) => {
+    const all = bySize.get(nodes);
+    const mid = median(all.map((r) => r.coreUsPerLaunch));
+    const pick = all.reduce((a, r) => (Math.abs(r.coreUsPerLaunch - mid) < Math.abs(a.coreUsPerLaunch - mid) ? r : a));
+    return { nodes, ...pick, coreUsPerLaunch: mid, coreUsAll: all.map((r) => round(r.coreUsPerLaunch, 1)) };
+  });
   const base = results[0];
   const rows = [];
   for (const r of results) {
