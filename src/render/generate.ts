@@ -8,7 +8,7 @@ import { SCHEDULER_NAMES, detectLsfFlavor, detectScheduler, isSchedulerName } fr
 import { bumpGeneration } from '../store/ensemble-state.js';
 import { DEFAULT_RUN_DIR_NAMES, DEFAULT_SETUP_DIR, FORMAT_VERSION, runPaths, setupPaths } from '../store/layout.js';
 import { ensembleExists, readEnsemble, writeEnsemble, type AllocationSettings, type EnsembleRecord, type SchedulerName } from '../store/records.js';
-import { formatIndexBatch, nextIndexPosition, readIndex, writeIndexBatch, type IndexEntry } from '../store/run-index.js';
+import { nextIndexPosition, readIndex, writeIndexBatch, writeIndexBatchAt, type IndexEntry } from '../store/run-index.js';
 import { ensureBatchScripts, gpusPerNodeNeeded, planAllocations, renderBatchScripts, type BatchScriptInfo, type PlanRecord } from './batch.js';
 import { resolveProgram } from './program.js';
 import { compileRunDirTemplate } from './run-dirs.js';
@@ -138,7 +138,7 @@ export async function generateEnsemble(opts: GenerateOptions): Promise<GenerateR
     writeRuns(stage, prepared, opts.onProgress && ((n) => opts.onProgress!(n, runs.length)));
     const sp = setupPaths(stage.setup);
     for (const d of [sp.indexDir, sp.stateDir, sp.logsDir, sp.batchDir]) fs.mkdirSync(d, { recursive: true });
-    fs.writeFileSync(sp.indexFile(1), formatIndexBatch(root, entriesOf(prepared)));
+    writeIndexBatchAt(sp.indexFile(1), root, entriesOf(prepared));
     plans = planAllocations(coresOf(prepared), ens.allocation.allocations);
     // Rendered once into the stage only to catch template errors before anything moves.
     renderBatchScripts(stage.setup, ens, plans, { gpusPerNode: ens.gpusPerNodeNeeded });

@@ -110,6 +110,100 @@ export function writeIndexBatch(setupDir: string, root: string, batch: number, e
   const file = setupPaths(setupDir).indexFile(batch);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeFileAtomicSync(file, formatIndexBatch(root, entries));
+  writeRangeStamp(file, root, entries);
+}
+
+/**
+ * A batch written straight into `file` (gen, inside its staging directory: the whole tree is
+ * renamed into place at the end), with its range stamp.
+ */
+export function writeIndexBatchAt(file: string, root: string, entries: readonly IndexEntry[]): void {
+  fs.writeFileSync(file, formatIndexBatch(root, entries));
+  writeRangeStamp(file, root, entries);
+}
+
+/**
+ * The range stamp of an index batch (`000001.range` beside `000001.jsonl`): "this batch is the
+ * runs first..first+count-1, each in <prefix><id>", with the batch file's size, inode, mtime and
+ * ctime when it was written. A reader that finds the file with that very stat (the quick check
+ * make, rsync and git's index use) takes the stamp for the file's 100,000 lines: no pass over
+ * them. Any change to the batch (an edit by hand, a rewrite: a new inode or mtime) makes the
+ * stamp stale, and the lines are read. Only batches gen and add write in the plain form get one;
+ * a themis that predates stamps ignores them.
+ */
+interface RangeStamp {
+  format: 1;
+  first: number;
+  count: number;
+  prefix: string;
+  size: string;
+  ino: string;
+  mtimeNs: string;
+  ctimeNs: string;
+}
+
+/** A directory prefix that JSON writes as is and path.resolve leaves alone (before the id). */
+function plainPrefix(prefix: string): boolean {
+  for (let i = 0; i < prefix.length; i++) {
+    const c = prefix.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) return false;
+  }
+  return !prefix.startsWith('/') && !DOT_SEGMENT.test(`${prefix}x`);
+}
+
+const stampFileOf = (batchFile: string): string => batchFile.replace(/\.jsonl$/, '.range');
+
+/** The stat a stamp holds (bigint: nanoseconds and 64-bit inodes). */
+function statKey(file: string): Pick<RangeStamp, 'size' | 'ino' | 'mtimeNs' | 'ctimeNs'> {
+  const st = fs.statSync(file, { bigint: true });
+  return { size: String(st.size), ino: String(st.ino), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
+}
+
+/** The stamp's range, if `entries` are consecutive ids in `<prefix><id>` under root with one plain prefix. */
+function rangeOf(root: string, entries: readonly IndexEntry[]): { first: number; count: number; prefix: string } | null {
+  if (entries.length === 0) return null;
+  const first = entries[0]!.id;
+  const base = path.resolve(root);
+  const dir0 = entries[0]!.dir;
+  const tail = String(first);
+  if (!dir0.startsWith(`${base}/`) || !dir0.endsWith(tail)) return null;
+  const prefix = dir0.slice(base.length + 1, dir0.length - tail.length);
+  if (!plainPrefix(prefix)) return null;
+  for (let k = 0; k < entries.length; k++) {
+    const e = entries[k]!;
+    if (e.id !== first + k || e.dir !== `${base}/${prefix}${e.id}`) return null;
+  }
+  return { first, count: entries.length, prefix };
+}
+
+function writeRangeStamp(batchFile: string, root: string, entries: readonly IndexEntry[]): void {
+  const stamp = stampFileOf(batchFile);
+  const range = rangeOf(root, entries);
+  if (range === null) {
+    fs.rmSync(stamp, { force: true });
+    return;
+  }
+  const body: RangeStamp = { format: 1, ...range, ...statKey(batchFile) };
+  writeFileAtomicSync(stamp, `${JSON.stringify(body)}\n`);
+}
+
+/** The stamp of `batchFile` if it exists and its stat still matches; else null (read the lines). */
+function freshStamp(batchFile: string): RangeStamp | null {
+  let stamp: RangeStamp;
+  try {
+    stamp = JSON.parse(fs.readFileSync(stampFileOf(batchFile), 'utf8')) as RangeStamp;
+  } catch {
+    return null;
+  }
+  if (stamp?.format !== 1 || !Number.isInteger(stamp.first) || !Number.isInteger(stamp.count) || stamp.first < 0 || stamp.count < 1 || stamp.first + stamp.count > 0x7fffffff) return null;
+  if (typeof stamp.prefix !== 'string' || !plainPrefix(stamp.prefix)) return null;
+  let now: ReturnType<typeof statKey>;
+  try {
+    now = statKey(batchFile);
+  } catch {
+    return null;
+  }
+  return now.size === stamp.size && now.ino === stamp.ino && now.mtimeNs === stamp.mtimeNs && now.ctimeNs === stamp.ctimeNs ? stamp : null;
 }
 
 /**
@@ -159,7 +253,7 @@ export function readIndexTable(setupDir: string, root: string): IndexTable {
   try {
     names = fs
       .readdirSync(indexDir)
-      .filter((n) => /^\d{6}\.jsonl$/.test(n))
+      .filter((n) => /^\d{6}\.(jsonl|range)$/.test(n))
       .sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
@@ -170,18 +264,34 @@ export function readIndexTable(setupDir: string, root: string): IndexTable {
   // memchr (Buffer.indexOf) and a digit loop, into typed arrays (no object, no string per run).
   const bufs: Buffer[] = [];
   const files: string[] = [];
-  // Per file, the index of its first entry; per entry, where its line starts.
+  // Per file, the index of its first entry (and its range stamp, if fresh); per entry, where its line starts.
   const firstOf: number[] = [];
+  const stamps: (RangeStamp | null)[] = [];
+  const listed = new Set(names);
   let ids = new Int32Array(1024);
   let starts = new Int32Array(1024);
   let seen = new Uint8Array(1024);
   let count = 0;
   for (const name of names) {
+    if (!name.endsWith('.jsonl')) continue;
     const file = path.join(indexDir, name);
-    const buf = fs.readFileSync(file);
-    bufs.push(buf);
+    const stamp = listed.has(name.replace(/\.jsonl$/, '.range')) ? freshStamp(file) : null;
     files.push(file);
     firstOf.push(count);
+    stamps.push(stamp);
+    if (stamp !== null) {
+      bufs.push(Buffer.alloc(0));
+      ids = grown(ids, count + stamp.count, (n) => new Int32Array(n));
+      starts = grown(starts, count + stamp.count, (n) => new Int32Array(n));
+      const last = stamp.first + stamp.count - 1;
+      for (let k = 0; k < stamp.count; k++) ids[count + k] = stamp.first + k;
+      count += stamp.count;
+      seen = grown(seen, last + 1, (n) => new Uint8Array(n));
+      seen.fill(1, stamp.first, last + 1);
+      continue;
+    }
+    const buf = fs.readFileSync(file);
+    bufs.push(buf);
     const want = count + Math.ceil(buf.length / 20) + 1;
     ids = grown(ids, want, (n) => new Int32Array(n));
     starts = grown(starts, want, (n) => new Int32Array(n));
@@ -253,6 +363,8 @@ export function readIndexTable(setupDir: string, root: string): IndexTable {
     has: (id) => id >= 0 && id < seen.length && seen[id] === 1,
     entryAt: (i) => {
       const f = fileAt(i);
+      const stamp = stamps[f];
+      if (stamp) return { id: ids[i]!, dir: `${base}/${stamp.prefix}${ids[i]!}` };
       const buf = bufs[f]!;
       let end = buf.indexOf(NL, starts[i]!);
       if (end < 0) end = buf.length;

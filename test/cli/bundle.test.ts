@@ -28,6 +28,8 @@ describe('the bundled CLI (dist/bin/themis.js)', () => {
     const gen = runThemis(['gen', './app.sh', 's.csv', '--scheduler', 'slurm', '--json'], { cwd: dir });
     expect(gen.code, gen.stderr).toBe(0);
     expect(fs.readdirSync(path.join(dir, '.themis_setup', 'batch')).some((f) => f.endsWith('.sh'))).toBe(true);
+    // gen's index batch carries its range stamp (src/store/run-index.ts).
+    expect(JSON.parse(fs.readFileSync(path.join(dir, '.themis_setup', 'index', '000001.range'), 'utf8'))).toMatchObject({ first: 1, count: 12, prefix: 'runs/' });
     const run = runThemis(['run', '--cores', '2', '--json'], { cwd: dir, env: { ...process.env, CI: 'true' } });
     expect(run.code, run.stderr).toBe(0);
     const alone = JSON.parse(runThemis(['status', '--full', '--json', '--no-allocations'], { cwd: dir }).stdout);
@@ -68,7 +70,11 @@ syncBuiltinESMExports();
       env: { ...process.env, CI: 'true' },
     });
     expect(r.status, r.stderr).toBe(0);
-    const listed = fs.readFileSync(out, 'utf8').trim().split('\n').map((p) => path.resolve(cwd, p));
+    const listed = fs
+      .readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((p) => path.resolve(cwd, p));
     expect(listed).toContain(path.join(dir, '.themis_setup', 'index'));
     const above = listed.filter((p) => cwd.startsWith(`${p}/`) && !p.startsWith(PROJECT_ROOT));
     expect(above).toEqual([]);

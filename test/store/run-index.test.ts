@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { setupPaths } from '../../src/store/layout.js';
-import { formatIndexBatch, readIndex, readIndexTable } from '../../src/store/run-index.js';
+import { formatIndexBatch, readIndex, readIndexTable, writeIndexBatch } from '../../src/store/run-index.js';
 
 const temps: string[] = [];
 afterAll(() => {
@@ -67,5 +67,63 @@ describe('readIndexTable (the index without an object per run)', () => {
     expect(() => t.entryAt(1)).toThrow(/000001\.jsonl: corrupt index line; run `themis doctor`/);
     const b = setup(['{"id":1,"dir":"runs/1"}\n{"id":1.5,"dir":"runs/x"}\n']);
     expect(() => readIndexTable(b.setupDir, b.root)).toThrow(/000001\.jsonl:2: index line with a bad run id/);
+  });
+});
+
+describe('range stamps (index/NNNNNN.range): a plain batch read without its lines', () => {
+  const runsOf = (root: string, from: number, n: number, prefix = 'runs/') => Array.from({ length: n }, (_, i) => ({ id: from + i, dir: path.join(root, `${prefix}${from + i}`) }));
+
+  it('add writes a stamp for a plain batch, none for others; the table says what readIndex says', () => {
+    const { setupDir, root } = setup([]);
+    writeIndexBatch(setupDir, root, 1, runsOf(root, 1, 500));
+    writeIndexBatch(setupDir, root, 2, [
+      { id: 501, dir: path.join(root, 'runs/501') },
+      { id: 503, dir: path.join(root, 'runs/503') },
+    ]);
+    writeIndexBatch(setupDir, root, 3, [...runsOf(root, 504, 3, 'sweep-a/r')]);
+    writeIndexBatch(setupDir, root, 4, [{ id: 507, dir: '/elsewhere/507' }]);
+    const listed = fs.readdirSync(setupPaths(setupDir).indexDir).sort();
+    expect(listed).toEqual(['000001.jsonl', '000001.range', '000002.jsonl', '000003.jsonl', '000003.range', '000004.jsonl']);
+    const got = tableEntries(setupDir, root);
+    expect(got.entries).toEqual(readIndex(setupDir, root));
+    expect(got.t.has(500) && got.t.has(503) && !got.t.has(502)).toBe(true);
+    expect(got.t.known.subarray(1, 501).indexOf(0)).toBe(-1);
+  });
+
+  it('a fresh stamp stands for the lines; once the batch changes (by hand, a rewrite) the lines are read', () => {
+    const { setupDir, root } = setup([]);
+    writeIndexBatch(setupDir, root, 1, runsOf(root, 1, 50));
+    const stampFile = path.join(setupPaths(setupDir).indexDir, '000001.range');
+    const stamp = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+    expect(stamp).toMatchObject({ format: 1, first: 1, count: 50, prefix: 'runs/' });
+    // The same stamp with another prefix: a reader that trusts it says so in the directories.
+    fs.writeFileSync(stampFile, JSON.stringify({ ...stamp, prefix: 'stamped/' }));
+    expect(tableEntries(setupDir, root).entries[7]).toEqual({ id: 8, dir: path.join(root, 'stamped/8') });
+    // An edit by hand (a line appended): its stat changes, the stamp is stale, the lines decide.
+    fs.appendFileSync(setupPaths(setupDir).indexFile(1), '{"id":51,"dir":"runs/51"}\n');
+    const after = tableEntries(setupDir, root);
+    expect(after.entries).toEqual(readIndex(setupDir, root));
+    expect(after.entries).toHaveLength(51);
+    expect(after.entries[7]).toEqual({ id: 8, dir: path.join(root, 'runs/8') });
+  });
+
+  it('a damaged or foreign stamp is ignored', () => {
+    const { setupDir, root } = setup([]);
+    writeIndexBatch(setupDir, root, 1, runsOf(root, 1, 20));
+    const stampFile = path.join(setupPaths(setupDir).indexDir, '000001.range');
+    const stamp = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
+    // Each would show in the directories if it were trusted (prefix `stamped/`).
+    const other = { ...stamp, prefix: 'stamped/' };
+    for (const bad of [
+      '{"format":1,"first":1',
+      JSON.stringify({ ...other, format: 2 }),
+      JSON.stringify({ ...stamp, prefix: '../x/' }),
+      JSON.stringify({ ...other, count: 0 }),
+      JSON.stringify({ ...other, ino: '1' }),
+      JSON.stringify({ ...other, mtimeNs: '5' }),
+    ]) {
+      fs.writeFileSync(stampFile, bad);
+      expect(tableEntries(setupDir, root).entries).toEqual(readIndex(setupDir, root));
+    }
   });
 });
