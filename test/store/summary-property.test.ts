@@ -82,12 +82,19 @@ describe('status from the summary == status --full (property, random sequences, 
         expect(quick, `seed ${seed}, after: ${history.join(' | ')}`).toEqual(await view(setupDir, true));
         expect(quick).toHaveLength(total);
       }
-      // And in the end the summary covers what is finished: status reads only what is not.
+      // And in the end the summary covers what is finished: status reads only what is not. A
+      // packer killed between a final status and its entry loses that entry (the run is only
+      // uncovered, by design): at most one per core in flight per kill, until doctor rebuilds.
       await packer(setupDir).done;
+      const finishedOf = (runs: { status: { status: string } | null }[]) => runs.filter((r) => r.status && ['successful', 'failed', 'killed', 'aborted'].includes(r.status.status)).length;
+      const kills = history.filter((h) => h === 'kill').length;
       const { summary, runs } = await Themis.open(setupDir).scanStatuses();
-      const finished = runs.filter((r) => r.status && ['successful', 'failed', 'killed', 'aborted'].includes(r.status.status)).length;
       expect(summary.used).toBe(true);
-      expect(summary.covered).toBe(finished);
+      expect(summary.covered).toBeLessThanOrEqual(finishedOf(runs));
+      expect(summary.covered).toBeGreaterThanOrEqual(finishedOf(runs) - 3 * kills);
+      runDoctor(setupDir, { repair: true, leaseMs: 1000 });
+      const rebuilt = await Themis.open(setupDir).scanStatuses();
+      expect(rebuilt.summary.covered).toBe(finishedOf(rebuilt.runs));
     },
     240_000,
   );
