@@ -36,7 +36,10 @@ export async function bundleCli(root) {
   }
   const bin = path.join(root, 'dist', 'bin');
   // Nothing to bundle (a partial tree: postbuild's own tests).
-  if (!fs.existsSync(path.join(bin, 'themis.js'))) return { bundled: false, why: null };
+  const entry = path.join(bin, 'themis.js');
+  if (!fs.existsSync(entry)) return { bundled: false, why: null };
+  // Bundled already (postbuild run again without tsc before it): its chunks are its input.
+  if (fs.readFileSync(entry, 'utf8').includes('./themis-chunk-')) return { bundled: true };
   for (const f of fs.readdirSync(bin)) if (/^themis-chunk-.*\.js$/.test(f)) fs.rmSync(path.join(bin, f));
   await esbuild.build({
     absWorkingDir: root,

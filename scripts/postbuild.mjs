@@ -19,6 +19,8 @@ function pruneDist(dir) {
       if (p !== path.join('dist', 'native')) pruneDist(p);
       continue;
     }
+    // The bundle's chunks have no source of their own; scripts/bundle.mjs replaces them.
+    if (/^themis-chunk-.*\.js$/.test(e.name)) continue;
     const m = /^(.*)\.(js|d\.ts|js\.map|d\.ts\.map)$/.exec(p);
     if (m && !existsSync(path.join('src', path.relative('dist', m[1]) + '.ts'))) rmSync(p);
   }

@@ -80,6 +80,23 @@ syncBuiltinESMExports();
     expect(above).toEqual([]);
   });
 
+  it('a second postbuild (no tsc before it) keeps the bundle and its chunks whole', () => {
+    const tree = path.join(dir, 'rebuild');
+    const bin = path.join(tree, 'dist', 'bin');
+    fs.mkdirSync(bin, { recursive: true });
+    fs.mkdirSync(path.join(tree, 'src', 'bin'), { recursive: true });
+    fs.writeFileSync(path.join(tree, 'src', 'bin', 'themis.ts'), '');
+    const here = path.dirname(THEMIS_BIN);
+    for (const f of fs.readdirSync(here)) if (f === 'themis.js' || f.startsWith('themis-chunk-')) fs.copyFileSync(path.join(here, f), path.join(bin, f));
+    const before = fs.readdirSync(bin).sort();
+    const r = spawnSync(process.execPath, [path.join(PROJECT_ROOT, 'scripts', 'postbuild.mjs')], { cwd: tree, encoding: 'utf8', env: { ...process.env, CC: '/nonexistent/cc' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.readdirSync(bin).sort()).toEqual(before);
+    const help = spawnSync(process.execPath, [path.join(bin, 'themis.js'), '--help'], { cwd: tree, encoding: 'utf8' });
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toContain('themis status');
+  });
+
   it('lays out --help in columns (its width function in place of string-width)', () => {
     const r = runThemis(['status', '--help'], { cwd: dir, env: { ...process.env, COLUMNS: '100' } });
     expect(r.code).toBe(0);
