@@ -65,6 +65,11 @@ export function setupPaths(setupDir: string) {
      */
     dequeueDir: path.join(s, 'state', 'dequeue'),
     dequeueMarker: (runId: number) => path.join(s, 'state', 'dequeue', String(runId)),
+    /**
+     * Range stamps of index batches (`state/index-stamps/NNNNNN.range`, src/store/run-index.ts):
+     * beside, not in, `index/`, which holds the batches alone for any script that reads them.
+     */
+    indexStampsDir: path.join(s, 'state', 'index-stamps'),
     /** The summary of finished runs (src/store/summary.ts). */
     summaryDir: path.join(s, 'state', 'summary'),
     prepEnsembleLock: path.join(s, 'state', 'prep-ensemble.lock'),

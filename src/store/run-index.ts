@@ -123,7 +123,7 @@ export function writeIndexBatchAt(file: string, root: string, entries: readonly 
 }
 
 /**
- * The range stamp of an index batch (`000001.range` beside `000001.jsonl`): "this batch is the
+ * The range stamp of an index batch (`state/index-stamps/000001.range` for `index/000001.jsonl`): "this batch is the
  * runs first..first+count-1, each in <prefix><id>", with the batch file's size, inode, mtime and
  * ctime when it was written. A reader that finds the file with that very stat (the quick check
  * make, rsync and git's index use) takes the stamp for the file's 100,000 lines: no pass over
@@ -151,7 +151,8 @@ function plainPrefix(prefix: string): boolean {
   return !prefix.startsWith('/') && !DOT_SEGMENT.test(`${prefix}x`);
 }
 
-const stampFileOf = (batchFile: string): string => batchFile.replace(/\.jsonl$/, '.range');
+/** `<setup>/index/NNNNNN.jsonl` -> `<setup>/state/index-stamps/NNNNNN.range`. */
+const stampFileOf = (batchFile: string): string => path.join(setupPaths(path.dirname(path.dirname(batchFile))).indexStampsDir, path.basename(batchFile).replace(/\.jsonl$/, '.range'));
 
 /** The stat a stamp holds (bigint: nanoseconds and 64-bit inodes). */
 function statKey(file: string): Pick<RangeStamp, 'size' | 'ino' | 'mtimeNs' | 'ctimeNs'> {
@@ -184,6 +185,7 @@ function writeRangeStamp(batchFile: string, root: string, entries: readonly Inde
     return;
   }
   const body: RangeStamp = { format: 1, ...range, ...statKey(batchFile) };
+  fs.mkdirSync(path.dirname(stamp), { recursive: true });
   writeFileAtomicSync(stamp, `${JSON.stringify(body)}\n`);
 }
 
@@ -253,13 +255,19 @@ export function readIndexTable(setupDir: string, root: string): IndexTable {
   try {
     names = fs
       .readdirSync(indexDir)
-      .filter((n) => /^\d{6}\.(jsonl|range)$/.test(n))
+      .filter((n) => /^\d{6}\.jsonl$/.test(n))
       .sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     names = [];
   }
   const base = path.resolve(root);
+  let stamped: Set<string>;
+  try {
+    stamped = new Set(fs.readdirSync(setupPaths(setupDir).indexStampsDir));
+  } catch {
+    stamped = new Set();
+  }
   // Bytes, not text: the plain lines are ASCII, and a 100,000-run index is 3 MB to walk with
   // memchr (Buffer.indexOf) and a digit loop, into typed arrays (no object, no string per run).
   const bufs: Buffer[] = [];
@@ -267,15 +275,13 @@ export function readIndexTable(setupDir: string, root: string): IndexTable {
   // Per file, the index of its first entry (and its range stamp, if fresh); per entry, where its line starts.
   const firstOf: number[] = [];
   const stamps: (RangeStamp | null)[] = [];
-  const listed = new Set(names);
   let ids = new Int32Array(1024);
   let starts = new Int32Array(1024);
   let seen = new Uint8Array(1024);
   let count = 0;
   for (const name of names) {
-    if (!name.endsWith('.jsonl')) continue;
     const file = path.join(indexDir, name);
-    const stamp = listed.has(name.replace(/\.jsonl$/, '.range')) ? freshStamp(file) : null;
+    const stamp = stamped.has(name.replace(/\.jsonl$/, '.range')) ? freshStamp(file) : null;
     files.push(file);
     firstOf.push(count);
     stamps.push(stamp);

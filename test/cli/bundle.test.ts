@@ -28,8 +28,9 @@ describe('the bundled CLI (dist/bin/themis.js)', () => {
     const gen = runThemis(['gen', './app.sh', 's.csv', '--scheduler', 'slurm', '--json'], { cwd: dir });
     expect(gen.code, gen.stderr).toBe(0);
     expect(fs.readdirSync(path.join(dir, '.themis_setup', 'batch')).some((f) => f.endsWith('.sh'))).toBe(true);
-    // gen's index batch carries its range stamp (src/store/run-index.ts).
-    expect(JSON.parse(fs.readFileSync(path.join(dir, '.themis_setup', 'index', '000001.range'), 'utf8'))).toMatchObject({ first: 1, count: 12, prefix: 'runs/' });
+    // gen's index batch has its range stamp (src/store/run-index.ts), and index/ holds only batches.
+    expect(fs.readdirSync(path.join(dir, '.themis_setup', 'index'))).toEqual(['000001.jsonl']);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, '.themis_setup', 'state', 'index-stamps', '000001.range'), 'utf8'))).toMatchObject({ first: 1, count: 12, prefix: 'runs/' });
     const run = runThemis(['run', '--cores', '2', '--json'], { cwd: dir, env: { ...process.env, CI: 'true' } });
     expect(run.code, run.stderr).toBe(0);
     const alone = JSON.parse(runThemis(['status', '--full', '--json', '--no-allocations'], { cwd: dir }).stdout);

@@ -70,7 +70,7 @@ describe('readIndexTable (the index without an object per run)', () => {
   });
 });
 
-describe('range stamps (index/NNNNNN.range): a plain batch read without its lines', () => {
+describe('range stamps (state/index-stamps/NNNNNN.range): a plain batch read without its lines', () => {
   const runsOf = (root: string, from: number, n: number, prefix = 'runs/') => Array.from({ length: n }, (_, i) => ({ id: from + i, dir: path.join(root, `${prefix}${from + i}`) }));
 
   it('add writes a stamp for a plain batch, none for others; the table says what readIndex says', () => {
@@ -82,8 +82,9 @@ describe('range stamps (index/NNNNNN.range): a plain batch read without its line
     ]);
     writeIndexBatch(setupDir, root, 3, [...runsOf(root, 504, 3, 'sweep-a/r')]);
     writeIndexBatch(setupDir, root, 4, [{ id: 507, dir: '/elsewhere/507' }]);
-    const listed = fs.readdirSync(setupPaths(setupDir).indexDir).sort();
-    expect(listed).toEqual(['000001.jsonl', '000001.range', '000002.jsonl', '000003.jsonl', '000003.range', '000004.jsonl']);
+    // The index directory holds the batches alone (scripts read index/*); stamps live in state/.
+    expect(fs.readdirSync(setupPaths(setupDir).indexDir).sort()).toEqual(['000001.jsonl', '000002.jsonl', '000003.jsonl', '000004.jsonl']);
+    expect(fs.readdirSync(setupPaths(setupDir).indexStampsDir).sort()).toEqual(['000001.range', '000003.range']);
     const got = tableEntries(setupDir, root);
     expect(got.entries).toEqual(readIndex(setupDir, root));
     expect(got.t.has(500) && got.t.has(503) && !got.t.has(502)).toBe(true);
@@ -93,7 +94,7 @@ describe('range stamps (index/NNNNNN.range): a plain batch read without its line
   it('a fresh stamp stands for the lines; once the batch changes (by hand, a rewrite) the lines are read', () => {
     const { setupDir, root } = setup([]);
     writeIndexBatch(setupDir, root, 1, runsOf(root, 1, 50));
-    const stampFile = path.join(setupPaths(setupDir).indexDir, '000001.range');
+    const stampFile = path.join(setupPaths(setupDir).indexStampsDir, '000001.range');
     const stamp = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
     expect(stamp).toMatchObject({ format: 1, first: 1, count: 50, prefix: 'runs/' });
     // The same stamp with another prefix: a reader that trusts it says so in the directories.
@@ -110,7 +111,7 @@ describe('range stamps (index/NNNNNN.range): a plain batch read without its line
   it('a damaged or foreign stamp is ignored', () => {
     const { setupDir, root } = setup([]);
     writeIndexBatch(setupDir, root, 1, runsOf(root, 1, 20));
-    const stampFile = path.join(setupPaths(setupDir).indexDir, '000001.range');
+    const stampFile = path.join(setupPaths(setupDir).indexStampsDir, '000001.range');
     const stamp = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
     // Each would show in the directories if it were trusted (prefix `stamped/`).
     const other = { ...stamp, prefix: 'stamped/' };
