@@ -43,7 +43,7 @@ describe('LaunchIndex (launched runs by key, kept by its sequence number)', () =
   it('finds a run by its key only while that is its launch; iterates in launch order', () => {
     const ix = new LaunchIndex();
     const runs = Array.from({ length: 9000 }, (_, i) => run(i + 1));
-    runs.forEach((a, i) => ix.set(`${a.id}:0:0:1.${i + 1}`, a));
+    for (const [i, a] of runs.entries()) ix.set(`${a.id}:0:0:1.${i + 1}`, a);
     expect(ix.size).toBe(9000);
     expect(ix.get('5000:0:0:1.5000')).toBe(runs[4999]);
     // A key of the same sequence number but another launch is not this one.
