@@ -99,36 +99,93 @@ function seqOf(key: string): number {
   return Number(key.slice(Math.max(key.lastIndexOf('.'), key.lastIndexOf(':')) + 1));
 }
 
-/** Launches per chunk of sequence numbers (see LaunchIndex). */
 const CHUNK_BITS = 12;
 const CHUNK = 1 << CHUNK_BITS;
 
-interface LaunchChunk {
-  slots: (HeldRun | undefined)[];
-  live: number;
-}
-
 /**
- * Runs with a launched step, by launch key. Kept by the key's sequence number, in chunks of 4,096
- * consecutive numbers: an array slot per launch, and a chunk is dropped once all its launches are
- * settled. With 100,000 runs held at once (1,024 nodes of 128 cores) a lookup in one hash map of
- * 100,000 entries misses the CPU's caches more than an index into an array does, and this is
- * looked up at every start, write and exit.
+ * Values by small non-negative integer (run ids, launch sequence numbers), in chunks of 4,096
+ * consecutive numbers with an array slot each; a chunk goes once it is empty. With 100,000 runs
+ * held at once (1,024 nodes of 128 cores) a lookup in one hash map of 100,000 entries misses the
+ * CPU's caches more than an index into an array does, and the packer looks runs up at every
+ * start, status write and exit. Iterates in number order.
  */
-export class LaunchIndex {
-  private readonly chunks = new Map<number, LaunchChunk>();
+export class ChunkTable<V> {
+  private readonly chunks = new Map<number, { slots: (V | undefined)[]; live: number }>();
   private count = 0;
 
   get size(): number {
     return this.count;
   }
 
-  private at(seq: number): HeldRun | undefined {
-    return this.chunks.get(seq >>> CHUNK_BITS)?.slots[seq & (CHUNK - 1)];
+  get(n: number): V | undefined {
+    return this.chunks.get(n >>> CHUNK_BITS)?.slots[n & (CHUNK - 1)];
+  }
+
+  has(n: number): boolean {
+    return this.get(n) !== undefined;
+  }
+
+  /** Put v at n; returns what was there. */
+  set(n: number, v: V): V | undefined {
+    const k = n >>> CHUNK_BITS;
+    let c = this.chunks.get(k);
+    if (c === undefined) {
+      c = { slots: new Array<V | undefined>(CHUNK).fill(undefined), live: 0 };
+      this.chunks.set(k, c);
+    }
+    const i = n & (CHUNK - 1);
+    const had = c.slots[i];
+    if (had === undefined) {
+      c.live++;
+      this.count++;
+    }
+    c.slots[i] = v;
+    return had;
+  }
+
+  delete(n: number): boolean {
+    const k = n >>> CHUNK_BITS;
+    const c = this.chunks.get(k);
+    const i = n & (CHUNK - 1);
+    if (c?.slots[i] === undefined) return false;
+    c.slots[i] = undefined;
+    this.count--;
+    if (--c.live === 0) this.chunks.delete(k);
+    return true;
+  }
+
+  *entries(): IterableIterator<[number, V]> {
+    for (const k of [...this.chunks.keys()].sort((a, b) => a - b)) {
+      const slots = this.chunks.get(k)?.slots ?? [];
+      for (let i = 0; i < slots.length; i++) if (slots[i] !== undefined) yield [(k << CHUNK_BITS) + i, slots[i]!];
+    }
+  }
+
+  *keys(): IterableIterator<number> {
+    for (const [n] of this.entries()) yield n;
+  }
+
+  *values(): IterableIterator<V> {
+    for (const [, v] of this.entries()) yield v;
+  }
+}
+
+/** Held runs by run id. */
+export class HeldRuns extends ChunkTable<HeldRun> {}
+
+/**
+ * Runs with a launched step, by launch key, kept by the key's sequence number (a ChunkTable: in
+ * launch order). A run answers only to the key of its current launch.
+ */
+export class LaunchIndex {
+  private readonly bySeq = new ChunkTable<HeldRun>();
+
+  get size(): number {
+    return this.bySeq.size;
   }
 
   get(key: string): HeldRun | undefined {
-    const a = this.at(seqOf(key));
+    const a = this.bySeq.get(seqOf(key));
     return a !== undefined && a.launchKey === key ? a : undefined;
   }
 
@@ -137,102 +194,28 @@ export class LaunchIndex {
   }
 
   set(key: string, a: HeldRun): void {
-    const seq = seqOf(key);
-    const n = seq >>> CHUNK_BITS;
-    let c = this.chunks.get(n);
-    if (c === undefined) {
-      c = { slots: new Array<HeldRun | undefined>(CHUNK).fill(undefined), live: 0 };
-      this.chunks.set(n, c);
-    }
-    const i = seq & (CHUNK - 1);
-    if (c.slots[i] === undefined) {
-      c.live++;
-      this.count++;
-    } else c.slots[i]!.launchKey = null;
+    const had = this.bySeq.set(seqOf(key), a);
+    if (had !== undefined && had !== a) had.launchKey = null;
     a.launchKey = key;
-    c.slots[i] = a;
   }
 
   delete(key: string): boolean {
     const a = this.get(key);
     if (a === undefined) return false;
     a.launchKey = null;
-    const seq = seqOf(key);
-    const n = seq >>> CHUNK_BITS;
-    const c = this.chunks.get(n)!;
-    c.slots[seq & (CHUNK - 1)] = undefined;
-    this.count--;
-    if (--c.live === 0) this.chunks.delete(n);
-    return true;
+    return this.bySeq.delete(seqOf(key));
   }
 
-  /** In launch order (chunks are made in sequence order, and a Map keeps its insertion order). */
-  *values(): IterableIterator<HeldRun> {
-    for (const c of [...this.chunks.values()]) for (const a of c.slots) if (a !== undefined) yield a;
+  values(): IterableIterator<HeldRun> {
+    return this.bySeq.values();
   }
 
   *keys(): IterableIterator<string> {
-    for (const a of this.values()) yield a.launchKey!;
+    for (const a of this.bySeq.values()) yield a.launchKey!;
   }
 
   *[Symbol.iterator](): IterableIterator<[string, HeldRun]> {
-    for (const a of this.values()) yield [a.launchKey!, a];
-  }
-}
-
-/**
- * Held runs by run id: ids are small dense integers, so a table of chunks of 4,096 ids with an
- * array slot each instead of one hash map (the same reasons as LaunchIndex's). Iterates in id order.
- */
-export class HeldRuns {
-  private readonly chunks = new Map<number, LaunchChunk>();
-  private count = 0;
-
-  get size(): number {
-    return this.count;
-  }
-
-  get(id: number): HeldRun | undefined {
-    return this.chunks.get(id >>> CHUNK_BITS)?.slots[id & (CHUNK - 1)];
-  }
-
-  has(id: number): boolean {
-    return this.get(id) !== undefined;
-  }
-
-  set(id: number, a: HeldRun): void {
-    const n = id >>> CHUNK_BITS;
-    let c = this.chunks.get(n);
-    if (c === undefined) {
-      c = { slots: new Array<HeldRun | undefined>(CHUNK).fill(undefined), live: 0 };
-      this.chunks.set(n, c);
-    }
-    const i = id & (CHUNK - 1);
-    if (c.slots[i] === undefined) {
-      c.live++;
-      this.count++;
-    }
-    c.slots[i] = a;
-  }
-
-  delete(id: number): boolean {
-    const n = id >>> CHUNK_BITS;
-    const c = this.chunks.get(n);
-    const i = id & (CHUNK - 1);
-    if (c?.slots[i] === undefined) return false;
-    c.slots[i] = undefined;
-    this.count--;
-    if (--c.live === 0) this.chunks.delete(n);
-    return true;
-  }
-
-  *values(): IterableIterator<HeldRun> {
-    const order = [...this.chunks.keys()].sort((a, b) => a - b);
-    for (const n of order) for (const a of this.chunks.get(n)?.slots ?? []) if (a !== undefined) yield a;
-  }
-
-  *keys(): IterableIterator<number> {
-    for (const a of this.values()) yield a.id;
+    for (const a of this.bySeq.values()) yield [a.launchKey!, a];
   }
 }
 
