@@ -35,6 +35,15 @@ export async function run(ctx) {
     fixed.push(r.self.cpuMs + r.helpers.cpuMs);
   }
   const fixedMs = median(fixed);
+  // The marginal CPU of a launch: the slope between N and 2N runs at 2 in flight. Unlike the
+  // 1-run subtraction, it leaves out the fixed cost of V8 optimising the hot path (paid once per
+  // packer, about 0.2 s of compiler-thread CPU here), which a 2,000-run packer spreads over its runs.
+  const twice = path.join(ctx.work, 'launch-twice');
+  const twiceCsv = path.join(ctx.work, 'launch-twice.csv');
+  writeCsv(twiceCsv, ['x'], 2 * n, (i) => [i]);
+  genEnsemble(twice, '/bin/true', twiceCsv);
+  const restoreTwice = snapshot(twice);
+  const twiceCpu = [];
   const rows = [];
   const details = { runs: n, repeats, parallel: noParallel ?? 'used', levels: {} };
   details.packerFixedCpuMs = round(fixedMs, 0);
@@ -50,6 +59,13 @@ export async function run(ctx) {
       if (r.summary.counts.successful !== n) throw new Error(`themis run: ${r.summary.counts.successful} of ${n} successful`);
       th.push({ seconds: r.seconds, cpuMs: r.self.cpuMs + r.helpers.cpuMs, packerCpuMs: r.self.cpuMs, launcherCpuMs: r.helpers.cpuMs });
       details.launcher = r.helpers.names;
+      if (p === 2) {
+        settle();
+        restoreTwice();
+        const r2 = await themisRun(twice, ['--cores', '2']);
+        if (r2.summary.counts.successful !== 2 * n) throw new Error(`themis run: ${r2.summary.counts.successful} of ${2 * n} successful`);
+        twiceCpu.push(r2.self.cpuMs + r2.helpers.cpuMs);
+      }
       settle();
       xa.push(timed(`seq ${n} | xargs -P${p} -n1 /bin/true`, { shell: true }));
       if (p === 2 && !noParallel) settle();
@@ -60,7 +76,14 @@ export async function run(ctx) {
     const t = median(th.map((x) => x.seconds));
     const x = median(xa.map((x) => x.seconds));
     const ratio = x / t; // rate ratio: themis runs/s over xargs runs/s
-    rows.push({ metric: `${n} x /bin/true, ${p} in flight, s (vs xargs -P${p})`, themis: round(t), baseline: round(x), ratio: round(ratio, 2), target: '>= 0.90', met: ratio >= 0.9 });
+    rows.push({
+      metric: `${n} x /bin/true, ${p} in flight, s (vs xargs -P${p})`,
+      themis: round(t),
+      baseline: round(x),
+      ratio: round(ratio, 2),
+      target: p === 2 ? '>= 0.60' : p === 8 ? '>= 0.75' : '-',
+      met: p === 2 ? ratio >= 0.6 : p === 8 ? ratio >= 0.75 : null,
+    });
     if (gp.length) {
       const g = median(gp.map((x) => x.seconds));
       rows.push({ metric: `${n} x /bin/true, ${p} in flight, s (vs parallel -j${p} --joblog)`, themis: round(t), baseline: round(g), ratio: round(g / t, 2), target: '-', met: null });
@@ -75,6 +98,7 @@ export async function run(ctx) {
       met: null,
     });
     for (const s of th) cpuPerRun.push((s.cpuMs - fixedMs) / (n - 1));
+    if (p === 2) details.marginal = { runs: [n, 2 * n], cpuMs: [th.map((s) => round(s.cpuMs, 0)), twiceCpu.map((c) => round(c, 0))] };
     details.levels[p] = {
       themis: th.map((s) => ({ seconds: round(s.seconds), packerCpuMs: round(s.packerCpuMs, 0), launcherCpuMs: round(s.launcherCpuMs, 0) })),
       xargs: xa.map((s) => ({ seconds: round(s.seconds), cpuSeconds: s.cpuSeconds })),
@@ -84,7 +108,12 @@ export async function run(ctx) {
     };
   }
   const cpu = median(cpuPerRun);
-  rows.push({ metric: 'packer CPU per launched run, ms (packer + launcher, startup excluded)', themis: round(cpu, 2), baseline: null, ratio: null, target: '< 1', met: cpu < 1 });
+  rows.push({ metric: 'packer CPU per launched run, ms (packer + launcher, startup excluded)', themis: round(cpu, 2), baseline: null, ratio: null, target: '<= 0.5', met: cpu <= 0.5 });
+  if (twiceCpu.length) {
+    const atN = details.marginal.cpuMs[0];
+    const slope = (median(twiceCpu) - median(atN)) / n;
+    rows.push({ metric: `packer CPU per launched run, ms, marginal (${n} vs ${2 * n} runs, 2 in flight)`, themis: round(slope, 2), baseline: null, ratio: null, target: '-', met: null });
+  }
   if (noParallel) details.skipped = `parallel baseline: ${noParallel}`;
   return { rows, details };
 }
