@@ -109,11 +109,32 @@ export function writeJsonAtomicSync(file: string, value: unknown, options: { fsy
   writeFileAtomicSync(file, JSON.stringify(value, null, 1) + '\n', options);
 }
 
+// One buffer for every small read: the packer reads two records per launch, on its one thread.
+const SMALL_READ = Buffer.allocUnsafe(16 * 1024);
+
+/**
+ * Read a small file whole (a status, a run record): one read into a shared buffer, where
+ * readFileSync reads again until it gets nothing back (a system call more per record, thousands
+ * per second in a packer). A read that comes back short of the buffer is the file's end; a larger
+ * file is read again the usual way. Callers parse what they get and read again on a parse error,
+ * so even a short read cut by a signal costs only a retry.
+ */
+export function readSmallTextSync(file: string): string {
+  const fd = fs.openSync(file, 'r');
+  let n: number;
+  try {
+    n = fs.readSync(fd, SMALL_READ, 0, SMALL_READ.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return n < SMALL_READ.length ? SMALL_READ.toString('utf8', 0, n) : fs.readFileSync(file, 'utf8');
+}
+
 /** Read and parse a JSON file; null when it does not exist. Corrupt content is a FORMAT error. */
 export function readJsonSync<T>(file: string): T | null {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readSmallTextSync(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new ThemisError('IO', `cannot read ${file}: ${describeFsError(e)}`, { cause: e });
@@ -125,7 +146,7 @@ export function readJsonSync<T>(file: string): T | null {
       return JSON.parse(text) as T;
     } catch {
       try {
-        text = fs.readFileSync(file, 'utf8');
+        text = readSmallTextSync(file);
       } catch {
         break; // judged on what we read
       }

@@ -1,4 +1,4 @@
-import fs from 'node:fs';
+import { readSmallTextSync } from './atomic.js';
 import { statusFileOf } from './layout.js';
 import type { IndexEntry } from './run-index.js';
 import { readRunState } from './scan.js';
@@ -16,7 +16,7 @@ const STATUS_RE = /^\{\s*"format":\s*1,\s*"id":\s*(\d+),\s*"status":\s*"([a-z]+)
 export function peekStatus(entry: IndexEntry): StatusPeek {
   let text: string | null = null;
   try {
-    text = fs.readFileSync(statusFileOf(entry.dir), 'utf8');
+    text = readSmallTextSync(statusFileOf(entry.dir));
   } catch {
     /* missing or unreadable: the full reader says which */
   }

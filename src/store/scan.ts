@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import { RUN_STATUSES, isRunStatus, type RunStatus } from '../model/status.js';
 import { describeFsError } from '../model/errors.js';
+import { readSmallTextSync } from './atomic.js';
 import { FORMAT_VERSION, statusFileOf } from './layout.js';
 import { readEnsemble, type EnsembleRecord, type StatusRecord } from './records.js';
 import { readIndex, type IndexEntry } from './run-index.js';
 
 /**
  * Reading every run's status: the basis of `themis status`, `progress`, the packer's queue and
- * `doctor`. One pass over the index, then one readFileSync per status.json (the fastest way here,
+ * `doctor`. One pass over the index, then one read per status.json (readSmallTextSync; the fastest way here,
  * see docs: 100k files in about 2 s); no stat, no directory listing per run. A run whose status
  * cannot be read is reported with a `problem`, never a crash.
  */
@@ -56,7 +57,7 @@ export function readRunState(entry: IndexEntry): RunState {
   const file = statusFileOf(entry.dir);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readSmallTextSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     let problem: string;
