@@ -1,7 +1,9 @@
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { ThemisError } from '../model/errors.js';
 import { commands, type CommandBody, type CommandEntry } from './commands.js';
-import { EXIT, processOutput, type Output } from './output.js';
+import { EXIT, processOutput, reportError, type Output } from './output.js';
+
+export { reportError };
 
 /** Options every command takes. */
 export interface GlobalOptions {
@@ -90,15 +92,4 @@ export async function runCli(argv: string[], output: Output = processOutput): Pr
   } catch (e) {
     return reportError(e, output, argv.includes('-vv') || argv.includes('--verbose=2'));
   }
-}
-
-export function reportError(e: unknown, output: Output, stack: boolean): number {
-  if (e instanceof ThemisError) {
-    output.err(`themis: ${e.message}`);
-    if (stack && e.cause) output.err(String((e.cause as Error).stack ?? e.cause));
-    return e.exitCode;
-  }
-  output.err(`themis: unexpected error (this is a bug in themis; please report it with the text below)`);
-  output.err(String((e as Error)?.stack ?? e));
-  return EXIT.bug;
 }

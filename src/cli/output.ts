@@ -1,3 +1,5 @@
+import { ThemisError } from '../model/errors.js';
+
 /** The only place that writes to the terminal. Commands print through these so tests can capture. */
 export interface Output {
   out(text: string): void;
@@ -45,3 +47,15 @@ export const EXIT = {
   /** An unexpected error: a bug in themis. */
   bug: 70,
 } as const;
+
+/** Print an error the way every command does; returns the exit code (a bug's is EXIT.bug). */
+export function reportError(e: unknown, output: Output, stack: boolean): number {
+  if (e instanceof ThemisError) {
+    output.err(`themis: ${e.message}`);
+    if (stack && e.cause) output.err(String((e.cause as Error).stack ?? e.cause));
+    return e.exitCode;
+  }
+  output.err(`themis: unexpected error (this is a bug in themis; please report it with the text below)`);
+  output.err(String((e as Error)?.stack ?? e));
+  return EXIT.bug;
+}

@@ -5,7 +5,7 @@ import type { CommandBody } from './commands.js';
 import type { GlobalOptions } from './main.js';
 import type { Output } from './output.js';
 
-interface StatusArgs extends GlobalOptions {
+export interface StatusArgs extends GlobalOptions {
   names?: string[];
   count: boolean;
   allocations: boolean;

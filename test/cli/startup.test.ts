@@ -74,7 +74,7 @@ function loaded(bin: string, args: string[], cwd: string): { code: number | null
 }
 
 /** Whether dist/bin/themis.js is the bundle (a build with esbuild) or tsc's module. */
-const BUNDLED = fs.readFileSync(THEMIS_BIN, 'utf8').includes('\n// dist/cli/main.js\n');
+const BUNDLED = fs.readFileSync(THEMIS_BIN, 'utf8').includes('\n// dist/bin/themis.js\n');
 
 const HEAVY = ['csv-parse', 'execa', 'fast-glob', 'handlebars', 'shell-quote', 'yaml'];
 
@@ -84,6 +84,24 @@ describe('startup: each command loads only what it uses', () => {
     expect(r.code).toBe(0);
     expect(r.dist).toEqual(['dist/bin/themis.js', 'dist/cli/commands.js', 'dist/cli/main.js', 'dist/cli/output.js', ...(BUNDLED ? ['dist/cli/text-width.js'] : []), 'dist/model/errors.js']);
     expect(r.packages.filter((p) => HEAVY.includes(p))).toEqual([]);
+  });
+
+  it('`themis status` starts without yargs (src/cli/direct.ts); `themis status --help` still uses it', () => {
+    const cwd = makeTempDir('themis-startup-status-');
+    try {
+      fs.writeFileSync(path.join(cwd, 's.csv'), 'x\n1\n');
+      expect(runThemis(['gen', '/bin/true', 's.csv', '--no-batch-script', '--scheduler', 'local'], { cwd }).code).toBe(0);
+      const status = loaded(THEMIS_BIN, ['status', '--json'], cwd);
+      expect(status.code).toBe(0);
+      expect(status.dist).toContain('dist/cli/status.js');
+      expect(status.dist).not.toContain('dist/cli/main.js');
+      expect(status.packages).not.toContain('yargs');
+      const help = loaded(THEMIS_BIN, ['status', '--help'], cwd);
+      expect(help.code).toBe(0);
+      expect(help.packages).toContain('yargs');
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
   });
 
   it('`themis run` and `themis-pack` load the packer, not templates, samples parsing, exports or the API', () => {
