@@ -26,7 +26,15 @@ async function direct(args: string[]): Promise<{ code: number | undefined; stdou
   let stdout = '';
   let stderr = '';
   const line = (t: string) => (t.endsWith('\n') ? t : `${t}\n`);
-  const output = { out: (t: string) => void (stdout += line(t)), err: (t: string) => void (stderr += line(t)), interactive: false };
+  const output = {
+    out: (t: string) => {
+      stdout += line(t);
+    },
+    err: (t: string) => {
+      stderr += line(t);
+    },
+    interactive: false,
+  };
   const code = await runDirect(args, output);
   process.exitCode = undefined;
   return { code, stdout, stderr };
