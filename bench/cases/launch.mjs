@@ -9,6 +9,8 @@ import { ensureParallel, genEnsemble, median, round, settle, snapshot, themisRun
 
 /** The floor for any Node launcher: child_process.spawn in a loop, nothing recorded (a reference row). */
 const NODE_LOOP = fileURLToPath(new URL('../baselines/node-spawn-loop.mjs', import.meta.url));
+/** The packer's file work for a run alone, by themis's own store functions (a reference row). */
+const STORE_OPS = fileURLToPath(new URL('../baselines/store-ops.mjs', import.meta.url));
 
 export async function run(ctx) {
   const n = ctx.quick ? 100 : 2000;
@@ -35,6 +37,14 @@ export async function run(ctx) {
     fixed.push(r.self.cpuMs + r.helpers.cpuMs);
   }
   const fixedMs = median(fixed);
+  // How much of a launch's CPU is the file work of claiming, reading, finishing and releasing a
+  // run, done alone on the same ensemble and disk: the part no launcher design can remove.
+  const storeOps = [];
+  for (let i = 0; i < repeats; i++) {
+    restore();
+    settle();
+    storeOps.push(JSON.parse(timed([process.execPath, STORE_OPS, dir]).stdout).cpuMsPerRun);
+  }
   // The marginal CPU of a launch: the slope between N and 2N runs at 2 in flight. Unlike the
   // 1-run subtraction, it leaves out the fixed cost of V8 optimising the hot path (paid once per
   // packer, about 0.2 s of compiler-thread CPU here), which a 2,000-run packer spreads over its runs.
@@ -109,6 +119,9 @@ export async function run(ctx) {
   }
   const cpu = median(cpuPerRun);
   rows.push({ metric: 'packer CPU per launched run, ms (packer + launcher, startup excluded)', themis: round(cpu, 2), baseline: null, ratio: null, target: '<= 0.5', met: cpu <= 0.5 });
+  const store = median(storeOps);
+  rows.push({ metric: "the same runs' file work alone (claim, read, final status, summary, release; no launch), CPU ms per run", themis: round(store, 2), baseline: null, ratio: null, target: '-', met: null });
+  details.storeOpsCpuMsPerRun = storeOps.map((x) => round(x, 3));
   if (twiceCpu.length) {
     const atN = details.marginal.cpuMs[0];
     const slope = (median(twiceCpu) - median(atN)) / n;
