@@ -120,7 +120,14 @@ export async function run(ctx) {
   const cpu = median(cpuPerRun);
   rows.push({ metric: 'packer CPU per launched run, ms (packer + launcher, startup excluded)', themis: round(cpu, 2), baseline: null, ratio: null, target: '<= 0.5', met: cpu <= 0.5 });
   const store = median(storeOps);
-  rows.push({ metric: "the same runs' file work alone (claim, read, final status, summary, release; no launch), CPU ms per run", themis: round(store, 2), baseline: null, ratio: null, target: '-', met: null });
+  rows.push({
+    metric: "the same runs' file work alone (claim, read, final status, summary, release; no launch), CPU ms per run",
+    themis: round(store, 2),
+    baseline: null,
+    ratio: null,
+    target: '-',
+    met: null,
+  });
   details.storeOpsCpuMsPerRun = storeOps.map((x) => round(x, 3));
   if (twiceCpu.length) {
     const atN = details.marginal.cpuMs[0];

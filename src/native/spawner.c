@@ -74,8 +74,10 @@ static long grace_ms = 10000;
 static int shutting_down = 0;
 static double shutdown_deadline = 0;
 static char host[256] = "localhost";
-static char pid_ns[64] = ""; /* readlink /proc/self/ns/pid: "pid:[4026531836]" */
-static int sig_pipe[2] = {-1, -1};
+static char pid_ns[64] = "";
+static pid_t self_pid = 0; /* readlink /proc/self/ns/pid: "pid:[4026531836]" */
+/* Set by the SIGCHLD handler, which only runs inside ppoll (SIGCHLD is blocked everywhere else). */
+static volatile sig_atomic_t child_exited = 0;
 static char **base_env = NULL;
 static size_t base_env_n = 0;
 static int journal_fd = -1;
@@ -596,10 +598,13 @@ static void start(const spawn_req *r) {
   }
   char **envp = merged_env(r);
   pid_t pid = -1;
+  /* posix_spawn returns after the exec, in its own group already; a forked child may not be yet. */
+  int grouped = 0;
 #ifdef HAVE_SPAWN_CHDIR
   int spawn_errno = ENOMEM;
   if (envp) {
     pid = spawn_step(r, fd, envp, &spawn_errno);
+    grouped = pid > 0;
     if (pid < 0 && spawn_errno != ENOEXEC) {
       free(envp);
       close(fd);
@@ -653,7 +658,7 @@ static void start(const spawn_req *r) {
     return;
   }
   /* Also here, so that a signal to the group right after this cannot miss the child. */
-  setpgid(pid, pid);
+  if (!grouped) setpgid(pid, pid);
   s->pid = pid;
   char ps[32] = "";
   int has_start = pid_start(pid, ps, sizeof ps);
@@ -665,7 +670,7 @@ static void start(const spawn_req *r) {
   else sb_add(&j, "null", 4);
   sb_add(&j, ",\"startedAt\":", 13);
   sb_json_str(&j, s->started_at);
-  sb_printf(&j, ",\"launcherPid\":%d,\"pidNs\":", (int)getpid());
+  sb_printf(&j, ",\"launcherPid\":%d,\"pidNs\":", (int)self_pid);
   if (pid_ns[0]) sb_json_str(&j, pid_ns);
   else sb_add(&j, "null", 4);
   sb_add(&j, "}", 1);
@@ -847,26 +852,19 @@ static void handle_input(void) {
 
 static void on_sigchld(int sig) {
   (void)sig;
-  int saved = errno;
-  ssize_t w = write(sig_pipe[1], "c", 1);
-  (void)w;
-  errno = saved;
+  child_exited = 1;
 }
 
 static void on_ignored(int sig) { (void)sig; }
 
 int main(void) {
+  self_pid = getpid();
   if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
   ssize_t nsl = readlink("/proc/self/ns/pid", pid_ns, sizeof pid_ns - 1);
   pid_ns[nsl > 0 ? nsl : 0] = '\0';
   host[sizeof host - 1] = 0;
   for (char **e = environ; *e; e++) base_env_n++;
   base_env = environ;
-  if (pipe(sig_pipe) != 0) return 70;
-  for (int i = 0; i < 2; i++) {
-    fcntl(sig_pipe[i], F_SETFL, fcntl(sig_pipe[i], F_GETFL) | O_NONBLOCK);
-    fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
-  }
   fcntl(0, F_SETFD, FD_CLOEXEC);
   fcntl(1, F_SETFD, FD_CLOEXEC);
   fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
@@ -884,6 +882,14 @@ int main(void) {
   int ignored[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGXCPU, SIGHUP};
   for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) sigaction(ignored[i], &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+  /* SIGCHLD is let in only while ppoll waits: an exit during the loop's work stays pending and
+     ends the next wait at once, so none is missed, with no self-pipe to write, poll and drain at
+     every exit. Steps start with an empty mask (posix_spawnattr_setsigmask, or the fork path's). */
+  sigset_t chld, waiting;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, &waiting);
+  sigdelset(&waiting, SIGCHLD);
 
   char ready[64];
   snprintf(ready, sizeof ready, "R %d\n", (int)getpid());
@@ -902,16 +908,15 @@ int main(void) {
     int timeout = -1;
     if (next > 0) timeout = next <= now ? 0 : next - now > 60000 ? 60000 : (int)(next - now) + 1;
     /* fd -1 is skipped: polling a pipe whose reader is gone would report POLLERR at once, forever. */
-    struct pollfd fds[3] = {{sig_pipe[0], POLLIN, 0}, {out_len > 0 ? 1 : -1, POLLOUT, 0}, {0, POLLIN, 0}};
-    int n = poll(fds, input_open ? 3 : 2, timeout);
+    struct pollfd fds[2] = {{out_len > 0 ? 1 : -1, POLLOUT, 0}, {0, POLLIN, 0}};
+    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000L};
+    int n = ppoll(fds, input_open ? 2 : 1, timeout < 0 ? NULL : &ts, &waiting);
     if (n < 0 && errno != EINTR) return 70;
-    if (n > 0 && (fds[0].revents & POLLIN)) {
-      char drain[256];
-      while (read(sig_pipe[0], drain, sizeof drain) > 0) {
-      }
+    if (child_exited) {
+      child_exited = 0;
+      reap();
     }
-    reap();
-    if (input_open && n > 0 && fds[2].revents) {
+    if (input_open && n > 0 && fds[1].revents) {
       if (!read_input()) {
         input_open = 0;
         handle_input();
